@@ -1,0 +1,1 @@
+"""Agency systems → Kafka: pseudonymisation, file ingestion, the publisher, the synthetic generator."""

@@ -1,0 +1,97 @@
+"""The event contract in code (event-contract.md): models, topics, codec and errors.
+
+Imports nothing of the project. Everything a producer, stream processor or sink needs is here.
+"""
+
+from schemas.alerts import AlertRaised
+from schemas.codec import decode_alert, decode_dead_letter, decode_event, encode, to_json_obj, validate_event
+from schemas.deadletter import DeadLetter, dead_letter_from_file, dead_letter_from_kafka
+from schemas.errors import (
+    ConfigError,
+    ContractError,
+    DecodeError,
+    InvalidEvent,
+    Issue,
+    LocalKafkaError,
+    PseudonymKeyMissing,
+    PublishError,
+    SafeguardError,
+)
+from schemas.events import (
+    EVENT_MODELS,
+    AgencyEvent,
+    ContactDecided,
+    ContactReceived,
+    CpPlanEnded,
+    CpPlanStarted,
+    DomesticIncidentRecorded,
+    Envelope,
+    IncidentChild,
+    MissingFound,
+    MissingReported,
+    MissingReturnInterview,
+)
+from schemas.topics import (
+    ALERTS,
+    CONTACTS,
+    CP_PLANS,
+    DEAD_LETTER,
+    DOMESTIC_INCIDENTS,
+    EVENT_TOPICS,
+    MISSING_EPISODES,
+    TOPICS,
+    TopicSpec,
+    message_key,
+    placement_issues,
+    topic_for,
+    topic_named,
+)
+from schemas.types import REFERRAL_OUTCOMES
+
+__all__ = [
+    "ALERTS",
+    "CONTACTS",
+    "CP_PLANS",
+    "DEAD_LETTER",
+    "DOMESTIC_INCIDENTS",
+    "EVENT_MODELS",
+    "EVENT_TOPICS",
+    "MISSING_EPISODES",
+    "REFERRAL_OUTCOMES",
+    "TOPICS",
+    "AgencyEvent",
+    "AlertRaised",
+    "ConfigError",
+    "ContactDecided",
+    "ContactReceived",
+    "ContractError",
+    "CpPlanEnded",
+    "CpPlanStarted",
+    "DeadLetter",
+    "DecodeError",
+    "DomesticIncidentRecorded",
+    "Envelope",
+    "IncidentChild",
+    "InvalidEvent",
+    "Issue",
+    "LocalKafkaError",
+    "MissingFound",
+    "MissingReported",
+    "MissingReturnInterview",
+    "PseudonymKeyMissing",
+    "PublishError",
+    "SafeguardError",
+    "TopicSpec",
+    "dead_letter_from_file",
+    "dead_letter_from_kafka",
+    "decode_alert",
+    "decode_dead_letter",
+    "decode_event",
+    "encode",
+    "message_key",
+    "placement_issues",
+    "to_json_obj",
+    "topic_for",
+    "topic_named",
+    "validate_event",
+]

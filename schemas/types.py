@@ -1,0 +1,111 @@
+"""Field types shared by the event, alert and dead-letter models: code lists and checked strings."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, AwareDatetime, Field
+from pydantic_core import PydanticCustomError
+
+from schemas.identifiers import PSEUDONYM_PATTERN, is_pseudonym, raw_identifier_kind
+
+AgencyType = Literal["police", "health", "education", "local_authority", "other"]
+ContactSource = Literal[
+    "1A", "1B", "1C", "1D", "2A", "2B", "3A", "3B", "3C", "3D", "3E", "3F",
+    "4", "5A", "5B", "5C", "5D", "6", "7", "8", "9", "10",
+]  # fmt: skip
+Concern = Literal[
+    "domestic_abuse", "neglect", "physical_abuse", "emotional_abuse", "sexual_abuse",
+    "exploitation", "missing", "mental_health", "other",
+]  # fmt: skip
+Route = Literal["front_door", "mash", "duty_and_advice", "early_help"]
+Outcome = Literal["nfa", "advice", "early_help", "referral", "strategy_discussion"]
+PrimaryNeed = Literal["N0", "N1", "N2", "N3", "N4", "N5", "N6", "N7", "N8", "N9"]
+AbsenceType = Literal["missing", "away"]
+RiskLevel = Literal["no_apparent_risk", "low", "medium", "high"]
+InterviewStep = Literal["offered", "accepted", "declined", "completed"]
+DashRisk = Literal["standard", "medium", "high"]
+PlanCategory = Literal["NEG", "PHY", "SAB", "EMO", "MUL"]
+Severity = Literal["info", "medium", "high", "critical"]
+SubjectType = Literal["child", "household"]
+
+REFERRAL_OUTCOMES: frozenset[str] = frozenset({"referral", "strategy_discussion"})
+
+
+def _pseudonym(value: str) -> str:
+    if is_pseudonym(value):
+        return value
+    kind = raw_identifier_kind(value)
+    if kind:
+        raise PydanticCustomError(
+            "raw_identifier",
+            "looks like {kind}; raw identifiers must never be published: pseudonymise it first "
+            "(keyed HMAC-SHA256, `safeguard pseudonymise`)",
+            {"kind": kind},
+        )
+    if re.fullmatch(r"[0-9A-Fa-f]{64}", value):
+        raise PydanticCustomError("pseudonym_format", "must be lowercase hex (64 characters)")
+    raise PydanticCustomError(
+        "pseudonym_format",
+        "must be a pseudonym: 64 lowercase hex characters, the keyed HMAC-SHA256 of the source "
+        "identifier made by the producer toolkit (`safeguard pseudonymise`)",
+    )
+
+
+def _source_id(value: str) -> str:
+    kind = raw_identifier_kind(value)
+    if kind:
+        raise PydanticCustomError(
+            "raw_identifier",
+            "looks like {kind}; a source record id must not carry a personal identifier",
+            {"kind": kind},
+        )
+    return value
+
+
+def _event_uuid(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise PydanticCustomError(
+            "uuid_format", "must be a UUID such as 0b9c1e52-4f7e-4a59-9a55-2f0f7c3d9e11"
+        ) from None
+
+
+Pseudonym = Annotated[
+    str,
+    Field(
+        json_schema_extra={"pattern": PSEUDONYM_PATTERN},
+        description="Pseudonym: keyed HMAC-SHA256 of the source identifier, 64 lowercase hex characters.",
+    ),
+    AfterValidator(_pseudonym),
+]
+SourceId = Annotated[
+    str,
+    Field(min_length=1, max_length=100, description="Id of the record in the source system."),
+    AfterValidator(_source_id),
+]
+EventId = Annotated[
+    str,
+    Field(json_schema_extra={"format": "uuid"}, description="UUID; the idempotency key."),
+    AfterValidator(_event_uuid),
+]
+LaCode = Annotated[str, Field(pattern=r"^[0-9]{3}$", description="DfE local authority code, three digits.")]
+AgencyCode = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,19}$",
+        description="Short code of the publishing organisation, e.g. WYP, LTHT, LCC.",
+    ),
+]
+Timestamp = Annotated[AwareDatetime, Field(description="RFC 3339 timestamp with an offset.")]
+IsoDuration = Annotated[
+    str,
+    Field(
+        pattern=r"^P(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(\d+H)?(\d+M)?(\d+S)?)?$",
+        min_length=3,
+        description="ISO 8601 duration, e.g. P90D, P24M, PT72H.",
+    ),
+]
