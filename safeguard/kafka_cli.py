@@ -1,10 +1,87 @@
-"""`safeguard kafka ...`: the local broker. (Filled in by the local-Kafka work.)"""
+"""`safeguard kafka ...`: the local broker (start, stop, status) and the contract topics on any Kafka."""
 
 from __future__ import annotations
 
+import logging
+import sys
+
 import click
+
+from safeguard.settings import Settings
+
+# Our own decorator, not safeguard.cli's: importing safeguard.cli here would be circular (it registers this group).
+pass_settings = click.make_pass_decorator(Settings)
+
+
+def _progress(message: str) -> None:
+    click.echo(message, err=True)
 
 
 @click.group()
-def kafka() -> None:
-    """Start, stop and inspect the local Kafka broker."""
+@pass_settings
+def kafka(settings: Settings) -> None:
+    """Start, stop and inspect the local Kafka broker; create the contract topics."""
+    if settings.log_level != "DEBUG":
+        # kafka-python logs every connection at INFO; on a terminal that buries the one line the user needs.
+        logging.getLogger("kafka").setLevel(logging.WARNING)
+
+
+@kafka.command("start")
+@pass_settings
+def start(settings: Settings) -> None:
+    """Start the local single-node broker (fetching its jars once) and print its bootstrap address."""
+    from safeguard.kafka_local import LocalBroker
+
+    state = LocalBroker.from_settings(settings).start(progress=_progress)
+    click.echo(state.bootstrap)
+
+
+@kafka.command("stop")
+@pass_settings
+def stop(settings: Settings) -> None:
+    """Stop the local broker started by `safeguard kafka start` (its data stays for the next start)."""
+    from safeguard.kafka_local import LocalBroker
+
+    state = LocalBroker.from_settings(settings).stop()
+    if state is None:
+        click.echo("the local broker is not running")
+    else:
+        click.echo(f"stopped the local broker (pid {state.pid}, {state.bootstrap})")
+
+
+@kafka.command("status")
+@pass_settings
+def status(settings: Settings) -> None:
+    """Say whether the local broker runs and answers; exit 0 when it runs, 1 when it does not."""
+    from safeguard.kafka_local import LocalBroker
+
+    broker = LocalBroker.from_settings(settings)
+    current = broker.status()
+    if current.state is None:
+        click.echo(f"stopped (state dir {broker.state_dir})")
+        sys.exit(1)
+    answers = "answering" if current.answering else "NOT answering (see " + str(broker.log_file) + ")"
+    click.echo(
+        f"running: pid {current.state.pid}, bootstrap {current.state.bootstrap}, {answers}, "
+        f"Kafka {current.state.version}, started {current.state.started_at}"
+    )
+
+
+@kafka.command("topics")
+@pass_settings
+def topics(settings: Settings) -> None:
+    """Create any missing contract topics on the configured (or local) Kafka and list them."""
+    from safeguard.kafka_clients import client_options
+    from safeguard.kafka_local import create_topics, describe_topics, resolve_bootstrap
+
+    bootstrap = resolve_bootstrap(settings)
+    options = client_options(settings.kafka, bootstrap)
+    created = set(create_topics(options, settings.kafka.topic_partitions, settings.kafka.replication_factor))
+    click.echo(f"contract topics on {bootstrap}:")
+    for info in describe_topics(options):
+        retention = {None: "?", -1: "forever"}.get(info.retention_ms, f"{info.retention_ms} ms")
+        note = "  (created)" if info.name in created else ""
+        click.echo(
+            f"  {info.name:<40} partitions={info.partitions:<3} cleanup.policy={info.cleanup_policy or '?':<8} "
+            f"retention={retention}{note}"
+        )

@@ -48,6 +48,16 @@ class LocalKafkaSettings(_Section):
     start_timeout_s: float = Field(default=120.0, gt=0)
 
 
+class StreamsSettings(_Section):
+    """The Faust worker."""
+
+    app_id: str = "safeguard-streams"
+    store_url: str = Field(default="memory://", description="table store; state is recovered from changelog topics")
+    data_dir: Path = Path(".safeguard/streams")
+    rules_file: Path | None = Field(default=None, description="the partnership's rule overrides (TOML or YAML)")
+    web_port: int | None = Field(default=None, description="Faust web port; unset = no web server")
+
+
 class Settings(BaseSettings):
     """Everything configurable. Build it with `load_settings()` at the edge and pass it (or a section) down."""
 
@@ -61,6 +71,7 @@ class Settings(BaseSettings):
 
     kafka: KafkaSettings = KafkaSettings()
     local_kafka: LocalKafkaSettings = LocalKafkaSettings()
+    streams: StreamsSettings = StreamsSettings()
     pseudonym_key: SecretStr | None = Field(
         default=None, description="key of the keyed HMAC-SHA256 that turns source identifiers into pseudonyms"
     )

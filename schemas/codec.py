@@ -52,13 +52,19 @@ def decode_dead_letter(data: bytes | str) -> DeadLetter:
 
 
 def _decode(adapter: TypeAdapter[T], data: bytes | str) -> T:
-    if isinstance(data, bytes):
-        try:
+    try:
+        if isinstance(data, bytes):
             data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise DecodeError(
-                [Issue("", f"the message is not UTF-8 text ({exc.reason} at byte {exc.start})", "not_utf8")]
-            ) from None
+        else:
+            data.encode("utf-8")  # a str with lone surrogates, e.g. from surrogateescape
+    except (UnicodeDecodeError, UnicodeEncodeError) as exc:
+        raise DecodeError(
+            [Issue("", f"the message is not UTF-8 text ({exc.reason} at position {exc.start})", "not_utf8")]
+        ) from None
+    if data[:3] == b"\xef\xbb\xbf" or data[:1] == "\ufeff":
+        raise DecodeError(
+            [Issue("", "the message starts with a byte-order mark (BOM); send UTF-8 JSON without a BOM", "not_json")]
+        )
     if not data or (isinstance(data, bytes | str) and not data.strip()):
         raise DecodeError([Issue("", "the message is empty; expected one JSON object", "empty")])
     try:
@@ -95,19 +101,54 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return "".join(parts)
 
 
+_EXPECTED_TYPE = {
+    "string_type": "a string",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "list_type": "a list (JSON array)",
+    "dict_type": "a JSON object",
+    "model_type": "a JSON object",
+    "model_attributes_type": "a JSON object",
+}
+
+
+def _json_kind(value: Any) -> str:
+    """What a JSON value is, in words; used instead of echoing a value that might be personal data."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object" if isinstance(value, dict) else type(value).__name__
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _issue(err: ErrorDetails) -> Issue:
     kind = err["type"]
     field = _field_path(err["loc"])
     ctx = err.get("ctx", {})
     got = err.get("input")
-    if kind in {"union_tag_not_found", "union_tag_invalid"}:
-        if kind == "union_tag_not_found":
-            return Issue("event_type", f"is missing; it must be one of {_KNOWN_TYPES}", "unknown_event_type")
-        return Issue(
-            "event_type",
-            f"{ctx.get('tag')!r} is not an event type of the contract; expected one of {_KNOWN_TYPES}",
-            "unknown_event_type",
-        )
+    if kind == "union_tag_not_found":
+        return Issue("event_type", f"is missing; it must be one of {_KNOWN_TYPES}", "unknown_event_type")
+    if kind == "union_tag_invalid":
+        tag = got.get("event_type") if isinstance(got, dict) else ctx.get("tag")
+        if not isinstance(tag, str):
+            rule = f"must be a string naming the event type, one of {_KNOWN_TYPES}; got {_json_kind(tag)}"
+        else:
+            rule = f"{_shown(tag)} is not an event type of the contract; expected one of {_KNOWN_TYPES}"
+        return Issue("event_type", rule, "unknown_event_type")
     if kind == "missing":
         return Issue(field, "is required but missing", "missing")
     if kind == "extra_forbidden":
@@ -115,7 +156,12 @@ def _issue(err: ErrorDetails) -> Issue:
             field, "is not a field of this event type (check the spelling against the contract)", "unknown_field"
         )
     if kind == "literal_error":
-        return Issue(field, f"must be one of {ctx.get('expected')}; got {got!r}", "not_in_code_list")
+        expected = str(ctx.get("expected", ""))
+        if "," in expected or " or " in expected:
+            return Issue(field, f"must be one of {expected}; got {_shown(got)}", "not_in_code_list")
+        return Issue(field, f"must be {expected}; got {_shown(got)}", "not_in_code_list")
+    if kind in _EXPECTED_TYPE:
+        return Issue(field, f"must be {_EXPECTED_TYPE[kind]}; got {_json_kind(got)}", "wrong_type")
     if kind == "timezone_aware":
         return Issue(
             field,
@@ -124,13 +170,27 @@ def _issue(err: ErrorDetails) -> Issue:
             "naive_timestamp",
         )
     if kind.startswith(("datetime_", "date_")):
-        return Issue(
-            field,
-            f"must be an RFC 3339 {'date' if kind.startswith('date_') else 'timestamp with an offset'}; got {got!r}",
-            "bad_timestamp",
-        )
+        what = "date, e.g. 2025-03-01" if kind.startswith("date_") else "timestamp with an offset"
+        return Issue(field, f"must be an RFC 3339 {what}; got {_shown(got)}", "bad_timestamp")
     if kind == "string_pattern_mismatch":
-        return Issue(field, f"{got!r} does not match the required format {ctx.get('pattern')}", "bad_format")
-    if kind in {"raw_identifier", "pseudonym_format", "uuid_format", "recorded_before_occurred"}:
+        return Issue(field, f"{_shown(got)} does not match the required format {ctx.get('pattern')}", "bad_format")
+    if kind == "string_too_short":
+        n = ctx.get("min_length")
+        return Issue(field, "must not be empty" if n == 1 else f"must have at least {n} characters", "too_short")
+    if kind == "string_too_long":
+        return Issue(field, f"must have at most {ctx.get('max_length')} characters", "too_long")
+    if kind == "too_short":
+        n = ctx.get("min_length")
+        return Issue(field, f"must list at least {n} item{'' if n == 1 else 's'}", "too_short")
+    if kind in {"greater_than_equal", "less_than_equal", "greater_than", "less_than"}:
+        bound = {"greater_than_equal": "at least", "less_than_equal": "at most"}.get(kind, kind.replace("_", " "))
+        limit = next(iter(ctx.values()), "?")
+        return Issue(field, f"must be {bound} {limit}; got {_shown(got)}", "out_of_range")
+    if kind == "recorded_before_occurred":
+        return Issue(field or "recorded_at", err["msg"], kind)
+    if kind in {"raw_identifier", "pseudonym_format", "uuid_format"}:
         return Issue(field, err["msg"], kind)
-    return Issue(field, err["msg"][:1].lower() + err["msg"][1:], kind)
+    msg = err["msg"].removeprefix("Value error, ")
+    if msg.startswith("Input should be "):
+        msg = "must be " + msg.removeprefix("Input should be ")
+    return Issue(field, msg[:1].lower() + msg[1:], kind)

@@ -10,6 +10,13 @@ from typing import Any
 
 _TIGHTER_IF_GREATER = ("minLength", "minItems", "minimum", "exclusiveMinimum")
 _TIGHTER_IF_SMALLER = ("maxLength", "maxItems", "maximum", "exclusiveMaximum")
+_ANNOTATIONS = frozenset(
+    {"title", "description", "default", "examples", "$comment", "deprecated", "readOnly", "writeOnly", "$schema", "$id"}
+)
+_UNDERSTOOD = frozenset(
+    {"type", "const", "enum", "pattern", "format", "properties", "required", "additionalProperties", "items"}
+    | {"anyOf", "oneOf", "$ref", "$defs", *_TIGHTER_IF_GREATER, *_TIGHTER_IF_SMALLER}
+)
 
 
 def breaking_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -93,6 +100,9 @@ def _compare_node(
     for key in _TIGHTER_IF_SMALLER:
         if key in new and (key not in old or new[key] < old[key]):
             out.append(f"{where}: {key} tightened from {old.get(key)!r} to {new[key]!r}")
+    for key in sorted(new.keys() - _ANNOTATIONS - _UNDERSTOOD):  # multipleOf, uniqueItems, allOf, not, ...
+        if new[key] != old.get(key):
+            out.append(f"{where}: {key} added or changed (not a change this check can prove compatible)")
     old_props, new_props = old.get("properties", {}), new.get("properties", {})
     for name, old_prop in old_props.items():
         sub = f"{path}.{name}" if path else name

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 PSEUDONYM_PATTERN = r"^[0-9a-f]{64}$"
 _PSEUDONYM_RE = re.compile(PSEUDONYM_PATTERN)
 _SEPARATORS = re.compile(r"[\s-]")
 _UPN_LETTERS = "ABCDEFGHJKLMNPQRTUVWXYZ"  # A-Z without I, O and S, as the DfE check letter table
-_NAME_RE = re.compile(r"^[A-Z][a-z'\u2019-]+(?:\s+[A-Z][a-z'\u2019-]+)+$")
+_NAME_PUNCTUATION = "'\u2019-"
 
 
 def is_pseudonym(value: str) -> bool:
-    return bool(_PSEUDONYM_RE.match(value))
+    return bool(_PSEUDONYM_RE.fullmatch(value))  # not match(): `$` also matches before a final newline
 
 
 def is_nhs_number(value: str) -> bool:
     """True for a 10-digit NHS number (spaces or hyphens allowed) whose modulus-11 check digit is valid."""
     digits = _SEPARATORS.sub("", value)
-    if len(digits) != 10 or not digits.isdigit():
+    if len(digits) != 10 or not digits.isdecimal():  # isdigit() accepts '²', which int() refuses
         return False
     total = sum(int(d) * w for d, w in zip(digits[:9], range(10, 1, -1), strict=True))
     check = 11 - total % 11
@@ -30,10 +31,10 @@ def is_nhs_number(value: str) -> bool:
 def is_upn(value: str) -> bool:
     """True for a 13-character Unique Pupil Number with a valid DfE check letter (permanent or temporary)."""
     upn = value.strip().upper()
-    if len(upn) != 13 or upn[0] not in _UPN_LETTERS or not upn[1:12].isdigit():
+    if len(upn) != 13 or upn[0] not in _UPN_LETTERS or not upn[1:12].isdecimal():
         return False
     last = upn[12]
-    if last.isdigit():
+    if last.isdecimal():
         last_value = int(last)
     elif last in _UPN_LETTERS:
         last_value = _UPN_LETTERS.index(last)
@@ -45,8 +46,19 @@ def is_upn(value: str) -> bool:
 
 
 def looks_like_name(value: str) -> bool:
-    """Two or more capitalised words of letters only: 'Jane Smith', "Mary-Ann O'Neil"."""
-    return bool(_NAME_RE.match(value.strip()))
+    """Two or more capitalised words of letters only: 'Jane Smith', "Mary-Ann O'Neil", 'Zoë McDonald'."""
+    words = value.split()
+    return len(words) >= 2 and all(_is_name_word(w) for w in words)
+
+
+def _is_name_word(word: str) -> bool:
+    """A capital, then letters, apostrophes or hyphens, with no two capitals in a row (so not 'NHS' or 'JANE')."""
+    return (
+        len(word) >= 2
+        and word[0].isupper()
+        and all(c.isalpha() or c in _NAME_PUNCTUATION for c in word)
+        and not any(a.isupper() and b.isupper() for a, b in itertools.pairwise(word))
+    )
 
 
 def raw_identifier_kind(value: str) -> str | None:

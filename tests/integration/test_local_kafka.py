@@ -1,0 +1,91 @@
+"""The local broker for real: it starts, answers, carries the contract topics, and stops by its own pid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from safeguard.kafka_cli import kafka
+from safeguard.kafka_local import (
+    LocalBroker,
+    create_topics,
+    describe_topics,
+    is_our_broker,
+    resolve_bootstrap,
+)
+from safeguard.settings import LocalKafkaSettings, Settings
+from schemas.errors import LocalKafkaError
+from schemas.topics import ALERTS, TOPICS
+
+pytestmark = pytest.mark.integration
+
+
+def _options(bootstrap: str) -> dict[str, object]:
+    return {"bootstrap_servers": [bootstrap], "client_id": "test-local-kafka"}
+
+
+def test_session_broker_answers(kafka_broker: LocalBroker, kafka_bootstrap: str) -> None:
+    status = kafka_broker.status()
+    assert status.running
+    assert status.answering
+    assert status.state is not None
+    assert status.state.bootstrap == kafka_bootstrap
+    assert kafka_bootstrap.startswith("127.0.0.1:")
+
+
+def test_contract_topics_exist_with_partitions_and_policies(kafka_bootstrap: str) -> None:
+    infos = {info.name: info for info in describe_topics(_options(kafka_bootstrap))}
+    assert set(infos) == {spec.name for spec in TOPICS}
+    assert {info.partitions for info in infos.values()} == {6}
+    assert infos[ALERTS.name].cleanup_policy == "compact"
+    for spec in TOPICS:
+        assert infos[spec.name].cleanup_policy == spec.cleanup_policy
+        assert infos[spec.name].retention_ms == spec.retention_ms
+
+
+def test_create_topics_is_idempotent(kafka_bootstrap: str) -> None:
+    assert create_topics(_options(kafka_bootstrap), 6, 1) == []
+    assert create_topics(_options(kafka_bootstrap), 6, 1) == []
+
+
+def test_create_topics_refuses_a_different_partition_count(kafka_bootstrap: str) -> None:
+    with pytest.raises(LocalKafkaError, match=r"must have 3 partitions.*co-partitioned"):
+        create_topics(_options(kafka_bootstrap), 3, 1)
+
+
+def test_resolve_bootstrap_prefers_settings_then_local_state(
+    kafka_broker: LocalBroker, kafka_settings: Settings
+) -> None:
+    assert resolve_bootstrap(kafka_settings) == kafka_settings.kafka.bootstrap_servers
+    local_only = Settings(_env_file=None, local_kafka=kafka_broker.local)
+    assert resolve_bootstrap(local_only) == kafka_settings.kafka.bootstrap_servers
+
+
+def test_cli_topics_lists_the_contract(kafka_settings: Settings) -> None:
+    result = CliRunner().invoke(kafka, ["topics"], obj=kafka_settings)
+    assert result.exit_code == 0, result.output
+    assert f"{ALERTS.name}" in result.output
+    assert "cleanup.policy=compact" in result.output
+    assert "(created)" not in result.output
+
+
+def test_start_reuses_a_running_broker_and_stop_ends_it(kafka_broker: LocalBroker, tmp_path: Path) -> None:
+    # Depends on kafka_broker only so that it is skipped the same way (and the jars are already cached).
+    local = LocalKafkaSettings(cache_dir=kafka_broker.local.cache_dir, state_dir=tmp_path / "own-broker")
+    broker = LocalBroker(local)
+    first = broker.start()
+    try:
+        assert broker.status().answering
+        again = LocalBroker(local).start()
+        assert again == first
+        assert is_our_broker(first.pid, broker.state_dir)
+    finally:
+        stopped = broker.stop()
+    assert stopped == first
+    assert not is_our_broker(first.pid, broker.state_dir)
+    assert not Path(f"/proc/{first.pid}/cmdline").exists() or not Path(f"/proc/{first.pid}/cmdline").read_bytes()
+    assert not broker.state_file.exists()
+    assert not broker.status().running
+    assert broker.stop() is None
