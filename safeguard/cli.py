@@ -35,6 +35,11 @@ def cli(ctx: click.Context) -> None:
     """Safeguarding events pipeline: agency events to Kafka, alerts to managers, measures to ClickHouse."""
     settings = load_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.log_level != "DEBUG":
+        # The Kafka clients log every connection at INFO; that would bury the lines a user needs.
+        for noisy in ("kafka", "aiokafka"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+        logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)  # kafka-python's own loop-timing notes
     ctx.obj = settings
 
 
