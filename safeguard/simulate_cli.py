@@ -1,11 +1,124 @@
-"""`safeguard simulate`: the synthetic generator. (Filled in by the generator work.)"""
+"""`safeguard simulate`: a calibrated synthetic year of events, to a JSONL file or (paced) into Kafka."""
 
 from __future__ import annotations
 
+import time
+from collections import Counter
+from pathlib import Path
+
 import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn
+from rich.table import Table
+
+from producers.publisher import DeliveryReport, EventPublisher
+from producers.simulate import SCENARIOS, Scenario, calibration_rows, figures, generate, replay, to_jsonl
+from producers.simulate.timeline import local_epoch, to_datetime
+from safeguard.settings import Settings
+from schemas.events import AgencyEvent, Envelope
+
+pass_settings = click.make_pass_decorator(Settings)
+
+
+def _connect(settings: Settings) -> EventPublisher:
+    """A publisher on the configured Kafka, else the local broker (imported late: only --publish needs it)."""
+    from safeguard.kafka_clients import client_options
+    from safeguard.kafka_local import resolve_bootstrap
+
+    return EventPublisher.connect(client_options(settings.kafka, resolve_bootstrap(settings)))
 
 
 @click.command()
-def simulate() -> None:
-    """Generate a calibrated synthetic year of events."""
-    raise click.ClickException("not built yet")
+@click.option("--scenario", "name", type=click.Choice(sorted(SCENARIOS)), default="leeds-2019", show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True, help="same seed, same events (ids included)")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="write JSONL, one event per line")
+@click.option("--publish", is_flag=True, help="publish to Kafka (SAFEGUARD_KAFKA__*, else the local broker)")
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0, min_open=True),
+    help="with --publish: event-time seconds per wall second, e.g. 86400 = a day a second (default: flat out)",
+)
+@click.option("--days", type=click.IntRange(min=1), help="only the first N days of the year (quick demos)")
+@pass_settings
+def simulate(
+    settings: Settings, name: str, seed: int, out: Path | None, publish: bool, speed: float | None, days: int | None
+) -> None:
+    """Generate a calibrated synthetic year (invented people, demo pseudonyms) and write or publish it."""
+    if out is not None and publish:
+        raise click.UsageError("choose one of --out FILE and --publish")
+    if speed is not None and not publish:
+        raise click.UsageError("--speed paces publishing; use it with --publish")
+    scenario = SCENARIOS[name]
+    if publish:
+        publisher = _connect(settings)  # before generating: no Kafka should fail at once, not after a year's work
+        try:
+            _replay(scenario, _generate(scenario, seed, days), publisher, speed)
+        finally:
+            report = publisher.close()
+        _print_delivery(report)
+        publisher.raise_for_failures()
+        return
+    events = _generate(scenario, seed, days)
+    if out is not None:
+        to_jsonl(events, out)
+        click.echo(f"wrote {out}", err=True)
+    _print_summary(scenario, events, days)
+
+
+def _generate(scenario: Scenario, seed: int, days: int | None) -> list[AgencyEvent]:
+    began = time.perf_counter()
+    events = generate(scenario, seed, days=days)
+    took = time.perf_counter() - began
+    click.echo(f"{scenario.title}, seed {seed}: {len(events):,} events generated in {took:.1f} s", err=True)
+    return events
+
+
+def _replay(scenario: Scenario, events: list[AgencyEvent], publisher: EventPublisher, speed: float | None) -> None:
+    """Publish in event-time order with a progress bar; the backload of older plan starts goes out unpaced."""
+    err = Console(stderr=True)
+    with Progress(
+        TextColumn("[bold]publishing"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,} · event time {task.fields[at]}"),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as progress:
+        task = progress.add_task("publish", total=len(events), at="")
+
+        def shown(done: int, event: Envelope) -> None:
+            progress.update(task, completed=done, at=event.occurred_at.strftime("%Y-%m-%d %H:%M"))
+
+        replay(events, publisher, speed, on_progress=shown, paced_from=to_datetime(local_epoch(scenario.first_day)))
+
+
+def _print_summary(scenario: Scenario, events: list[AgencyEvent], days: int | None) -> None:
+    counts = Counter(event.event_type for event in events)
+    table = Table(title=f"{scenario.title}: events by type", title_justify="left")
+    table.add_column("event type")
+    table.add_column("count", justify="right")
+    for event_type, count in sorted(counts.items()):
+        table.add_row(event_type, f"{count:,}")
+    table.add_row("[bold]total[/bold]", f"{len(events):,}")
+    console = Console()
+    console.print(table)
+    if days is None:  # the published figures describe a whole year
+        calibration = Table(title=f"{scenario.title}: calibration", title_justify="left")
+        calibration.add_column("figure")
+        calibration.add_column("simulated", justify="right")
+        calibration.add_column("published / target", justify="right")
+        for row in calibration_rows(figures(events, scenario), scenario):
+            calibration.add_row(*row)
+        console.print(calibration)
+
+
+def _print_delivery(report: DeliveryReport) -> None:
+    table = Table(title="delivered to Kafka", title_justify="left")
+    table.add_column("topic")
+    table.add_column("delivered", justify="right")
+    for topic, count in sorted(report.delivered_by_topic.items()):
+        table.add_row(topic, f"{count:,}")
+    table.add_row("[bold]total[/bold]", f"{report.delivered:,} of {report.sent:,}")
+    if report.failed:
+        table.add_row("[red]failed[/red]", f"{report.failed:,}")
+    Console().print(table)

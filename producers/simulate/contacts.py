@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -46,11 +47,17 @@ _CONCERNS: dict[Group, tuple[tuple[Concern, ...], tuple[float, ...]]] = {
     ),
     "education": (
         (
-            "neglect", "emotional_abuse", "physical_abuse", "mental_health",
-            "domestic_abuse", "sexual_abuse", "other", "exploitation",
+            "neglect",
+            "emotional_abuse",
+            "physical_abuse",
+            "mental_health",
+            "domestic_abuse",
+            "sexual_abuse",
+            "other",
+            "exploitation",
         ),
         (3, 2, 2, 2, 1, 0.5, 1.5, 0.5),
-    ),  # fmt: skip
+    ),
     "other": (
         ("neglect", "domestic_abuse", "emotional_abuse", "physical_abuse", "mental_health", "other"),
         (3, 2, 2, 1, 1, 3),
@@ -166,7 +173,7 @@ def contacts(
         add(contact)
     for contact in _plan_referrals(timeline, rng, plans, quota):
         add(contact)
-    for contact in _multi_agency(scenario, timeline, ids, rng, quota):
+    for contact in _multi_agency(scenario, timeline, ids, rng):
         add(contact)
     short = {group: -n for group, n in quota.items() if n < 0}
     if short:
@@ -183,10 +190,9 @@ def contacts(
     return made
 
 
-def _domestic_abuse_contacts(scenario: Scenario, rng: random.Random, incidents: list[Incident]) -> list[Contact]:
+def _domestic_abuse_contacts(scenario: Scenario, rng: random.Random, incidents: list[Incident]) -> Iterator[Contact]:
     """Every child present gets a police notification, usually within hours; a few late, a few never."""
     figures = scenario.domestic
-    result = []
     for incident in incidents:
         for child in incident.present:
             draw = rng.random()
@@ -196,63 +202,50 @@ def _domestic_abuse_contacts(scenario: Scenario, rng: random.Random, incidents: 
                 delay = rng.randrange(25 * HOUR, 6 * DAY)
             else:
                 delay = int(lognormal(rng, 3 * HOUR, 0.8, 10 * MINUTE, 23 * HOUR))
-            result.append(
-                Contact(
-                    at=incident.at + delay,
-                    child=child,
-                    group="police",
-                    source="6",
-                    concerns=("domestic_abuse",),
-                    household=incident.household.number,
-                    incident_id=incident.incident_id,
-                )
+            yield Contact(
+                at=incident.at + delay,
+                child=child,
+                group="police",
+                source="6",
+                concerns=("domestic_abuse",),
+                household=incident.household.number,
+                incident_id=incident.incident_id,
             )
-    return result
 
 
-def _missing_contacts(scenario: Scenario, rng: random.Random, episodes: list[Episode]) -> list[Contact]:
+def _missing_contacts(scenario: Scenario, rng: random.Random, episodes: list[Episode]) -> Iterator[Contact]:
     """Police refer some children who went missing from home to the Front Door once they are found."""
-    result = []
     for episode in episodes:
         if episode.looked_after or rng.random() >= scenario.missing.contact_share_not_looked_after:
             continue
         concerns: tuple[Concern, ...] = ("missing", "exploitation") if rng.random() < 0.15 else ("missing",)
         at = episode.found + rng.randrange(2 * HOUR, 30 * HOUR)
-        result.append(Contact(at=at, child=episode.child, group="police", source="6", concerns=concerns))
-    return result
+        yield Contact(at=at, child=episode.child, group="police", source="6", concerns=concerns)
 
 
-def _plan_referrals(timeline: Timeline, rng: random.Random, plans: list[Plan], quota: dict[Group, int]) -> list[Contact]:
+def _plan_referrals(
+    timeline: Timeline, rng: random.Random, plans: list[Plan], quota: dict[Group, int]
+) -> Iterator[Contact]:
     """The contact that led to each new plan: a strategy discussion some weeks before the conference."""
-    result = []
     for plan in plans:
         at = plan.start - rng.randrange(15 * DAY, 55 * DAY)
         if plan.backloaded or at < timeline.start:
             continue
-        group = _weighted_group(rng, quota)
-        contact = _contact(rng, group, plan.child, at, concerns=_PLAN_CONCERNS[plan.category])
+        contact = _contact(rng, _weighted_group(rng, quota), plan.child, at, concerns=_PLAN_CONCERNS[plan.category])
         contact.outcome = "strategy_discussion"
         contact.decide_before = plan.start
-        result.append(contact)
-        quota[group] -= 1  # reserve now so later groups see what is left
-    for contact in result:
-        quota[contact.group] += 1  # add() takes it again
-    return result
+        yield contact
 
 
-def _multi_agency(
-    scenario: Scenario, timeline: Timeline, ids: Identities, rng: random.Random, quota: dict[Group, int]
-) -> list[Contact]:
+def _multi_agency(scenario: Scenario, timeline: Timeline, ids: Identities, rng: random.Random) -> Iterator[Contact]:
     """Children about whom three or four different kinds of agency get in touch within a few weeks."""
-    result = []
     for _ in range(scenario.contacts.multi_agency_children):
         child = ids.new("CHILD")
         first = timeline.moment(rng, "office", timeline.start, timeline.end - 30 * DAY)
         groups = rng.sample(GROUPS, 4 if rng.random() < 0.3 else 3)
         for group in groups:
             at = timeline.moment(rng, _profile(group), first, first + 26 * DAY)
-            result.append(_contact(rng, group, child, at))
-    return result
+            yield _contact(rng, group, child, at)
 
 
 def _ordinary(timeline: Timeline, ids: Identities, rng: random.Random, group: Group, known: list[int]) -> Contact:
@@ -273,8 +266,11 @@ def _contact(rng: random.Random, group: Group, child: int, at: int, concerns: tu
     return Contact(at=at, child=child, group=group, source=rng.choices(codes, weights)[0], concerns=concerns)
 
 
+_PROFILES: dict[Group, Profile] = {"police": "police", "health": "office", "education": "school", "other": "office"}
+
+
 def _profile(group: Group) -> Profile:
-    return {"police": "police", "health": "office", "education": "school", "other": "office"}[group]
+    return _PROFILES[group]
 
 
 def _weighted_group(rng: random.Random, quota: dict[Group, int]) -> Group:
@@ -333,5 +329,5 @@ def _decide(scenario: Scenario, timeline: Timeline, rng: random.Random, made: li
         deadline = min(timeline.end, contact.decide_before or timeline.end)
         delay = int(lognormal(rng, 5 * HOUR, 1.0, 10 * MINUTE, 72 * HOUR))
         if contact.at + delay >= deadline:
-            delay = rng.randrange(1, max(2, deadline - contact.at))
+            delay = rng.randrange(deadline - contact.at)
         contact.decided = contact.at + delay

@@ -20,6 +20,11 @@ _SCHOOL_AGE_SHARE = 0.65
 _ALL_CHILDREN_PRESENT = 0.5
 _NO_PERPETRATOR_RECORDED = 0.04
 _CRIME_SHARE: dict[DashRisk, float] = {"standard": 0.42, "medium": 0.6, "high": 0.75}
+_REPEAT_RISK_BOOST = 1.8  # repeat victimisation (3+ incidents) goes with higher assessed risk ...
+_REPEAT_INCIDENT_SHARE = sum(
+    k * w for k, w in zip(_INCIDENT_COUNTS, _INCIDENT_COUNT_WEIGHTS, strict=True) if k >= 3
+) / sum(k * w for k, w in zip(_INCIDENT_COUNTS, _INCIDENT_COUNT_WEIGHTS, strict=True))
+_BASE_RISK = 1 / (1 - _REPEAT_INCIDENT_SHARE + _REPEAT_INCIDENT_SHARE * _REPEAT_RISK_BOOST)  # ... overall shares kept
 
 
 @dataclass(slots=True)
@@ -58,7 +63,9 @@ def domestic_incidents(scenario: Scenario, timeline: Timeline, ids: Identities, 
     with_children = [i for i in incidents if i.household.children]
     present = round(figures.child_present_share * len(incidents))
     if present > len(with_children):
-        raise ValueError(f"{scenario.name}: {present} child-present incidents but only {len(with_children)} with children")
+        raise ValueError(
+            f"{scenario.name}: {present} child-present incidents but only {len(with_children)} with children"
+        )
     for incident in rng.sample(with_children, present):
         children = incident.household.children
         incident.present = children if rng.random() < _ALL_CHILDREN_PRESENT else (rng.choice(children),)
@@ -82,14 +89,12 @@ def _household(ids: Identities, rng: random.Random, urns: list[str]) -> Househol
 
 def _household_times(timeline: Timeline, rng: random.Random, count: int) -> list[int]:
     """Repeat incidents cluster: a household's incidents fall within a stretch of weeks to months."""
-    span = min(timeline.end - timeline.start, int(count * rng.uniform(20, 70) * DAY))
-    low = timeline.start + rng.randrange(timeline.end - timeline.start - span + 1)
-    return sorted(timeline.moment(rng, "police", low, low + span) for _ in range(count))
+    return timeline.cluster(rng, "police", count, int(count * rng.uniform(20, 70) * DAY))
 
 
 def _incident(scenario: Scenario, rng: random.Random, household: Household, at: int, *, repeat: bool) -> Incident:
     figures = scenario.domestic
-    boost = 1.8 if repeat else 1.0  # repeat victimisation goes with higher assessed risk
+    boost = _BASE_RISK * (_REPEAT_RISK_BOOST if repeat else 1.0)
     draw = rng.random()
     risk: DashRisk
     if draw < figures.high_risk_share * boost:

@@ -42,7 +42,9 @@ def missing_episodes(scenario: Scenario, timeline: Timeline, ids: Identities, rn
         counts = _partition(cohort, rng)
         aways = _spread(figures.away_episodes if looked_after else 0, len(counts), rng)
         for missing_count, away_count in zip(counts, aways, strict=True):
-            absences: list[AbsenceType] = ["missing"] * missing_count + ["away"] * away_count
+            missing: list[AbsenceType] = ["missing"] * missing_count
+            away: list[AbsenceType] = ["away"] * away_count
+            absences = missing + away
             rng.shuffle(absences)
             episodes.extend(_child_episodes(scenario, timeline, rng, ids.new("CHILD"), looked_after, absences))
     episodes.sort(key=lambda e: e.reported)
@@ -81,9 +83,7 @@ def _child_episodes(
     year = timeline.end - timeline.start
     span = min(year, int(max(20.0, len(absences) * rng.uniform(6, 30)) * DAY))
     for _attempt in range(6):
-        low = timeline.start + rng.randrange(year - span + 1)
-        starts = sorted(timeline.moment(rng, "evening", low, low + span) for _ in absences)
-        placed = _place(timeline, rng, starts, absences)
+        placed = _place(timeline, rng, timeline.cluster(rng, "evening", len(absences), span), absences)
         if placed is not None:
             break
         span = min(year, span * 2)
@@ -126,7 +126,9 @@ def _risk(scenario: Scenario, rng: random.Random, absence: AbsenceType) -> RiskL
     return rng.choices(_RISKS, _RISK_WEIGHTS)[0]
 
 
-def _interview(scenario: Scenario, timeline: Timeline, rng: random.Random, found: int) -> list[tuple[InterviewStep, int]]:
+def _interview(
+    scenario: Scenario, timeline: Timeline, rng: random.Random, found: int
+) -> list[tuple[InterviewStep, int]]:
     """Return-interview steps after the child is found; steps after the year's end have not happened yet."""
     figures = scenario.missing
     draw = rng.random()

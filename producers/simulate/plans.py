@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from statistics import NormalDist
 
 from producers.simulate.ids import Identities
 from producers.simulate.scenarios import Scenario
-from producers.simulate.timeline import DAY, Timeline, local_date, office_moment
+from producers.simulate.timeline import DAY, Timeline, local_date, office_moment, strata
 from schemas.types import PlanCategory
 
 _MIN_DAYS = 42
@@ -38,25 +40,27 @@ class Plan:
 
 
 def plans(scenario: Scenario, timeline: Timeline, ids: Identities, rng: random.Random) -> list[Plan]:
-    """Every plan open during the year (stock and new), in start order, with repeat-plan history set."""
+    """Every plan open during the year (stock and new), in start order, with repeat-plan history set.
+
+    Lengths and start days are drawn stratified (one draw per quantile band) so that "children on a plan",
+    a stock-and-flow figure, lands close to its target for any seed.
+    """
     figures = scenario.plans
-    result: list[Plan] = []
-    categories = _categories(scenario)
-    for _ in range(figures.open_at_start - figures.long_plans_at_end):
-        start, end = _open_stock_dates(scenario, timeline, rng)
-        result.append(_plan(scenario, timeline, rng, ids, rng.choice(categories), start, end, figures.repeat_share_open_at_start))
-    for _ in range(figures.long_plans_at_end):
-        start_day = scenario.last_day - timedelta(days=_TWO_YEARS + rng.randrange(5, 250))
-        result.append(_plan(scenario, timeline, rng, ids, rng.choice(categories), office_moment(rng, start_day), None, 0.0))
-    for category, count in figures.starts:
-        for _ in range(count):
-            start = timeline.moment(rng, "office")
-            end = _end(scenario, timeline, rng, start)
-            progress = (start - timeline.start) / (timeline.end - timeline.start)
-            share = figures.repeat_share_first_starts + progress * (
-                figures.repeat_share_last_starts - figures.repeat_share_first_starts
-            )
-            result.append(_plan(scenario, timeline, rng, ids, category, start, end, share))
+    lengths = _Lengths(figures.median_days)
+    result = _open_stock(scenario, timeline, rng, ids, lengths)
+    categories = [category for category, count in figures.starts for _ in range(count)]
+    rng.shuffle(categories)
+    new: list[Plan] = []
+    for category, u, v in zip(categories, strata(rng, len(categories)), strata(rng, len(categories)), strict=True):
+        start = timeline.moment(rng, "office", u=u)
+        end = office_moment(rng, local_date(start) + timedelta(days=round(lengths.days(v))), forward=True)
+        new.append(Plan(ids.new("CHILD"), category, start, end if end < timeline.end else None, 0, None, False))
+    new.sort(key=lambda p: p.start)
+    first, last = figures.repeat_share_first_starts, figures.repeat_share_last_starts
+    year = timeline.end - timeline.start
+    _mark_repeats(rng, new, lambda p: first + (last - first) * (p.start - timeline.start) / year, recent=True)
+    _mark_repeats(rng, new, lambda p: figures.older_repeat_share, recent=False)
+    result.extend(new)
     result.sort(key=lambda p: p.start)
     _repeat_in_stream(scenario, timeline, rng, result)
     for n, plan in enumerate(result, start=1):
@@ -64,57 +68,71 @@ def plans(scenario: Scenario, timeline: Timeline, ids: Identities, rng: random.R
     return result
 
 
-def _categories(scenario: Scenario) -> list[PlanCategory]:
-    """Categories weighted as the year's starts, for plans whose start the figures do not cover."""
-    return [category for category, count in scenario.plans.starts for _ in range(count)]
+class _Lengths:
+    """Plan lengths in days: a log-normal truncated to [_MIN_DAYS, _MAX_DAYS], read through its quantiles."""
+
+    def __init__(self, median_days: float) -> None:
+        self._mu = math.log(median_days)
+        self._normal = NormalDist()
+
+    def days(self, u: float, *, length_biased: bool = False) -> float:
+        """The u-quantile; length-biased for plans caught open on a given day (long plans are caught more often)."""
+        mu = self._mu + (_SIGMA**2 if length_biased else 0.0)
+        low = self._normal.cdf((math.log(_MIN_DAYS) - mu) / _SIGMA)
+        high = self._normal.cdf((math.log(_MAX_DAYS) - mu) / _SIGMA)
+        return math.exp(mu + _SIGMA * self._normal.inv_cdf(low + u * (high - low)))
 
 
-def _length_days(scenario: Scenario, rng: random.Random) -> float:
-    days = scenario.plans.median_days * math.exp(rng.gauss(0.0, _SIGMA))
-    return min(_MAX_DAYS, max(_MIN_DAYS, days))
-
-
-def _open_stock_dates(scenario: Scenario, timeline: Timeline, rng: random.Random) -> tuple[int, int | None]:
-    """A plan open on day one: length-biased (long plans are more likely to be open), started before it."""
-    while True:
-        length = _length_days(scenario, rng)
-        if rng.random() * _MAX_DAYS > length:
-            continue
-        elapsed = rng.uniform(1.0, length - 1.0)
+def _open_stock(
+    scenario: Scenario, timeline: Timeline, rng: random.Random, ids: Identities, lengths: _Lengths
+) -> list[Plan]:
+    """Plans open on day one, started before it: each caught at a uniform point of a length-biased plan."""
+    figures = scenario.plans
+    categories = [category for category, count in figures.starts for _ in range(count)]
+    count = figures.open_at_start - figures.long_plans_at_end
+    stock: list[Plan] = []
+    for u, v in zip(strata(rng, count), strata(rng, count), strict=True):
+        total = lengths.days(u, length_biased=True)
+        elapsed = min(total - 2.0, max(1.0, v * total))
         start_day = scenario.first_day - timedelta(days=math.ceil(elapsed))
+        end = office_moment(rng, start_day + timedelta(days=max(round(total), math.ceil(elapsed) + 1)), forward=True)
         start = office_moment(rng, start_day)
-        end = office_moment(rng, start_day + timedelta(days=round(length)))
-        if end > timeline.start + DAY:
-            return start, end if end < timeline.end else None
+        stock.append(
+            Plan(ids.new("CHILD"), rng.choice(categories), start, end if end < timeline.end else None, 0, None, True)
+        )
+    _mark_exactly(rng, stock, figures.repeat_share_open_at_start, figures.older_repeat_share)
+    for _ in range(figures.long_plans_at_end):  # open at year end, started more than two years before it
+        start = office_moment(rng, scenario.last_day - timedelta(days=_TWO_YEARS + rng.randrange(5, 250)))
+        stock.append(Plan(ids.new("CHILD"), rng.choice(categories), start, None, 0, None, True))
+    return stock
 
 
-def _end(scenario: Scenario, timeline: Timeline, rng: random.Random, start: int) -> int | None:
-    """The plan's end, or None while it is still open when the year ends."""
-    end = office_moment(rng, local_date(start) + timedelta(days=round(_length_days(scenario, rng))))
-    return end if end < timeline.end else None
+def _mark_exactly(rng: random.Random, plans: list[Plan], recent_share: float, older_share: float) -> None:
+    """Exactly the given shares of `plans` follow a previous plan (within 24 months, or longer ago)."""
+    chosen = rng.sample(plans, round((recent_share + older_share) * len(plans)))
+    recent = round(recent_share * len(plans))
+    for n, plan in enumerate(chosen):
+        _previous(rng, plan, recent=n < recent)
 
 
-def _plan(
-    scenario: Scenario,
-    timeline: Timeline,
-    rng: random.Random,
-    ids: Identities,
-    category: PlanCategory,
-    start: int,
-    end: int | None,
-    repeat_share: float,
-) -> Plan:
-    """A plan of a new child; `repeat_share` of them had a plan ending in the 24 months before this one."""
-    previous_plans, previous_end = 0, None
-    draw = rng.random()
-    start_day = local_date(start)
-    if draw < repeat_share:
-        previous_plans = rng.choices(_PREVIOUS_COUNTS, _PREVIOUS_COUNT_WEIGHTS)[0]
-        previous_end = start_day - timedelta(days=rng.randrange(_MIN_GAP_DAYS, _TWO_YEARS - 10))
-    elif draw < repeat_share + scenario.plans.older_repeat_share:
-        previous_plans = rng.choices(_PREVIOUS_COUNTS, _PREVIOUS_COUNT_WEIGHTS)[0]
-        previous_end = start_day - timedelta(days=rng.randrange(_TWO_YEARS + 30, 6 * 365))
-    return Plan(ids.new("CHILD"), category, start, end, previous_plans, previous_end, start < timeline.start)
+def _mark_repeats(rng: random.Random, plans: list[Plan], share: Callable[[Plan], float], *, recent: bool) -> None:
+    """Systematic sampling in start order: a time-varying share, met closely over any stretch of the year."""
+    level = rng.random()
+    for plan in plans:
+        if plan.previous_plans:
+            continue
+        level += share(plan)
+        if level >= 1.0:
+            level -= 1.0
+            _previous(rng, plan, recent=recent)
+
+
+def _previous(rng: random.Random, plan: Plan, *, recent: bool) -> None:
+    """What the source knows of the child's earlier plans: how many, and when the last one ended."""
+    start_day = local_date(plan.start)
+    gap = rng.randrange(_MIN_GAP_DAYS, _TWO_YEARS - 10) if recent else rng.randrange(_TWO_YEARS + 30, 6 * 365)
+    plan.previous_plans = rng.choices(_PREVIOUS_COUNTS, _PREVIOUS_COUNT_WEIGHTS)[0]
+    plan.previous_end = start_day - timedelta(days=gap)
 
 
 def _repeat_in_stream(scenario: Scenario, timeline: Timeline, rng: random.Random, plans: list[Plan]) -> None:

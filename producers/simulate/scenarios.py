@@ -91,6 +91,9 @@ class PlanFigures:
     repeat_share_last_starts: float  # ... to this at the end of the year
     older_repeat_share: float  # previous plan ended more than 24 months before
     in_stream_repeats: int  # children whose earlier plan ends inside the simulated stream
+    published_average_on_plan: int | None = None  # average of the month-end counts
+    published_on_plan_at_end: int | None = None
+    published_repeat_within_24m: tuple[int, int] | None = None  # month-end averages, first and second half
 
     @property
     def total_starts(self) -> int:
@@ -191,14 +194,16 @@ LEEDS_2019 = Scenario(
     # Initial categories 327/145/84/34 (+ assumed 12 multiple); ~519 on a plan on average; 5 over two years.
     plans=PlanFigures(
         starts=(("EMO", 327), ("NEG", 145), ("PHY", 84), ("SAB", 34), ("MUL", 12)),
-        open_at_start=500,
-        median_days=285.0,
+        open_at_start=510,
+        median_days=300.0,
         long_plans_at_end=5,
         repeat_share_open_at_start=0.10,
-        repeat_share_first_starts=0.12,
-        repeat_share_last_starts=0.30,
+        repeat_share_first_starts=0.10,
+        repeat_share_last_starts=0.22,
         older_repeat_share=0.07,
         in_stream_repeats=15,
+        published_average_on_plan=519,
+        published_repeat_within_24m=(54, 83),
     ),
     school_holidays=_SCHOOL_HOLIDAYS_2019,
     bank_holidays=_BANK_HOLIDAYS_2019,
@@ -257,14 +262,15 @@ LEICESTER_2019 = Scenario(
     # Published: 325 on a plan at 31 March 2020. Assumed: starts and categories at England's 2019/20 shares.
     plans=PlanFigures(
         starts=(("NEG", 187), ("EMO", 144), ("PHY", 27), ("SAB", 16), ("MUL", 16)),
-        open_at_start=320,
-        median_days=265.0,
+        open_at_start=330,
+        median_days=290.0,
         long_plans_at_end=3,
         repeat_share_open_at_start=0.10,
         repeat_share_first_starts=0.12,
         repeat_share_last_starts=0.20,
         older_repeat_share=0.07,
         in_stream_repeats=8,
+        published_on_plan_at_end=325,
     ),
     school_holidays=_SCHOOL_HOLIDAYS_2019,
     bank_holidays=_BANK_HOLIDAYS_2019,

@@ -1,11 +1,12 @@
-"""An independent reader for integration tests: aiokafka (not the kafka-python the producers use)."""
+"""An independent reader for integration tests: a plain consumer, no group, reading exact offset ranges."""
 
 from __future__ import annotations
 
-import asyncio
+import time
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from kafka import KafkaConsumer
+from kafka.structs import TopicPartition
 
 
 @dataclass(frozen=True)
@@ -45,52 +46,44 @@ def murmur2_partition(key: bytes, partitions: int) -> int:
     return (h & 0x7FFFFFFF) % partitions
 
 
-async def _end_offsets(bootstrap: str, topics: list[str]) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        parts = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])]
-        return dict(await consumer.end_offsets(parts))
-    finally:
-        await consumer.stop()
+def _consumer(bootstrap: str) -> KafkaConsumer:
+    return KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
 
 
 def end_offsets(bootstrap: str, topics: list[str]) -> dict[TopicPartition, int]:
-    return asyncio.run(_end_offsets(bootstrap, topics))
-
-
-async def _read_between(
-    bootstrap: str, start: dict[TopicPartition, int], end: dict[TopicPartition, int], timeout_s: float
-) -> list[Record]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
-    await consumer.start()
-    records: list[Record] = []
+    """The current end offset of every partition of `topics`."""
+    consumer = _consumer(bootstrap)
     try:
-        wanted = [tp for tp in end if end[tp] > start.get(tp, 0)]
-        if not wanted:
-            return records
+        parts = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])]
+        return dict(consumer.end_offsets(parts))
+    finally:
+        consumer.close()
+
+
+def read_new(
+    bootstrap: str, start: dict[TopicPartition, int], topics: list[str], timeout_s: float = 60
+) -> list[Record]:
+    """Every record written to `topics` after the `start` offsets, up to the current end, in partition order."""
+    end = end_offsets(bootstrap, topics)
+    wanted = [tp for tp in end if end[tp] > start.get(tp, 0)]
+    records: list[Record] = []
+    if not wanted:
+        return records
+    consumer = _consumer(bootstrap)
+    try:
         consumer.assign(wanted)
         for tp in wanted:
             consumer.seek(tp, start.get(tp, 0))
         remaining = {tp: end[tp] for tp in wanted}
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while remaining and asyncio.get_running_loop().time() < deadline:
-            batch = await consumer.getmany(timeout_ms=500, max_records=5000)
-            for tp, messages in batch.items():
+        deadline = time.monotonic() + timeout_s
+        while remaining and time.monotonic() < deadline:
+            for tp, messages in consumer.poll(timeout_ms=500, max_records=5000).items():
                 for msg in messages:
                     if msg.offset < remaining.get(tp, -1):
                         records.append(Record(tp.topic, tp.partition, msg.offset, msg.key, msg.value or b""))
                 if tp in remaining and messages and messages[-1].offset + 1 >= remaining[tp]:
                     del remaining[tp]
         assert not remaining, f"timed out before reading up to {remaining}"
-        return records
+        return sorted(records, key=lambda r: (r.topic, r.partition, r.offset))
     finally:
-        await consumer.stop()
-
-
-def read_new(
-    bootstrap: str, start: dict[TopicPartition, int], topics: list[str], timeout_s: float = 60
-) -> list[Record]:
-    """Every record written to `topics` after the `start` offsets, up to the current end."""
-    end = end_offsets(bootstrap, topics)
-    return asyncio.run(_read_between(bootstrap, start, end, timeout_s))
+        consumer.close()

@@ -165,7 +165,9 @@ def full(event_type: str) -> dict[str, Any]:
 
 def all_examples() -> list[tuple[str, dict[str, Any]]]:
     """(label, event) for the minimal and the full example of every event type."""
-    return [(f"{t}/{kind}", make(t)) for t in CONTRACT_EVENT_TYPES for kind, make in (("minimal", minimal), ("full", full))]
+    return [
+        (f"{t}/{kind}", make(t)) for t in CONTRACT_EVENT_TYPES for kind, make in (("minimal", minimal), ("full", full))
+    ]
 
 
 def alert() -> dict[str, Any]:

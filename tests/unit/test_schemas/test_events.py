@@ -170,7 +170,8 @@ def test_required_and_optional_fields_are_the_contracts(event_type: str) -> None
         (ContactSource, "1A 1B 1C 1D 2A 2B 3A 3B 3C 3D 3E 3F 4 5A 5B 5C 5D 6 7 8 9 10"),
         (
             Concern,
-            "domestic_abuse neglect physical_abuse emotional_abuse sexual_abuse exploitation missing mental_health other",
+            "domestic_abuse neglect physical_abuse emotional_abuse sexual_abuse exploitation missing "
+            "mental_health other",
         ),
         (Route, "front_door mash duty_and_advice early_help"),
         (Outcome, "nfa advice early_help referral strategy_discussion"),
@@ -301,6 +302,7 @@ def test_event_id_is_kept_as_canonical_uuid() -> None:
 
 def test_models_are_frozen() -> None:
     event = _decoded(minimal("contact.received"))
+    assert isinstance(event, ContactReceived)
     with pytest.raises(ValueError, match="frozen"):
         event.child_id = HOUSEHOLD  # type: ignore[misc]
 
@@ -335,7 +337,10 @@ def test_dead_letter_round_trip() -> None:
     assert isinstance(kafka, DeadLetter)
     assert decode_dead_letter(encode(kafka)) == kafka
     assert kafka.original() == original
-    assert (kafka.claimed_event_id, kafka.claimed_event_type) == ("0b9c1e52-4f7e-4a59-9a55-2f0f7c3d9e11", "missing.lost")
+    assert (kafka.claimed_event_id, kafka.claimed_event_type) == (
+        "0b9c1e52-4f7e-4a59-9a55-2f0f7c3d9e11",
+        "missing.lost",
+    )
     again = dead_letter_from_kafka(
         topic=MISSING_EPISODES.name,
         partition=3,

@@ -1,0 +1,132 @@
+"""The effective rule catalogue of one partnership: every rule's parameters, and the deadline clock settings.
+
+`Catalogue.default()` is rules.md as written; `streams.rules.config.load_catalogue` applies a
+partnership's rules file on top. The catalogue also answers the questions the engine asks about
+history: which kinds to record, how long to keep them, and the subject's horizon.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Field
+
+from schemas.types import SubjectType
+from streams.rules.definition import P, ParamsModel, PositiveDuration, RuleDefinition, RuleParams
+from streams.rules.definitions import RULES, RULES_BY_ID
+from streams.rules.durations import Duration
+from streams.rules.state import HistoryKind
+
+
+def _exact(value: Duration) -> Duration:
+    if value.calendar_months:
+        raise ValueError("must be a fixed length of time (days, hours, minutes), not months or years")
+    return value
+
+
+class DeadlineSettings(ParamsModel):
+    """The live rule of the partition clock (rules.md "Deadline rules")."""
+
+    allowed_lateness: Annotated[Duration, AfterValidator(_exact)] = Field(
+        default=Duration(minutes=10), description="live clock = wall clock minus this, so late events still count"
+    )
+    live_horizon: PositiveDuration = Field(
+        default=Duration(days=1), description="newest event time must be this close to the wall clock to run live"
+    )
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """Effective parameters per rule id, the deadline settings, and where non-default values came from.
+
+    `overridden` holds the dotted keys (`repeat_missing.window`) a rules file set; `source` names that file.
+    """
+
+    params: Mapping[str, RuleParams]
+    deadlines: DeadlineSettings = field(default_factory=DeadlineSettings)
+    source: str | None = None
+    overridden: frozenset[str] = frozenset()
+    _horizons: Mapping[SubjectType, tuple[Duration, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        missing = sorted(set(RULES_BY_ID) - set(self.params))
+        unknown = sorted(set(self.params) - set(RULES_BY_ID))
+        if missing or unknown:
+            raise ValueError(f"catalogue params must cover exactly the rules: missing {missing}, unknown {unknown}")
+        for rule_id, params in self.params.items():
+            expected = RULES_BY_ID[rule_id].params_model
+            if type(params) is not expected:
+                raise TypeError(f"{rule_id}: params must be {expected.__name__}, got {type(params).__name__}")
+        object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+        horizons = {subject: self._horizon(subject) for subject in ("child", "household")}
+        object.__setattr__(self, "_horizons", MappingProxyType(horizons))
+
+    @classmethod
+    def default(cls) -> Catalogue:
+        """rules.md as written: every rule enabled with its documented defaults."""
+        return cls({rule.rule_id: rule.default_params() for rule in RULES})
+
+    def with_params(self, rule_id: str, params: RuleParams) -> Catalogue:
+        """A copy with one rule's parameters replaced (sources are not tracked for this path)."""
+        return Catalogue({**self.params, rule_id: params}, self.deadlines, self.source, self.overridden)
+
+    def params_for(self, rule: RuleDefinition[P]) -> P:
+        params = self.params[rule.rule_id]
+        if not isinstance(params, rule.params_model):
+            raise TypeError(f"{rule.rule_id}: unexpected params {type(params).__name__}")
+        return params
+
+    def is_enabled(self, rule: RuleDefinition[Any]) -> bool:
+        return self.params[rule.rule_id].enabled
+
+    def rules_for(self, input_type: str, subject_type: SubjectType) -> tuple[RuleDefinition[Any], ...]:
+        """Enabled rules that read this input type for this kind of subject, in catalogue order."""
+        return tuple(
+            rule
+            for rule in RULES
+            if self.is_enabled(rule) and rule.subject_type == subject_type and input_type in rule.input_event_types
+        )
+
+    def deadline_rules(self, clock_topic: str, subject_type: SubjectType) -> tuple[RuleDefinition[Any], ...]:
+        """Enabled deadline rules driven by this topic's partition clock."""
+        return tuple(
+            rule
+            for rule in RULES
+            if self.is_enabled(rule)
+            and rule.subject_type == subject_type
+            and rule.deadline is not None
+            and rule.deadline.clock_topic == clock_topic
+        )
+
+    def recorded_kinds(self, subject_type: SubjectType) -> frozenset[HistoryKind]:
+        """History kinds some enabled rule reads: disabled rules cost no state."""
+        return frozenset(
+            kind for rule in RULES if self.is_enabled(rule) and rule.subject_type == subject_type for kind in rule.reads
+        )
+
+    def kind_retention(self, kind: HistoryKind) -> tuple[Duration, ...] | None:
+        """How long records of this kind are kept (the longest of its readers' needs); None: for ever."""
+        readers = [rule for rule in RULES if kind in rule.reads]
+        if any(rule.keeps_history_forever for rule in readers):
+            return None
+        return tuple(span for rule in readers for span in rule.retention(self.params_for(rule)))
+
+    def horizon(self, subject_type: SubjectType) -> tuple[Duration, ...]:
+        """How far back from a subject's newest event its state remembers anything (seen ids, alerts).
+
+        The longest `window + cooldown` of the subject type's rules, enabled or not (so disabling a
+        rule never shortens deduplication). An event older than this is too late to apply.
+        """
+        return self._horizons[subject_type]
+
+    def _horizon(self, subject_type: SubjectType) -> tuple[Duration, ...]:
+        spans = {
+            span
+            for rule in RULES
+            if rule.subject_type == subject_type
+            for span in rule.retention(self.params_for(rule))
+        }
+        return tuple(sorted(spans, key=str))

@@ -1,0 +1,259 @@
+"""Apply one input, or one clock reading, to a subject's state: the two calls the worker makes. Pure.
+
+`evaluate` applies an agency event (or a `DaObligation`) to the state of the subject it is about and
+runs every enabled rule that reads it; `advance` fires the deadline rules driven by one topic's
+partition clock. Both return the new state, to be stored as is, and the alerts to publish.
+
+Arrival order
+-------------
+Rules reason in event time. A late event is recorded where it belongs and every window that
+contains it is examined again, so it counts exactly as if it had arrived on time. Alerts, though,
+are never retracted, and "one alert per episode" (the cooldown) is measured from alerts already
+raised. What holds, precisely (tests/unit/test_streams/test_arrival_order.py checks each):
+
+1. Duplicates never alert. An event id already applied to the subject is ignored, so processing
+   the same history again raises nothing; processing it into an empty state raises the same ids.
+2. Immediate rules (`high_risk_missing`, `domestic_abuse_child_present`) with their default (no)
+   cooldown raise the same alert ids for every arrival order, when each episode / incident has one
+   qualifying event (with several, the first to arrive is the evidence: one alert per entity).
+3. Deadline rules (`return_interview_overdue`, `da_contact_overdue`): if no clock at or past a
+   deadline is applied before every event of that episode / incident, whether it alerts and the
+   alert id are the same for every arrival order. An answer applied after the clock reached the
+   deadline does not cancel the alert (rules.md).
+4. Window rules (`repeat_missing`, `re_referral`, `multi_agency_concern`, `repeat_domestic_abuse`,
+   `marac_repeat`), for events arriving at most the rule's cooldown (default: its window) after
+   the subject's newest event time:
+   a. every alert is true of the final history (its evidence meets the threshold in one window
+      ending at `triggered_at`);
+   b. every event time at which the condition holds in the final history lies within the cooldown
+      of an alert (no episode of concern goes unalerted);
+   c. a subject's alerts for a rule are more than the cooldown apart (rules.md's cooldown, applied
+      on both sides because a late event can complete an earlier window);
+   d. in event-time order the alerts are exactly the reference semantics (scan event times in order,
+      alert when the condition holds and the previous alert is more than the cooldown before);
+   e. in any other order there are at most as many alerts as in event-time order and at least half
+      as many, and
+   f. the alert ids are identical for every order when each window where the condition holds is
+      minimal (dropping any one of its events breaks the condition) and those windows end more than
+      the cooldown apart.
+   Equal counts in every order cannot be had without retraction: with K=3, W=cooldown=90 days,
+   triples ending on days 2, 62 and 152 give alerts on days 2 and 152 in event-time order, but if
+   the day-62 triple arrives first its alert covers both others.
+5. `repeat_cp_plan`: a start that arrives before the plan it repeats is alerted when that plan
+   arrives; the severity is fixed when the alert is raised (an earlier plan whose end has not been
+   seen counts as still running, so a late end can only have made it `high`).
+6. Purge: the final state does not depend on where a purge falls in the order (tombstones keep an
+   erased entity's later events out); alerts raised before the purge stay.
+
+Events older than the retention (window + cooldown) are still counted with what is retained: that
+can miss an alert, never repeat one. Events older than the subject's horizon (`Catalogue.horizon`)
+cannot be deduplicated any more and are refused as `too_late`, except CP plan events (plans are
+kept for ever) and purges (an erasure is always applied).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from schemas.alerts import AlertRaised
+from schemas.events import CpPlanEnded, CpPlanStarted, DomesticIncidentRecorded
+from schemas.types import SubjectType
+from streams.rules.catalogue import Catalogue
+from streams.rules.definition import Finding, RuleDefinition, RuleInput, alert_id, utc
+from streams.rules.definitions import RULES
+from streams.rules.durations import Duration, reaches, within
+from streams.rules.history import erase, erasure_key, holds_event, prune, record
+from streams.rules.obligations import DaObligation
+from streams.rules.state import AlertMark, SeenEvent, SubjectState
+
+Outcome = Literal["applied", "duplicate", "too_late", "purged", "erased", "advanced"]
+"""What happened to the input: applied; ignored as a duplicate, as too late, or because its entity
+was erased; a purge applied; or (for `advance`) the clock applied."""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The subject's new state (store it) and the alerts to publish, in `triggered_at` order."""
+
+    state: SubjectState
+    alerts: list[AlertRaised]
+    outcome: Outcome
+
+
+class SubjectMismatch(ValueError):
+    """The state passed in belongs to another subject than the input: a wiring error in the caller."""
+
+
+def subject_of(item: RuleInput) -> tuple[SubjectType, str]:
+    """Whose state an input belongs to: the household for incidents, otherwise the child."""
+    if isinstance(item, DomesticIncidentRecorded):
+        return "household", item.household_id
+    return "child", item.child_id
+
+
+def input_id(item: RuleInput) -> str:
+    """The id that dedupes an input on its subject: the event id (the incident's, for an obligation)."""
+    return item.source_event_id if isinstance(item, DaObligation) else item.event_id
+
+
+def evaluate(state: SubjectState | None, item: RuleInput, raised_at: datetime, catalogue: Catalogue) -> Evaluation:
+    """Apply one input to its subject's state (None: a subject not seen before) and run its rules.
+
+    `raised_at` is the processing time written on any alert; nothing here reads a clock.
+    """
+    _require_aware(raised_at, "raised_at")
+    subject_type, subject_id = subject_of(item)
+    current = SubjectState.empty(subject_type, subject_id) if state is None else state
+    if (current.subject_type, current.subject_id) != (subject_type, subject_id):
+        raise SubjectMismatch(
+            f"state of {current.subject_type} {current.subject_id} given an input about {subject_type} {subject_id}"
+        )
+    if item.purge:
+        return Evaluation(_tidy(erase(current, erasure_key(item)), catalogue), [], "purged")
+    event_id = input_id(item)
+    if current.has_seen(event_id) or holds_event(current, event_id):
+        return Evaluation(current, [], "duplicate")
+    occurred_at = utc(item.occurred_at)
+    newest = current.newest_event_at
+    never_too_late = isinstance(item, CpPlanStarted | CpPlanEnded)
+    if not never_too_late and newest is not None and not reaches(occurred_at, catalogue.horizon(subject_type), newest):
+        return Evaluation(current, [], "too_late")
+    applied = current.model_copy(
+        update={
+            "seen": _in_order((*current.seen, SeenEvent(event_id=event_id, occurred_at=occurred_at))),
+            "newest_event_at": occurred_at if newest is None else max(newest, occurred_at),
+        }
+    )
+    if erasure_key(item) in applied.erased:
+        return Evaluation(_tidy(applied, catalogue), [], "erased")
+    applied = record(applied, item, catalogue.recorded_kinds(subject_type))
+    alerts: list[AlertRaised] = []
+    for rule in catalogue.rules_for(item.event_type, subject_type):
+        params = catalogue.params_for(rule)
+        applied, raised = _raise(applied, rule, params, rule.evaluate(applied, item, params), raised_at)
+        alerts += raised
+    return Evaluation(_tidy(applied, catalogue), _in_time_order(alerts), "applied")
+
+
+def advance(
+    state: SubjectState, clock: datetime, raised_at: datetime, catalogue: Catalogue, *, clock_topic: str
+) -> Evaluation:
+    """Fire the deadline rules driven by `clock_topic` whose deadline is at or before `clock`.
+
+    `clock` is that topic's partition clock (`PartitionClock.reading`) for the subject's partition,
+    never a global or wall clock. Call it whenever that clock moves, for every subject whose
+    `next_deadline` it has reached, before applying further inputs of that partition.
+    """
+    _require_aware(clock, "clock")
+    _require_aware(raised_at, "raised_at")
+    alerts: list[AlertRaised] = []
+    for rule in catalogue.deadline_rules(clock_topic, state.subject_type):
+        assert rule.deadline is not None
+        params = catalogue.params_for(rule)
+        state, raised = _raise(state, rule, params, rule.deadline.due(state, utc(clock), params), raised_at)
+        alerts += raised
+    return Evaluation(_tidy(state, catalogue), _in_time_order(alerts), "advanced")
+
+
+def next_deadline(state: SubjectState, catalogue: Catalogue, *, clock_topic: str) -> datetime | None:
+    """The earliest deadline still open on this state for rules driven by `clock_topic` (for the worker's index)."""
+    deadlines = [deadline for _, deadline in _open_duties(state, catalogue, clock_topic)]
+    return min(deadlines, default=None)
+
+
+def _open_duties(state: SubjectState, catalogue: Catalogue, clock_topic: str | None) -> Iterable[tuple[str, datetime]]:
+    for rule in RULES:
+        if rule.deadline is None or rule.subject_type != state.subject_type or not catalogue.is_enabled(rule):
+            continue
+        if clock_topic is not None and rule.deadline.clock_topic != clock_topic:
+            continue
+        alerted = {mark.entity for mark in state.marks_for(rule.rule_id)}
+        for entity, deadline in rule.deadline.pending(state, catalogue.params_for(rule)):
+            if entity not in alerted:
+                yield entity, deadline
+
+
+def _raise(
+    state: SubjectState, rule: RuleDefinition[Any], params: Any, findings: list[Finding], raised_at: datetime
+) -> tuple[SubjectState, list[AlertRaised]]:
+    """Findings become alerts, earliest first, unless the cooldown or an alert on the same entity holds them back."""
+    cooldown = rule.cooldown(params)
+    marks = list(state.marks_for(rule.rule_id))
+    new_marks: list[AlertMark] = []
+    alerts: list[AlertRaised] = []
+    for finding in sorted(findings, key=lambda f: (f.triggered_at, f.evidence_event_ids)):
+        if _held_back(finding, marks, cooldown):
+            continue
+        alert = _alert(state, rule, finding, raised_at)
+        mark = AlertMark(
+            rule_id=rule.rule_id, alert_id=alert.alert_id, triggered_at=finding.triggered_at, entity=finding.entity
+        )
+        marks.append(mark)
+        new_marks.append(mark)
+        alerts.append(alert)
+    if not new_marks:
+        return state, alerts
+    return state.model_copy(update={"alerts": (*state.alerts, *new_marks)}), alerts
+
+
+def _held_back(finding: Finding, marks: list[AlertMark], cooldown: Duration | None) -> bool:
+    if finding.entity is not None and any(mark.entity == finding.entity for mark in marks):
+        return True
+    if cooldown is None:
+        return False
+    at = finding.triggered_at
+    return any(within(mark.triggered_at, at, cooldown) or within(at, mark.triggered_at, cooldown) for mark in marks)
+
+
+def _alert(state: SubjectState, rule: RuleDefinition[Any], finding: Finding, raised_at: datetime) -> AlertRaised:
+    return AlertRaised(
+        alert_id=alert_id(rule.rule_id, state.subject_type, state.subject_id, finding.evidence_event_ids),
+        rule_id=rule.rule_id,
+        rule_version=rule.version,
+        severity=finding.severity,
+        la_code=finding.la_code,
+        subject_type=state.subject_type,
+        subject_id=state.subject_id,
+        triggered_at=finding.triggered_at,
+        raised_at=raised_at,
+        threshold=finding.threshold,
+        count=finding.count,
+        window=None if finding.window is None else str(finding.window),
+        evidence_event_ids=list(finding.evidence_event_ids),
+        summary=finding.summary,
+    )
+
+
+def _in_order(seen: tuple[SeenEvent, ...]) -> tuple[SeenEvent, ...]:
+    """Seen ids in event-time order, so a state is the same whatever order its inputs came in."""
+    return tuple(sorted(seen, key=lambda s: (s.occurred_at, s.event_id)))
+
+
+def _in_time_order(alerts: list[AlertRaised]) -> list[AlertRaised]:
+    return sorted(alerts, key=lambda alert: (alert.triggered_at, alert.rule_id, alert.alert_id))
+
+
+def _tidy(state: SubjectState, catalogue: Catalogue) -> SubjectState:
+    """Prune with the catalogue's retentions; duties still open are kept whatever their age."""
+    horizon = catalogue.horizon(state.subject_type)
+    mark_retention: dict[str, tuple[Duration, ...] | None] = {}
+    for rule in RULES:
+        if rule.subject_type != state.subject_type:
+            continue
+        cooldown = rule.cooldown(catalogue.params_for(rule)) or Duration()
+        mark_retention[rule.rule_id] = None if rule.keeps_history_forever else tuple(h + cooldown for h in horizon)
+    return prune(
+        state,
+        horizon=horizon,
+        kind_retention=catalogue.kind_retention,
+        pending_entities=frozenset(entity for entity, _ in _open_duties(state, catalogue, None)),
+        mark_retention=mark_retention,
+    )
+
+
+def _require_aware(moment: datetime, name: str) -> None:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware, got {moment.isoformat()}")
