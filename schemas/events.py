@@ -52,7 +52,8 @@ class Envelope(ContractModel):
 
     @model_validator(mode="after")
     def _recorded_after_occurred(self) -> Self:
-        if self.recorded_at < self.occurred_at:
+        # Compare instants: two datetimes sharing one ZoneInfo compare by wall clock, wrong in the repeated hour.
+        if self.recorded_at.timestamp() < self.occurred_at.timestamp():
             raise PydanticCustomError(
                 "recorded_before_occurred",
                 "`recorded_at` ({recorded}) is before `occurred_at` ({occurred}); a source system "
