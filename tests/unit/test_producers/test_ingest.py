@@ -26,7 +26,14 @@ def test_jsonl_good_and_bad_lines_reconcile(tmp_path: Path) -> None:
         + "[1, 2]\n"
     )
     outcomes, summary = ingest(path)
-    assert [type(o).__name__ for o in outcomes] == ["Accepted", "Accepted", "Rejected", "Rejected", "Rejected", "Rejected"]
+    assert [type(o).__name__ for o in outcomes] == [
+        "Accepted",
+        "Accepted",
+        "Rejected",
+        "Rejected",
+        "Rejected",
+        "Rejected",
+    ]
     assert [o.line for o in outcomes] == [1, 2, 3, 5, 6, 7]
     assert summary.read == 6 and summary.accepted == 2 and summary.rejected == 4 and summary.blank_lines == 1
     assert summary.accepted + summary.rejected == summary.read
