@@ -1,0 +1,83 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from safeguard.cli import cli
+from safeguard.kafka_clients import client_options
+from safeguard.settings import KafkaSettings, Settings, load_settings
+from schemas.errors import ConfigError
+
+
+def test_environment_is_read_with_prefix_and_nesting(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SAFEGUARD_KAFKA__BOOTSTRAP_SERVERS", "k1:9093,k2:9093")
+    monkeypatch.setenv("SAFEGUARD_KAFKA__TOPIC_PARTITIONS", "12")
+    settings = load_settings()
+    assert settings.kafka.bootstrap_servers == "k1:9093,k2:9093"
+    assert settings.kafka.topic_partitions == 12
+
+
+def test_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SAFEGUARD_KAFKA__TOPIC_PARTITIONS", "lots")
+    with pytest.raises(ConfigError, match="SAFEGUARD_KAFKA__TOPIC_PARTITIONS"):
+        load_settings()
+
+
+def test_secrets_are_masked_in_config_show(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SAFEGUARD_PSEUDONYM_KEY", "a-very-secret-partnership-key")
+    monkeypatch.setenv("SAFEGUARD_KAFKA__SASL_PASSWORD", "kafka-password-123")
+    result = CliRunner().invoke(cli, ["config", "show"])
+    assert result.exit_code == 0, result.output
+    assert "a-very-secret-partnership-key" not in result.output
+    assert "kafka-password-123" not in result.output
+    shown = json.loads(result.output)
+    assert shown["pseudonym_key"] == "**********"
+
+
+def test_external_cluster_with_sasl_scram_and_tls_is_a_settings_change() -> None:
+    kafka = KafkaSettings(
+        bootstrap_servers="broker.partnership.example:9093",
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="safeguard-producer",
+        sasl_password="s3cret",  # type: ignore[arg-type]
+        ssl_cafile="/etc/ssl/partnership-ca.pem",  # type: ignore[arg-type]
+    )
+    options = client_options(kafka, kafka.bootstrap_servers or "")
+    assert options["bootstrap_servers"] == ["broker.partnership.example:9093"]
+    assert options["security_protocol"] == "SASL_SSL"
+    assert options["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert options["sasl_plain_username"] == "safeguard-producer"
+    assert options["sasl_plain_password"] == "s3cret"
+    assert options["ssl_cafile"] == "/etc/ssl/partnership-ca.pem"
+    plain = client_options(KafkaSettings(), "127.0.0.1:9092")
+    assert "sasl_mechanism" not in plain and plain["security_protocol"] == "PLAINTEXT"
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    with pytest.raises(Exception, match="frozen"):
+        settings.la_code = "856"  # type: ignore[misc]
+
+
+def test_faust_is_told_everything_explicitly_and_reads_no_environment() -> None:
+    from streams.app import faust_options
+
+    options = faust_options(Settings(_env_file=None), "127.0.0.1:9092,127.0.0.1:9093")  # type: ignore[call-arg]
+    assert options["env"] == {}
+    assert options["broker"] == ["kafka://127.0.0.1:9092", "kafka://127.0.0.1:9093"]
+
+
+def test_stray_faust_environment_does_not_override_the_broker(monkeypatch: pytest.MonkeyPatch) -> None:
+    import faust
+
+    from streams.app import faust_options
+
+    monkeypatch.setenv("BROKER_URL", "kafka://evil:1")
+    monkeypatch.setenv("APP_DATADIR", "/tmp/evil")
+    app = faust.App("t", **faust_options(Settings(_env_file=None), "127.0.0.1:9092"))  # type: ignore[call-arg]
+    assert [str(u) for u in app.conf.broker] == ["kafka://127.0.0.1:9092"]
+    assert "evil" not in str(app.conf.datadir)
