@@ -116,7 +116,7 @@ class RuleDefinition(Generic[P]):
     cooldown: Callable[[P], Duration | None]
     """The effective cooldown: rules.md's default is the rule's window; per-entity rules have none."""
     retention: Callable[[P], tuple[Duration, ...]]
-    """How far back, from the subject's newest event, the rule needs its history (window + cooldown)."""
+    """How far back, from the subject's newest event, the rule needs its history (see `window_retention`)."""
     keeps_history_forever: bool = False
     deadline: DeadlineSpec[P] | None = None
 
@@ -127,6 +127,16 @@ class RuleDefinition(Generic[P]):
 def no_findings(state: SubjectState, item: RuleInput, params: Any) -> list[Finding]:
     """`evaluate` of a deadline rule: its inputs only change state; `advance` does the firing."""
     return []
+
+
+def window_retention(window: Duration, cooldown: Duration) -> tuple[Duration, ...]:
+    """How long a window rule keeps its history: window + the longer of window and cooldown.
+
+    A late event is then counted exactly (all its window partners still kept) when it is at most the
+    longer of window and cooldown older than the subject's newest event. The two spans are compared
+    at each record's own time, because months and days do not compare in general.
+    """
+    return (window + window, window + cooldown)
 
 
 def utc(moment: datetime) -> datetime:

@@ -21,8 +21,9 @@ raised. What holds, precisely (tests/unit/test_streams/test_arrival_order.py che
    alert id are the same for every arrival order. An answer applied after the clock reached the
    deadline does not cancel the alert (rules.md).
 4. Window rules (`repeat_missing`, `re_referral`, `multi_agency_concern`, `repeat_domestic_abuse`,
-   `marac_repeat`), for events arriving at most the rule's cooldown (default: its window) after
-   the subject's newest event time:
+   `marac_repeat`), for events arriving at most the longer of the rule's window and cooldown (by
+   default: the window) after the subject's newest event time, and one threshold per subject (no
+   looked-after override, or a child whose looked-after status does not change):
    a. every alert is true of the final history (its evidence meets the threshold in one window
       ending at `triggered_at`);
    b. every event time at which the condition holds in the final history lies within the cooldown
@@ -40,15 +41,17 @@ raised. What holds, precisely (tests/unit/test_streams/test_arrival_order.py che
    triples ending on days 2, 62 and 152 give alerts on days 2 and 152 in event-time order, but if
    the day-62 triple arrives first its alert covers both others.
 5. `repeat_cp_plan`: a start that arrives before the plan it repeats is alerted when that plan
-   arrives; the severity is fixed when the alert is raised (an earlier plan whose end has not been
-   seen counts as still running, so a late end can only have made it `high`).
+   arrives, with the same `triggered_at`. Severity and evidence are fixed when the alert is raised:
+   an earlier plan whose end has not been seen is taken to have ended when it started, so `high`
+   is only raised when certain (an end arriving after the alert could have made a `medium` `high`).
 6. Purge: the final state does not depend on where a purge falls in the order (tombstones keep an
    erased entity's later events out); alerts raised before the purge stay.
 
-Events older than the retention (window + cooldown) are still counted with what is retained: that
-can miss an alert, never repeat one. Events older than the subject's horizon (`Catalogue.horizon`)
-cannot be deduplicated any more and are refused as `too_late`, except CP plan events (plans are
-kept for ever) and purges (an erasure is always applied).
+Window-rule events later than that but within the rule's retention (window + the longer of
+window and cooldown) are still counted with what is retained: that can miss an alert, never
+repeat one. Events older than the subject's horizon (`Catalogue.horizon`) cannot be deduplicated
+any more and are refused as `too_late`, except CP plan events (plans are kept for ever) and
+purges (an erasure is always applied).
 """
 
 from __future__ import annotations

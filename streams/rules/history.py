@@ -26,6 +26,7 @@ from streams.rules.durations import Duration, reaches
 from streams.rules.obligations import DaObligation
 from streams.rules.state import (
     ContactRecord,
+    DaAnswer,
     DaContactDuty,
     HistoryKind,
     IncidentRecord,
@@ -147,11 +148,10 @@ def _with_da_obligation(duties: tuple[DaContactDuty, ...], item: DaObligation) -
 def _with_da_answer(
     duties: tuple[DaContactDuty, ...], item: ContactReceived, incident_id: str
 ) -> tuple[DaContactDuty, ...]:
-    at = utc(item.occurred_at)
+    answer = DaAnswer(event_id=item.event_id, contact_id=item.contact_id, occurred_at=utc(item.occurred_at))
     duty = next((d for d in duties if d.incident_id == incident_id), DaContactDuty(incident_id=incident_id))
-    if duty.answered_at is None or (at, item.event_id) < (duty.answered_at, duty.answer_event_id or ""):
-        duty = duty.model_copy(update={"answered_at": at, "answer_event_id": item.event_id})
-    return _replace_duty(duties, duty)
+    answers = sorted((*duty.answers, answer), key=lambda a: (a.occurred_at, a.event_id))
+    return _replace_duty(duties, duty.model_copy(update={"answers": tuple(answers)}))
 
 
 def _replace_duty(duties: tuple[DaContactDuty, ...], duty: DaContactDuty) -> tuple[DaContactDuty, ...]:
@@ -187,8 +187,9 @@ def holds_event(state: SubjectState, event_id: str) -> bool:
 def erase(state: SubjectState, key: str) -> SubjectState:
     """Remove every record of the entity `key` names and remember the tombstone.
 
-    Alerts already raised stay (they are never retracted), and so do their cooldown marks. A DA duty
-    already answered by an erased contact stays answered: the contact did reach the Front Door.
+    Alerts already raised stay (they are never retracted), and so do their cooldown marks. An erased
+    contact no longer answers a DA duty, exactly as if it had never arrived (so the final state is
+    the same wherever the purge falls).
     """
     kind, _, entity_id = key.partition(":")
     update: dict[str, object] = {"erased": tuple(sorted({*state.erased, key}))}
@@ -196,11 +197,10 @@ def erase(state: SubjectState, key: str) -> SubjectState:
         update["missing_reports"] = tuple(r for r in state.missing_reports if r.episode_id != entity_id)
         update["return_interviews"] = tuple(d for d in state.return_interviews if d.episode_id != entity_id)
     elif kind == "contact":
-        erased_events = {c.event_id for c in state.contacts if c.contact_id == entity_id}
         update["contacts"] = tuple(c for c in state.contacts if c.contact_id != entity_id)
         update["referrals"] = tuple(r for r in state.referrals if r.contact_id != entity_id)
         update["da_contacts"] = tuple(
-            d.model_copy(update={"answer_event_id": None}) if d.answer_event_id in erased_events else d
+            d.model_copy(update={"answers": tuple(a for a in d.answers if a.contact_id != entity_id)})
             for d in state.da_contacts
         )
     elif kind == "plan":

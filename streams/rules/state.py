@@ -7,7 +7,7 @@ and every change returns a new one. All times are event times (`occurred_at`) in
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
@@ -78,11 +78,19 @@ class ReturnInterviewDuty(StateModel):
     interviewed_at: AwareDatetime | None = None
 
 
+class DaAnswer(StateModel):
+    """A `contact.received` for the child carrying the incident id as `linked_incident_id`."""
+
+    event_id: str
+    contact_id: str
+    occurred_at: AwareDatetime
+
+
 class DaContactDuty(StateModel):
     """One domestic incident a child was present at: the Front Door contact that must follow it.
 
-    The obligation (from the incident) and the answer (a `contact.received` carrying the incident id)
-    can arrive in either order, so either side may be missing.
+    The obligation (from the incident) and the answers (contacts carrying the incident id) can
+    arrive in either order, so either side may be missing.
     """
 
     incident_id: str
@@ -90,8 +98,12 @@ class DaContactDuty(StateModel):
     incident_at: AwareDatetime | None = None
     household_id: str | None = None
     la_code: str | None = None
-    answered_at: AwareDatetime | None = None
-    answer_event_id: str | None = None
+    answers: tuple[DaAnswer, ...] = ()
+
+    @property
+    def answered_at(self) -> datetime | None:
+        """When the first contact about the incident happened, if any has arrived."""
+        return min((answer.occurred_at for answer in self.answers), default=None)
 
 
 class PlanRecord(StateModel):

@@ -13,6 +13,7 @@ from streams.rules.definition import (
     RuleParams,
     pseudonym_label,
     record_with_id,
+    window_retention,
     windows_through,
 )
 from streams.rules.durations import Duration
@@ -65,7 +66,7 @@ def cooldown(params: ReReferralParams) -> Duration:
 
 
 def retention(params: ReReferralParams) -> tuple[Duration, ...]:
-    return (params.window + cooldown(params),)
+    return window_retention(params.window, cooldown(params))
 
 
 RULE = RuleDefinition(

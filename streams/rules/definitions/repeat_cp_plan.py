@@ -3,9 +3,13 @@
 Severity `high` when the new plan starts within the lookback (24 months) of the end of the child's
 most recent earlier plan (Leeds), `medium` for any earlier plan (DfE "second or subsequent"), unless
 `alert_on_any_previous` is false. The earlier plan is known from the stream, or only from the
-start event's `previous_plans` / `previous_plan_ended_at` (history older than the stream). An
-earlier plan whose end has not been seen counts as still running when the new one starts. Plans
-are never pruned: "ever" needs the whole history, and a child has few plans.
+start event's `previous_plans` / `previous_plan_ended_at` (history older than the stream).
+
+`high` is raised only when it is certain. An earlier plan still open at the new start (overlap)
+ends, for this purpose, at the new start. An earlier plan whose end has not been seen (its end
+event not arrived yet, e.g. a backfill arriving start first) ended no earlier than it started, so
+its start stands in for its end: `high` if even that is within the lookback, else `medium`.
+Plans are never pruned: "ever" needs the whole history, and a child has few plans.
 """
 
 from __future__ import annotations
@@ -43,13 +47,17 @@ def _is_before(earlier: PlanRecord, plan: PlanRecord) -> bool:
     return earlier.ended_at is not None and earlier.ended_at <= plan.started_at
 
 
+def _known_end(earlier: PlanRecord, start: datetime) -> datetime:
+    """The latest time the earlier plan is known to have lasted until, as seen from a new plan's `start`."""
+    if earlier.ended_at is not None:
+        return min(earlier.ended_at, start)
+    assert earlier.started_at is not None  # _is_before: a plan with neither start nor end is never earlier
+    return earlier.started_at
+
+
 def _previous(plans: tuple[PlanRecord, ...], plan: PlanRecord, start: datetime) -> _Previous | None:
-    """The earlier plan that ended last (a plan not ended by `start` counts as ending at `start`)."""
-    candidates = [
-        _Previous(earlier, earlier.ended_at if earlier.ended_at and earlier.ended_at <= start else start)
-        for earlier in plans
-        if _is_before(earlier, plan)
-    ]
+    """The earlier plan known to have lasted latest."""
+    candidates = [_Previous(earlier, _known_end(earlier, start)) for earlier in plans if _is_before(earlier, plan)]
     return max(candidates, key=lambda p: (p.ended_at, p.plan.plan_id), default=None)
 
 

@@ -13,6 +13,7 @@ from streams.rules.definition import (
     RuleParams,
     pseudonym_label,
     record_with_id,
+    window_retention,
     windows_through,
 )
 from streams.rules.durations import Duration
@@ -60,7 +61,7 @@ def cooldown(params: RepeatDomesticAbuseParams) -> Duration:
 
 
 def retention(params: RepeatDomesticAbuseParams) -> tuple[Duration, ...]:
-    return (params.window + cooldown(params),)
+    return window_retention(params.window, cooldown(params))
 
 
 RULE = RuleDefinition(

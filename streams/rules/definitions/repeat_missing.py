@@ -17,6 +17,7 @@ from streams.rules.definition import (
     pseudonym_label,
     record_with_id,
     times,
+    window_retention,
 )
 from streams.rules.durations import Duration, within
 from streams.rules.state import MissingReport, SubjectState, sorted_records
@@ -121,7 +122,7 @@ def retention(params: RepeatMissingParams) -> tuple[Duration, ...]:
     windows = {params.window}
     if params.looked_after and params.looked_after.window:
         windows.add(params.looked_after.window)
-    return tuple(window + cooldown(params) for window in sorted(windows, key=str))
+    return tuple(span for window in sorted(windows, key=str) for span in window_retention(window, cooldown(params)))
 
 
 RULE = RuleDefinition(

@@ -48,9 +48,12 @@ def test_a_late_earlier_referral() -> None:
 
 def test_cooldown_and_window_override() -> None:
     referrals = [contact_decided(day(n)) for n in (0, 100, 200, 400)]
-    assert [a.triggered_at for a in _alerts(*referrals)] == [day(100), day(466 - 66)]
+    # Day 400 still has days 100 and 200 within 12 months, but it is within the cooldown of day 100.
+    assert [a.triggered_at for a in _alerts(*referrals)] == [day(100)]
     assert [a.triggered_at for a in _alerts(*referrals, cooldown="P30D")] == [day(100), day(200), day(400)]
-    assert [a.triggered_at for a in _alerts(*referrals, window="P3M")] == [day(200)]
+    # Three calendar months from 1 January reach 1 April (day 90): day 89 is a re-referral, day 91 is not.
+    assert len(_alerts(contact_decided(day(0)), contact_decided(day(89)), window="P3M")) == 1
+    assert _alerts(contact_decided(day(0)), contact_decided(day(91)), window="P3M") == []
 
 
 def test_purged_contact_is_not_a_previous_referral() -> None:

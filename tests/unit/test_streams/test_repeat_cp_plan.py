@@ -43,7 +43,9 @@ def test_exactly_24_calendar_months_after_the_end_is_high() -> None:
 
 
 def test_one_second_later_is_medium() -> None:
-    [alert] = _alerts(*_earlier_plan(at(2023, 1, 31)), plan_started(at(2025, 1, 31) + timedelta(seconds=1), plan_id="P2"))
+    [alert] = _alerts(
+        *_earlier_plan(at(2023, 1, 31)), plan_started(at(2025, 1, 31) + timedelta(seconds=1), plan_id="P2")
+    )
     assert alert.severity == "medium"
     assert alert.summary == "Child 5f2c…e1 started a second or subsequent child protection plan."
 
@@ -74,8 +76,9 @@ def test_lookback_override() -> None:
     assert _alerts(*earlier, plan_started(at(2025, 6, 1), plan_id="P2"), lookback="P12M")[0].severity == "medium"
 
 
-def test_an_earlier_plan_not_yet_ended_counts_as_running() -> None:
-    [alert] = _alerts(plan_started(at(2020, 1, 1), plan_id="P1"), plan_started(at(2025, 1, 1), plan_id="P2"))
+def test_an_earlier_plan_still_open_at_the_new_start_is_high() -> None:
+    earlier = [plan_started(at(2020, 1, 1), plan_id="P1"), plan_ended(at(2025, 3, 1), plan_id="P1")]
+    [alert] = _alerts(*earlier, plan_started(at(2025, 1, 1), plan_id="P2"))
     assert alert.severity == "high"
 
 
@@ -93,18 +96,31 @@ def test_previous_plan_known_only_from_the_source(
     previous_plans: int | None, previous_plan_ended_at: date | None, severity: str | None
 ) -> None:
     start = plan_started(
-        at(2025, 1, 31, hour=23), plan_id="P9", previous_plans=previous_plans, previous_plan_ended_at=previous_plan_ended_at
+        at(2025, 1, 31, hour=23),
+        plan_id="P9",
+        previous_plans=previous_plans,
+        previous_plan_ended_at=previous_plan_ended_at,
     )
     assert [a.severity for a in _alerts(start)] == ([severity] if severity else [])
 
 
 def test_a_new_plan_arriving_before_the_plan_it_repeats() -> None:
     new_plan = plan_started(at(2025, 1, 1), plan_id="P2")
-    earlier = _earlier_plan(at(2024, 1, 1))
-    in_order = _alerts(*earlier, new_plan)
-    late = _alerts(new_plan, *earlier)
-    assert [a.alert_id for a in late] == [a.alert_id for a in in_order]
-    assert late[0].triggered_at == at(2025, 1, 1) and late[0].severity == "high"
+    earlier_start, earlier_end = _earlier_plan(at(2024, 1, 1))
+    [in_order] = _alerts(earlier_start, earlier_end, new_plan)
+    assert in_order.evidence_event_ids == [new_plan.event_id, earlier_start.event_id, earlier_end.event_id]
+    # Start first: alerted as soon as the earlier start arrives, at the new plan's start time; the
+    # earlier start (2023-03-07) is itself within 24 months, so high is already certain.
+    [late] = _alerts(new_plan, earlier_start, earlier_end)
+    assert (late.triggered_at, late.severity) == (at(2025, 1, 1), "high")
+    assert late.evidence_event_ids == [new_plan.event_id, earlier_start.event_id]
+
+
+def test_high_only_when_certain_while_the_earlier_end_is_unknown() -> None:
+    new_plan = plan_started(at(2025, 1, 1), plan_id="P2")
+    # Started 2021, end not seen yet: it may have ended in 2021 or in 2024, so only medium is certain.
+    [alert] = _alerts(new_plan, plan_started(at(2021, 1, 1), plan_id="P1"))
+    assert alert.severity == "medium"
 
 
 def test_the_same_start_twice_alerts_once() -> None:
