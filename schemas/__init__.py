@@ -3,8 +3,16 @@
 Imports nothing of the project. Everything a producer, stream processor or sink needs is here.
 """
 
-from schemas.alerts import AlertRaised
-from schemas.codec import decode_alert, decode_dead_letter, decode_event, encode, to_json_obj, validate_event
+from schemas.alerts import AlertLifecycle, AlertRaised, AlertState
+from schemas.codec import (
+    decode_alert,
+    decode_alert_lifecycle,
+    decode_dead_letter,
+    decode_event,
+    encode,
+    to_json_obj,
+    validate_event,
+)
 from schemas.deadletter import DeadLetter, dead_letter_from_file, dead_letter_from_kafka
 from schemas.errors import (
     ConfigError,
@@ -32,6 +40,7 @@ from schemas.events import (
     MissingReturnInterview,
 )
 from schemas.topics import (
+    ALERT_LIFECYCLE,
     ALERTS,
     CONTACTS,
     CP_PLANS,
@@ -50,6 +59,7 @@ from schemas.types import REFERRAL_OUTCOMES
 
 __all__ = [
     "ALERTS",
+    "ALERT_LIFECYCLE",
     "CONTACTS",
     "CP_PLANS",
     "DEAD_LETTER",
@@ -60,7 +70,9 @@ __all__ = [
     "REFERRAL_OUTCOMES",
     "TOPICS",
     "AgencyEvent",
+    "AlertLifecycle",
     "AlertRaised",
+    "AlertState",
     "ConfigError",
     "ContactDecided",
     "ContactReceived",
@@ -85,6 +97,7 @@ __all__ = [
     "dead_letter_from_file",
     "dead_letter_from_kafka",
     "decode_alert",
+    "decode_alert_lifecycle",
     "decode_dead_letter",
     "decode_event",
     "encode",

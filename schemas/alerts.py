@@ -35,3 +35,35 @@ class AlertRaised(ContractModel):
     window: IsoDuration | None = None
     evidence_event_ids: Annotated[list[str], Field(min_length=1)]
     summary: Annotated[str, Field(min_length=1, max_length=500)]
+
+
+AlertState = Literal["raised", "notified", "delivery_failed", "acknowledged", "escalated"]
+"""The life of an alert after the rule fired: each change is one `alert.lifecycle` event."""
+
+
+class AlertLifecycle(ContractModel):
+    """A change of an alert's delivery state, on safeguarding.alert-lifecycle.v1 (keyed by `alert_id`).
+
+    Written by the notifier (the service that delivers alerts to on-duty managers) so that the sink
+    can store it and the Alerts dashboard can show time to acknowledge. `event_id` is deterministic
+    where the change is (for example uuid5 of alert id, state, contact and attempt), so a retry
+    never counts twice. `actor` is a user name for acknowledgements, `system` otherwise; `note` is
+    the manager's acknowledgement note and must carry no identifying detail.
+    """
+
+    event_id: Annotated[str, Field(min_length=8, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")]
+    event_type: Literal["alert.lifecycle"] = "alert.lifecycle"
+    schema_version: Literal[1] = 1
+    alert_id: Annotated[str, Field(pattern=r"^[0-9a-f]{16,64}$")]
+    state: AlertState
+    occurred_at: Timestamp
+    rule_id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+    severity: Severity
+    la_code: LaCode
+    team: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    channel: Annotated[str, Field(min_length=1, max_length=40)] | None = None
+    recipient: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    actor: Annotated[str, Field(min_length=1, max_length=100)] = "system"
+    escalation_level: Annotated[int, Field(ge=0)] = 0
+    note: Annotated[str, Field(max_length=1000)] | None = None
+    error: Annotated[str, Field(max_length=1000)] | None = None

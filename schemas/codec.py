@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
-from schemas.alerts import AlertRaised
+from schemas.alerts import AlertLifecycle, AlertRaised
 from schemas.deadletter import DeadLetter
 from schemas.errors import DecodeError, InvalidEvent, Issue
 from schemas.events import AGENCY_EVENT_ADAPTER, EVENT_MODELS, AgencyEvent
@@ -17,6 +17,7 @@ T = TypeVar("T")
 
 _KNOWN_TYPES = ", ".join(sorted(EVENT_MODELS))
 _ALERT_ADAPTER = TypeAdapter(AlertRaised)
+_LIFECYCLE_ADAPTER = TypeAdapter(AlertLifecycle)
 _DEAD_LETTER_ADAPTER = TypeAdapter(DeadLetter)
 
 
@@ -45,6 +46,10 @@ def validate_event(obj: Mapping[str, Any]) -> AgencyEvent:
 
 def decode_alert(data: bytes | str) -> AlertRaised:
     return _decode(_ALERT_ADAPTER, data)
+
+
+def decode_alert_lifecycle(data: bytes | str) -> AlertLifecycle:
+    return _decode(_LIFECYCLE_ADAPTER, data)
 
 
 def decode_dead_letter(data: bytes | str) -> DeadLetter:

@@ -7,13 +7,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from schemas.alerts import AlertRaised
+from schemas.alerts import AlertLifecycle, AlertRaised
 from schemas.deadletter import DeadLetter
 from schemas.events import EVENT_MODELS
 
 SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     **EVENT_MODELS,
     "alert.raised": AlertRaised,
+    "alert.lifecycle": AlertLifecycle,
     "dead_letter": DeadLetter,
 }
 

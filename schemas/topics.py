@@ -59,6 +59,12 @@ ALERTS = TopicSpec(
     cleanup_policy="compact",
     description="Threshold alerts raised by the stream processors.",
 )
+ALERT_LIFECYCLE = TopicSpec(
+    "safeguarding.alert-lifecycle.v1",
+    ("alert.lifecycle",),
+    "alert_id",
+    description="Each alert's delivery history: notified, failed, acknowledged, escalated.",
+)
 DEAD_LETTER = TopicSpec(
     "safeguarding.dead-letter.v1",
     ("dead_letter",),
@@ -67,7 +73,7 @@ DEAD_LETTER = TopicSpec(
 )
 
 EVENT_TOPICS: tuple[TopicSpec, ...] = (CONTACTS, MISSING_EPISODES, DOMESTIC_INCIDENTS, CP_PLANS)
-TOPICS: tuple[TopicSpec, ...] = (*EVENT_TOPICS, ALERTS, DEAD_LETTER)
+TOPICS: tuple[TopicSpec, ...] = (*EVENT_TOPICS, ALERTS, ALERT_LIFECYCLE, DEAD_LETTER)
 _BY_EVENT_TYPE = {t: spec for spec in TOPICS for t in spec.event_types}
 _BY_NAME = {spec.name: spec for spec in TOPICS}
 

@@ -378,6 +378,7 @@ def test_registry_lists_the_contracts_topics() -> None:
         "safeguarding.domestic-incidents.v1",
         "safeguarding.cp-plans.v1",
         "safeguarding.alerts.v1",
+        "safeguarding.alert-lifecycle.v1",
         "safeguarding.dead-letter.v1",
     ]
     assert EVENT_TOPICS == (CONTACTS, MISSING_EPISODES, DOMESTIC_INCIDENTS, CP_PLANS)

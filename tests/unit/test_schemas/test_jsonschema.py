@@ -58,7 +58,11 @@ def test_committed_files_equal_render_all_byte_for_byte() -> None:
 
 
 def test_one_file_per_event_type_plus_alert_and_dead_letter() -> None:
-    expected = {f"{t}.schema.json" for t in EVENT_MODELS} | {"alert.raised.schema.json", "dead_letter.schema.json"}
+    expected = {f"{t}.schema.json" for t in EVENT_MODELS} | {
+        "alert.raised.schema.json",
+        "alert.lifecycle.schema.json",
+        "dead_letter.schema.json",
+    }
     assert set(render_all()) == expected == {f"{name}.schema.json" for name in SCHEMA_MODELS}
 
 
