@@ -1,0 +1,1 @@
+"""Alert delivery to on-duty managers: rota, channels, acknowledgement and escalation."""
