@@ -56,6 +56,8 @@ class StreamsSettings(_Section):
     data_dir: Path = Path(".safeguard/streams")
     rules_file: Path | None = Field(default=None, description="the partnership's rule overrides (TOML or YAML)")
     web_port: int | None = Field(default=None, description="Faust web port; unset = no web server")
+    batch_size: int = Field(default=1000, ge=1, description="records applied per batch before acks and state writes")
+    batch_within_s: float = Field(default=0.05, gt=0, description="longest wait to fill a batch, in seconds")
 
 
 class Settings(BaseSettings):

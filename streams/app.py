@@ -1,31 +1,45 @@
-"""The Faust worker: one intake agent per contract topic. Faust wiring only; decisions live in pure code.
+"""The Faust worker: intake agents per contract topic, rule state in tables, alerts out. Wiring only.
 
-Every record read is either handed on as a valid event or dead-lettered with its reason: no exception ever
+Every record read is either applied to the rules or dead-lettered with its reason: no exception ever
 escapes an agent (Faust acks the offset of a record whose agent raised, so the record would be lost).
 Stateful agents run with concurrency 1 (faust #606). Settings are passed explicitly with `env={}` so that
 stray environment variables (BROKER_URL, APP_DATADIR, ...) can never override them.
+
+State: two tables, `child-state` and `household-state`, keyed by the topics' keys with the same
+partitioner (`use_partitioner`, raw string keys), so table partition p holds the subjects of topic
+partition p and every worker owns the state of the partitions it reads. Tables are recovered from
+their compacted changelog topics on start. Incidents reach the children present through the internal
+topic `<app_id>-da-obligations`, keyed by `child_id` (a repartition, co-partitioned with contacts).
+Alerts go to safeguarding.alerts.v1 keyed by `alert_id`; at-least-once delivery means a crash can
+publish an alert again, always with the same id and content, which readers dedupe by id.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Iterator, MutableMapping
+from datetime import datetime
 from typing import Any
 
 import faust
+from faust.types import TP
 
 from safeguard.clock import Clock, system_clock
 from safeguard.settings import Settings
+from schemas.alerts import AlertRaised
 from schemas.codec import encode
 from schemas.deadletter import DeadLetter, dead_letter_from_kafka
 from schemas.events import AgencyEvent
-from schemas.topics import DEAD_LETTER, EVENT_TOPICS
+from schemas.topics import ALERTS, DEAD_LETTER, EVENT_TOPICS
 from streams.intake import check_record
+from streams.processor import RuleProcessor, Step, clock_topics
+from streams.rules import Catalogue, DaObligation, PartitionClock, load_catalogue
 
 log = logging.getLogger(__name__)
 
-EventHandler = Callable[[AgencyEvent, int], Awaitable[None]]
+AlertListener = Callable[[AlertRaised], None]
 
 
 def faust_options(settings: Settings, bootstrap: str) -> dict[str, Any]:
@@ -71,61 +85,214 @@ def _credentials(settings: Settings) -> Any:
 
 
 class Worker:
-    """The Faust app with its topics and intake agents. `handle` receives every valid event with its partition."""
+    """The Faust app: intake agents, the obligations repartition, rule-state tables, the live-clock timer."""
 
     def __init__(
-        self, settings: Settings, bootstrap: str, *, handle: EventHandler | None = None, clock: Clock = system_clock
+        self,
+        settings: Settings,
+        bootstrap: str,
+        *,
+        catalogue: Catalogue | None = None,
+        clock: Clock = system_clock,
+        on_alert: AlertListener | None = None,
     ) -> None:
-        self.app = faust.App(settings.streams.app_id, **faust_options(settings, bootstrap))
+        streams = settings.streams
+        self.app = faust.App(streams.app_id, **faust_options(settings, bootstrap))
         self.clock = clock
+        self.catalogue = catalogue or (
+            load_catalogue(streams.rules_file) if streams.rules_file else Catalogue.default()
+        )
+        self.partitions = settings.kafka.topic_partitions
+        self.batch_size = streams.batch_size
+        self.batch_within_s = streams.batch_within_s
         self.accepted: Counter[str] = Counter()
+        self.outcomes: Counter[str] = Counter()
+        self.alerts_sent: Counter[str] = Counter()
         self.dead_lettered: Counter[str] = Counter()
-        self._handle = handle
+        self._on_alert = on_alert
+        self._read_offsets: dict[tuple[str, int], int] = {}
+        self._clocks_saved: dict[tuple[str, int], PartitionClock] = {}
+        self._clocks_restored = False
+
+        table_options: dict[str, Any] = {
+            "default": None,
+            "partitions": self.partitions,
+            "use_partitioner": True,
+            "key_type": bytes,  # raw UTF-8 keys: the producer's partitioner then places them as the topics' keys
+        }
+        self.children = self.app.Table("child-state", help="rule state per child", **table_options)
+        self.households = self.app.Table("household-state", help="rule state per household", **table_options)
+        self.saved_clocks = self.app.Table(
+            "partition-clocks", help="deadline clocks per topic partition", **table_options
+        )
+        self.app.on_partitions_revoked.connect(self._forget_cached_states)
+        self.processor = RuleProcessor(
+            self.catalogue,
+            children=Utf8Keys(self.children),
+            households=Utf8Keys(self.households),
+            partition_of=lambda key: murmur2_partition(key.encode("utf-8"), self.partitions),
+        )
+
         self.dead_letter_topic = self.app.topic(DEAD_LETTER.name, key_type=bytes, value_type=bytes)
+        self.alerts_topic = self.app.topic(ALERTS.name, key_type=bytes, value_type=bytes)
+        self.obligations_topic = self.app.topic(
+            f"{streams.app_id}-da-obligations",
+            partitions=self.partitions,
+            internal=True,
+            key_type=bytes,
+            value_type=bytes,
+        )
+        contract_topics = self.app.topic(*(spec.name for spec in EVENT_TOPICS), key_type=bytes, value_type=bytes)
+        self.app.agent(contract_topics, name="intake", concurrency=1)(self._intake)
+        self.app.agent(self.obligations_topic, name="da-obligations", concurrency=1)(self._obligations)
+        self.app.timer(interval=1.0)(self._tick)
         self.app.timer(interval=30.0)(self._log_counts)
-        for spec in EVENT_TOPICS:
-            topic = self.app.topic(spec.name, key_type=bytes, value_type=bytes)
-            self.app.agent(topic, name=f"intake-{spec.name}", concurrency=1)(self._intake)
+        self._lane = asyncio.Lock()
+        """One lane for state: batches of both agents and the timer never interleave (see `_run_batch`)."""
+
+    # --- agents -------------------------------------------------------------------------------------
 
     async def _intake(self, stream: Any) -> None:
-        async for record in stream.events():
-            message = record.message
-            try:
-                outcome = check_record(
-                    topic=message.topic,
-                    partition=message.partition,
-                    offset=message.offset,
-                    key=message.key,
-                    value=message.value,
-                    at=self.clock(),
-                )
-                if isinstance(outcome, DeadLetter):
-                    await self._dead_letter(outcome)
-                    continue
-                if self._handle is not None:
-                    await self._handle(outcome, message.partition)
-                self.accepted[message.topic] += 1
-            except Exception as exc:  # never let an exception escape: Faust would ack and lose the record
-                log.exception("processing %s[%s]@%s failed", message.topic, message.partition, message.offset)
-                await self._dead_letter(
-                    dead_letter_from_kafka(
-                        topic=message.topic,
-                        partition=message.partition,
-                        offset=message.offset,
-                        key=message.key,
-                        value=message.value,
-                        reason_code="processing_error",
-                        error=f"{type(exc).__name__}: {exc}",
-                        at=self.clock(),
-                    )
-                )
+        async for batch in stream.take_events(self.batch_size, within=self.batch_within_s):
+            await self._run_batch([record.message for record in batch], self._intake_one)
+
+    async def _obligations(self, stream: Any) -> None:
+        async for batch in stream.take_events(self.batch_size, within=self.batch_within_s):
+            await self._run_batch([record.message for record in batch], self._obligation_one)
+
+    async def _run_batch(self, messages: list[Any], handle: Callable[[Any, Step], None]) -> None:
+        """Apply a batch, publish what it raised, wait for the broker's acks, then write the new states.
+
+        The order matters: a state written before its alerts are delivered would, after a crash, make the
+        replayed event a duplicate and its alert would be lost. Offsets are committed (by Faust, after a
+        producer flush) only once the batch is done, so a crash anywhere replays the batch: alerts may be
+        published again, always with the same id. Nothing escapes: a failing record is dead-lettered.
+        """
+        async with self._lane:
+            step = Step()
+            for message in messages:
+                try:
+                    handle(message, step)
+                except Exception as exc:  # never let an exception escape: Faust would ack and lose the record
+                    step.dead_letters.append(self._processing_error(message, exc))
+                finally:
+                    self._read_offsets[(message.topic, message.partition)] = message.offset
+            await self._publish(step)
+            self.processor.flush()
+
+    def _intake_one(self, message: Any, step: Step) -> None:
+        outcome = check_record(
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=message.key,
+            value=message.value,
+            at=self.clock(),
+        )
+        if isinstance(outcome, DeadLetter):
+            step.dead_letters.append(outcome)
+            return
+        self._apply(outcome, message.topic, message.partition, step)
+        self.accepted[message.topic] += 1
+
+    def _obligation_one(self, message: Any, step: Step) -> None:
+        obligation = DaObligation.model_validate_json(message.value)
+        self._apply(obligation, message.topic, message.partition, step)
+
+    def _apply(self, item: AgencyEvent | DaObligation, topic: str, partition: int, step: Step) -> None:
+        self._restore_clocks()
+        applied = self.processor.apply(item, topic=topic, partition=partition, raised_at=self.clock())
+        if applied.outcome is not None:
+            self.outcomes[applied.outcome] += 1
+            if applied.outcome == "too_late":
+                log.warning("%s on %s is older than its subject's history horizon: not applied", item.event_type, topic)
+        step.alerts += applied.alerts
+        step.obligations += applied.obligations
+
+    async def _publish(self, step: Step) -> None:
+        """Send everything the step produced and wait until the broker has acknowledged all of it."""
+        sent = []
+        for obligation in step.obligations:
+            key, value = obligation.child_id.encode("utf-8"), obligation.model_dump_json().encode("utf-8")
+            sent.append(await self.obligations_topic.send(key=key, value=value))
+        for alert in step.alerts:
+            sent.append(await self.alerts_topic.send(key=alert.alert_id.encode("utf-8"), value=encode(alert)))
+            self.alerts_sent[alert.rule_id] += 1
+            log.info("alert %s %s %s: %s", alert.alert_id, alert.rule_id, alert.severity, alert.summary)
+            if self._on_alert is not None:
+                self._on_alert(alert)
+        for letter in step.dead_letters:
+            sent.append(await self._dead_letter(letter))
+        if sent:
+            await asyncio.gather(*sent)
+
+    async def _forget_cached_states(self, *args: Any, **kwargs: Any) -> None:
+        self.processor.forget_cached_states()
+
+    # --- timers -------------------------------------------------------------------------------------
+
+    async def _tick(self) -> None:
+        """Every second: live partitions' clocks follow the wall clock; persist clocks that moved."""
+        try:
+            async with self._lane:
+                self._restore_clocks()
+                alerts = self.processor.tick(self.clock(), caught_up=self._caught_up)
+                await self._publish(Step(alerts=alerts))
+                self.processor.flush()
+                for key, clock in self.processor.clocks.items():
+                    if self._clocks_saved.get(key) != clock:
+                        self.saved_clocks[_clock_key(key).encode("utf-8")] = _clock_to_json(clock)
+                        self._clocks_saved[key] = clock
+        except Exception:
+            log.exception("the deadline timer failed; it runs again in a second")
+
+    def _caught_up(self, topic: str, partition: int) -> bool:
+        read = self._read_offsets.get((topic, partition))
+        if read is None:
+            return False
+        highwater = self.app.consumer.highwater(TP(topic, partition))
+        return highwater is not None and read + 1 >= highwater
+
+    def _restore_clocks(self) -> None:
+        if self._clocks_restored:
+            return
+        self._clocks_restored = True
+        saved = [
+            (_parse_clock_key(key.decode("utf-8")), _clock_from_json(value))
+            for key, value in list(self.saved_clocks.items())
+        ]
+        self.processor.restore_clocks(saved)
+        self._clocks_saved.update(saved)
+        if saved:
+            log.info("restored %d partition clocks", len(saved))
 
     async def _log_counts(self) -> None:
-        log.info("accepted %s; dead-lettered %s", dict(self.accepted), dict(self.dead_lettered))
+        log.info(
+            "accepted %s; outcomes %s; alerts %s; dead-lettered %s",
+            dict(self.accepted),
+            dict(self.outcomes),
+            dict(self.alerts_sent),
+            dict(self.dead_lettered),
+        )
 
-    async def _dead_letter(self, letter: DeadLetter) -> None:
+    # --- dead letters -------------------------------------------------------------------------------
+
+    def _processing_error(self, message: Any, exc: Exception) -> DeadLetter:
+        log.exception("processing %s[%s]@%s failed", message.topic, message.partition, message.offset)
+        return dead_letter_from_kafka(
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=message.key,
+            value=message.value,
+            reason_code="processing_error",
+            error=f"{type(exc).__name__}: {exc}",
+            at=self.clock(),
+        )
+
+    async def _dead_letter(self, letter: DeadLetter) -> Any:
         key = letter.source_key.encode("utf-8") if letter.source_key else None
-        await self.dead_letter_topic.send(key=key, value=encode(letter))
+        sent = await self.dead_letter_topic.send(key=key, value=encode(letter))
         self.dead_lettered[letter.reason_code] += 1
         log.warning(
             "dead-lettered %s[%s]@%s: %s",
@@ -134,3 +301,83 @@ class Worker:
             letter.source_offset,
             letter.error,
         )
+        return sent
+
+
+class Utf8Keys(MutableMapping[str, Any]):
+    """A Faust table with raw (bytes) keys seen as a mapping with str keys."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def __getitem__(self, key: str) -> Any:
+        return self.table[key.encode("utf-8")]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.table.get(key.encode("utf-8"), default)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.table[key.encode("utf-8")] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.table[key.encode("utf-8")]
+
+    def __iter__(self) -> Iterator[str]:
+        return (key.decode("utf-8") for key in self.table)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+
+def murmur2_partition(key: bytes, partitions: int) -> int:
+    """Kafka's default partitioner (Java `Utils.murmur2`, positive, modulo the partition count)."""
+    seed, m, r = 0x9747B28C, 0x5BD1E995, 24
+    mask = 0xFFFFFFFF
+    length = len(key)
+    h = (seed ^ length) & mask
+    whole = length - length % 4
+    for i in range(0, whole, 4):
+        k = int.from_bytes(key[i : i + 4], "little")
+        k = (k * m) & mask
+        k ^= k >> r
+        k = (k * m) & mask
+        h = (h * m) & mask
+        h ^= k
+    rest = length % 4
+    if rest == 3:
+        h ^= key[whole + 2] << 16
+    if rest >= 2:
+        h ^= key[whole + 1] << 8
+    if rest >= 1:
+        h ^= key[whole]
+        h = (h * m) & mask
+    h ^= h >> 13
+    h = (h * m) & mask
+    h ^= h >> 15
+    return (h & 0x7FFFFFFF) % partitions
+
+
+def _clock_key(key: tuple[str, int]) -> str:
+    return f"{key[0]}#{key[1]}"
+
+
+def _parse_clock_key(text: str) -> tuple[str, int]:
+    topic, _, partition = text.rpartition("#")
+    return topic, int(partition)
+
+
+def _clock_to_json(clock: PartitionClock) -> dict[str, str | None]:
+    def iso(moment: datetime | None) -> str | None:
+        return None if moment is None else moment.isoformat()
+
+    return {"newest_event_at": iso(clock.newest_event_at), "reading": iso(clock.reading)}
+
+
+def _clock_from_json(obj: dict[str, str | None]) -> PartitionClock:
+    def parse(text: str | None) -> datetime | None:
+        return None if text is None else datetime.fromisoformat(text)
+
+    return PartitionClock(newest_event_at=parse(obj.get("newest_event_at")), reading=parse(obj.get("reading")))
+
+
+__all__ = ["Worker", "clock_topics", "faust_options", "murmur2_partition"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from pydantic import AfterValidator, Field
 
@@ -50,6 +50,10 @@ class Catalogue:
     source: str | None = None
     overridden: frozenset[str] = frozenset()
     _horizons: Mapping[SubjectType, tuple[Duration, ...]] = field(init=False, repr=False, compare=False)
+    _kind_retention: Mapping[HistoryKind, tuple[Duration, ...] | None] = field(init=False, repr=False, compare=False)
+    _mark_retention: Mapping[SubjectType, Mapping[str, tuple[Duration, ...] | None]] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         missing = sorted(set(RULES_BY_ID) - set(self.params))
@@ -63,6 +67,11 @@ class Catalogue:
         object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
         horizons = {subject: self._horizon(subject) for subject in ("child", "household")}
         object.__setattr__(self, "_horizons", MappingProxyType(horizons))
+        # Derived once: the engine asks these for every event it applies.
+        kinds: tuple[HistoryKind, ...] = get_args(HistoryKind)
+        object.__setattr__(self, "_kind_retention", MappingProxyType({k: self._retention_of(k) for k in kinds}))
+        marks = {subject: MappingProxyType(self._marks_of(subject)) for subject in ("child", "household")}
+        object.__setattr__(self, "_mark_retention", MappingProxyType(marks))
 
     @classmethod
     def default(cls) -> Catalogue:
@@ -84,6 +93,13 @@ class Catalogue:
 
     def rules_for(self, input_type: str, subject_type: SubjectType) -> tuple[RuleDefinition[Any], ...]:
         """Enabled rules that read this input type for this kind of subject, in catalogue order."""
+        cache: dict[tuple[str, str], tuple[RuleDefinition[Any], ...]] = self.__dict__.setdefault("_rules_for_cache", {})
+        found = cache.get((input_type, subject_type))
+        if found is None:
+            found = cache[(input_type, subject_type)] = self._rules_for(input_type, subject_type)
+        return found
+
+    def _rules_for(self, input_type: str, subject_type: SubjectType) -> tuple[RuleDefinition[Any], ...]:
         return tuple(
             rule
             for rule in RULES
@@ -109,6 +125,23 @@ class Catalogue:
 
     def kind_retention(self, kind: HistoryKind) -> tuple[Duration, ...] | None:
         """How long records of this kind are kept (the longest of its readers' needs); None: for ever."""
+        return self._kind_retention[kind]
+
+    def mark_retention(self, subject_type: SubjectType) -> Mapping[str, tuple[Duration, ...] | None]:
+        """Per rule id: how long an alert mark is kept (horizon + cooldown); None: for ever."""
+        return self._mark_retention[subject_type]
+
+    def _marks_of(self, subject_type: SubjectType) -> dict[str, tuple[Duration, ...] | None]:
+        horizon = self._horizons[subject_type]
+        retention: dict[str, tuple[Duration, ...] | None] = {}
+        for rule in RULES:
+            if rule.subject_type != subject_type:
+                continue
+            cooldown = rule.cooldown(self.params_for(rule)) or Duration()
+            retention[rule.rule_id] = None if rule.keeps_history_forever else tuple(h + cooldown for h in horizon)
+        return retention
+
+    def _retention_of(self, kind: HistoryKind) -> tuple[Duration, ...] | None:
         readers = [rule for rule in RULES if kind in rule.reads]
         if any(rule.keeps_history_forever for rule in readers):
             return None

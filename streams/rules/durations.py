@@ -47,6 +47,10 @@ class Duration:
     def __post_init__(self) -> None:
         if min(self.years, self.months, self.days, self.hours, self.minutes, self.seconds) < 0:
             raise ValueError("a duration cannot be negative")
+        # Computed once: rules add durations to times for every event they see.
+        exact = timedelta(days=self.days, hours=self.hours, minutes=self.minutes, seconds=self.seconds)
+        object.__setattr__(self, "_exact", exact)
+        object.__setattr__(self, "_calendar_months", 12 * self.years + self.months)
 
     @classmethod
     def parse(cls, text: str) -> Duration:
@@ -61,12 +65,14 @@ class Duration:
 
     @property
     def calendar_months(self) -> int:
-        return 12 * self.years + self.months
+        months: int = self.__dict__["_calendar_months"]
+        return months
 
     @property
     def exact(self) -> timedelta:
         """The part of the duration that is a fixed length of time."""
-        return timedelta(days=self.days, hours=self.hours, minutes=self.minutes, seconds=self.seconds)
+        exact: timedelta = self.__dict__["_exact"]
+        return exact
 
     @property
     def is_zero(self) -> bool:
@@ -74,9 +80,10 @@ class Duration:
 
     def after(self, moment: datetime) -> datetime:
         """`moment` plus this duration: calendar months first (clamped to month end), then the exact part."""
-        utc = moment.astimezone(UTC)
-        if self.calendar_months:
-            utc = _add_months(utc, self.calendar_months)
+        utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+        months = self.calendar_months
+        if months:
+            utc = _add_months(utc, months)
         return utc + self.exact
 
     def after_date(self, day: date) -> date:

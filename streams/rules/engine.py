@@ -242,18 +242,12 @@ def _in_time_order(alerts: list[AlertRaised]) -> list[AlertRaised]:
 def _tidy(state: SubjectState, catalogue: Catalogue) -> SubjectState:
     """Prune with the catalogue's retentions; duties still open are kept whatever their age."""
     horizon = catalogue.horizon(state.subject_type)
-    mark_retention: dict[str, tuple[Duration, ...] | None] = {}
-    for rule in RULES:
-        if rule.subject_type != state.subject_type:
-            continue
-        cooldown = rule.cooldown(catalogue.params_for(rule)) or Duration()
-        mark_retention[rule.rule_id] = None if rule.keeps_history_forever else tuple(h + cooldown for h in horizon)
     return prune(
         state,
         horizon=horizon,
         kind_retention=catalogue.kind_retention,
         pending_entities=frozenset(entity for entity, _ in _open_duties(state, catalogue, None)),
-        mark_retention=mark_retention,
+        mark_retention=catalogue.mark_retention(state.subject_type),
     )
 
 

@@ -1,0 +1,249 @@
+"""The stateful step between intake and the alerts topic: per-subject state, partition clocks, deadlines.
+
+Framework-free and I/O-free: the Faust worker passes its tables in as mutable mappings and sends what
+comes back (alerts, re-keyed obligations). New states are held back (`pending_writes`) until the caller
+has the alerts they raised safely published, and only then written with `flush()`: a state written
+before its alerts are delivered would, after a crash, dedupe the replayed event and lose the alert.
+
+All rule arithmetic is in `streams.rules`; this module only decides *which* state a rule call reads
+and writes, which partition clock moves, and which subjects' deadlines that clock has reached.
+
+State lives in two tables, keyed as the topics are (children by `child_id`, households by
+`household_id`), so each table partition holds the subjects of the same-numbered topic partition.
+Partition clocks (rules.md "Deadline rules") are kept per (topic, partition) for the topics that
+drive deadlines, and persisted by the worker so a restart does not move them back.
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, MutableMapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from schemas.alerts import AlertRaised
+from schemas.deadletter import DeadLetter
+from schemas.events import AgencyEvent, DomesticIncidentRecorded
+from schemas.types import SubjectType
+from streams.rules import (
+    Catalogue,
+    DaObligation,
+    Outcome,
+    PartitionClock,
+    RuleInput,
+    SubjectState,
+    advance,
+    evaluate,
+    next_deadline,
+    obligations_from_incident,
+    subject_of,
+)
+from streams.rules.definitions import RULES
+
+StateTable = MutableMapping[str, Any]
+"""A table of subject id → `SubjectState.to_json_obj()` (a Faust table, or a dict in tests)."""
+
+ClockKey = tuple[str, int]
+"""(topic, partition) of a partition clock."""
+
+
+@dataclass
+class Step:
+    """What one input (or one timer tick) produced: alerts to publish and obligations to re-key by child."""
+
+    outcome: Outcome | None = None
+    alerts: list[AlertRaised] = field(default_factory=list)
+    obligations: list[DaObligation] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+
+@functools.cache
+def clock_topics(subject_type: SubjectType) -> tuple[str, ...]:
+    """The topics whose partition clocks drive some deadline rule on this kind of subject."""
+    return tuple(
+        dict.fromkeys(
+            rule.deadline.clock_topic
+            for rule in RULES
+            if rule.deadline is not None and rule.subject_type == subject_type
+        )
+    )
+
+
+class RuleProcessor:
+    """Applies inputs to subject state and fires deadlines. One instance per worker; not thread-safe.
+
+    `partition_of(subject_id)` gives the partition a subject lives on (the topics' key partitioner);
+    it is used only to rebuild the deadline index from the tables after a restart.
+    """
+
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        *,
+        children: StateTable,
+        households: StateTable,
+        partition_of: Callable[[str], int],
+        cache_size: int = 50_000,
+    ) -> None:
+        self.catalogue = catalogue
+        self.tables: dict[SubjectType, StateTable] = {"child": children, "household": households}
+        self.partition_of = partition_of
+        self.clocks: dict[ClockKey, PartitionClock] = {}
+        self._deadlines: dict[ClockKey, dict[str, datetime]] = {}
+        self._queues: dict[ClockKey, list[tuple[datetime, str]]] = {}
+        self._indexed = False
+        self._cache: OrderedDict[tuple[SubjectType, str], SubjectState] = OrderedDict()
+        self._cache_size = cache_size
+        self._dirty: dict[tuple[SubjectType, str], SubjectState] = {}
+
+    # --- inputs -------------------------------------------------------------------------------------
+
+    def apply(self, item: AgencyEvent | DaObligation, *, topic: str, partition: int, raised_at: datetime) -> Step:
+        """Apply one valid input read from `topic`[`partition`]: state, clocks, then any deadlines now due."""
+        self._ensure_index()
+        step = Step()
+        if isinstance(item, DomesticIncidentRecorded):
+            step.obligations = obligations_from_incident(item)
+        rule_input: RuleInput = item
+        subject_type, subject_id = subject_of(rule_input)
+        state = self._load(subject_type, subject_id)
+        result = evaluate(state, rule_input, raised_at, self.catalogue)
+        step.outcome = result.outcome
+        step.alerts += result.alerts
+        if result.state != state:
+            self._store(result.state, partition)
+        if not isinstance(item, DaObligation) and topic in clock_topics("child") + clock_topics("household"):
+            key = (topic, partition)
+            self.clocks[key] = self.clocks.get(key, PartitionClock()).observe(item.occurred_at)
+        for clock_topic in clock_topics(subject_type):
+            step.alerts += self._fire_due((clock_topic, partition), raised_at)
+        return step
+
+    # --- the live clock -----------------------------------------------------------------------------
+
+    def tick(self, wall_clock: datetime, *, caught_up: Callable[[str, int], bool]) -> list[AlertRaised]:
+        """On a timer: let caught-up partitions' clocks follow the wall clock, and fire what is then due."""
+        self._ensure_index()
+        alerts: list[AlertRaised] = []
+        for key, clock in list(self.clocks.items()):
+            moved = clock.tick(wall_clock, caught_up=caught_up(*key), settings=self.catalogue.deadlines)
+            if moved != clock:
+                self.clocks[key] = moved
+            alerts += self._fire_due(key, wall_clock)
+        return alerts
+
+    def restore_clocks(self, saved: Iterable[tuple[ClockKey, PartitionClock]]) -> None:
+        """Clocks persisted by an earlier run: a clock never goes back, so each field takes the later value."""
+        for key, clock in saved:
+            current = self.clocks.get(key)
+            self.clocks[key] = clock if current is None else _merge(current, clock)
+
+    @property
+    def pending_deadlines(self) -> int:
+        """How many subjects have an open deadline (for the worker's log)."""
+        self._ensure_index()
+        return sum(len(subjects) for subjects in self._deadlines.values())
+
+    # --- internals ----------------------------------------------------------------------------------
+
+    def _fire_due(self, key: ClockKey, raised_at: datetime) -> list[AlertRaised]:
+        clock = self.clocks.get(key)
+        subjects = self._deadlines.get(key)
+        if clock is None or clock.reading is None or not subjects:
+            return []
+        reading = clock.reading
+        queue = self._queues[key]
+        due: set[str] = set()
+        while queue and queue[0][0] <= reading:
+            deadline, subject_id = heapq.heappop(queue)
+            if subjects.get(subject_id) == deadline:  # otherwise a stale entry: the deadline moved or closed
+                due.add(subject_id)
+        alerts: list[AlertRaised] = []
+        topic, partition = key
+        for subject_id in sorted(due):
+            subject_type = self._subject_type_for(topic)
+            state = self._load(subject_type, subject_id)
+            result = advance(state, reading, raised_at, self.catalogue, clock_topic=topic)
+            alerts += result.alerts
+            self._store(result.state, partition)
+        return alerts
+
+    def _subject_type_for(self, clock_topic: str) -> SubjectType:
+        return "child" if clock_topic in clock_topics("child") else "household"
+
+    def _load(self, subject_type: SubjectType, subject_id: str) -> SubjectState:
+        """The subject's state: from the cache of recently used states, else decoded from the table."""
+        cached = self._cache.get((subject_type, subject_id))
+        if cached is not None:
+            self._cache.move_to_end((subject_type, subject_id))
+            return cached
+        stored = self.tables[subject_type].get(subject_id)
+        if stored is None:
+            return SubjectState.empty(subject_type, subject_id)
+        return SubjectState.from_json_obj(stored)
+
+    def _store(self, state: SubjectState, partition: int) -> None:
+        key = (state.subject_type, state.subject_id)
+        self._cache[key] = state
+        self._cache.move_to_end(key)
+        self._dirty[key] = state
+        self._index(state, partition)
+
+    @property
+    def pending_writes(self) -> int:
+        """States changed since the last `flush()` (read from memory meanwhile, not yet in the tables)."""
+        return len(self._dirty)
+
+    def flush(self) -> int:
+        """Write the changed states to the tables. Call it once the alerts and obligations they raised are published."""
+        for (subject_type, subject_id), state in self._dirty.items():
+            self.tables[subject_type][subject_id] = state.to_json_obj()
+        written = len(self._dirty)
+        self._dirty.clear()
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return written
+
+    def forget_cached_states(self) -> None:
+        """After a rebalance the tables may hold other partitions' states: decode afresh from them.
+
+        Changed states not yet flushed stay: they are this worker's latest word on their subjects.
+        """
+        self._cache = OrderedDict((key, state) for key, state in self._cache.items() if key in self._dirty)
+        self._deadlines.clear()
+        self._queues.clear()
+        self._indexed = False
+
+    def _index(self, state: SubjectState, partition: int) -> None:
+        for clock_topic in clock_topics(state.subject_type):
+            subjects = self._deadlines.setdefault((clock_topic, partition), {})
+            deadline = next_deadline(state, self.catalogue, clock_topic=clock_topic)
+            if deadline is None:
+                subjects.pop(state.subject_id, None)
+            elif subjects.get(state.subject_id) != deadline:
+                subjects[state.subject_id] = deadline
+                heapq.heappush(self._queues.setdefault((clock_topic, partition), []), (deadline, state.subject_id))
+
+    def _ensure_index(self) -> None:
+        """After a restart the tables are recovered from their changelogs; the deadline index is rebuilt once."""
+        if self._indexed:
+            return
+        self._indexed = True
+        for subject_type, table in self.tables.items():
+            if not clock_topics(subject_type):
+                continue
+            for subject_id, stored in list(table.items()):
+                if stored is not None:
+                    self._index(SubjectState.from_json_obj(stored), self.partition_of(subject_id))
+
+
+def _merge(a: PartitionClock, b: PartitionClock) -> PartitionClock:
+    def later(x: datetime | None, y: datetime | None) -> datetime | None:
+        return y if x is None else x if y is None else max(x, y)
+
+    return PartitionClock(
+        newest_event_at=later(a.newest_event_at, b.newest_event_at), reading=later(a.reading, b.reading)
+    )

@@ -1,0 +1,136 @@
+"""Running the real worker as a subprocess against a broker, and the in-process reference it must agree with."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+from kafka import KafkaConsumer
+from kafka.structs import TopicPartition
+
+from schemas.alerts import AlertRaised
+from schemas.events import AgencyEvent
+from schemas.topics import EVENT_TOPICS, message_key, topic_for
+from streams.app import murmur2_partition
+from streams.processor import RuleProcessor
+from streams.rules import Catalogue
+from tests.integration.kafka_reader import end_offsets
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENT_TOPIC_NAMES = [spec.name for spec in EVENT_TOPICS]
+
+
+def reference_alerts(events: Iterable[AgencyEvent], partitions: int) -> dict[str, AlertRaised]:
+    """The alerts of processing `events` in order in one process: the same pure code, no Kafka, no Faust.
+
+    Obligations (incident → child) are applied right after their incident, as if the repartition were instant.
+    """
+    processor = RuleProcessor(
+        Catalogue.default(),
+        children={},
+        households={},
+        partition_of=lambda key: murmur2_partition(key.encode("utf-8"), partitions),
+    )
+    raised_at = datetime(2030, 1, 1, tzinfo=UTC)
+    alerts: dict[str, AlertRaised] = {}
+    for event in events:
+        partition = murmur2_partition(message_key(event).encode("utf-8"), partitions)
+        step = processor.apply(event, topic=topic_for(event.event_type).name, partition=partition, raised_at=raised_at)
+        found = list(step.alerts)
+        for obligation in step.obligations:
+            child_partition = murmur2_partition(obligation.child_id.encode("utf-8"), partitions)
+            found += processor.apply(
+                obligation, topic="reference-da-obligations", partition=child_partition, raised_at=raised_at
+            ).alerts
+        for alert in found:
+            assert alert.alert_id not in alerts, f"the reference raised {alert.alert_id} twice"
+            alerts[alert.alert_id] = alert
+    return alerts
+
+
+@dataclass
+class WorkerProcess:
+    """`python -m streams worker` with settings in its environment; stopped or killed by its own pid."""
+
+    bootstrap: str
+    app_id: str
+    workdir: Path
+    process: subprocess.Popen[bytes] | None = None
+    log: IO[str] | None = None
+
+    def start(self) -> None:
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(self.workdir),
+            "SAFEGUARD_KAFKA__BOOTSTRAP_SERVERS": self.bootstrap,
+            "SAFEGUARD_STREAMS__APP_ID": self.app_id,
+            "SAFEGUARD_STREAMS__DATA_DIR": str(self.workdir / "streams"),
+        }
+        self.log = (self.workdir / f"worker-{self.app_id}.log").open("a")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streams", "worker", "-l", "info"],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log_tail(self) -> str:
+        path = self.workdir / f"worker-{self.app_id}.log"
+        return path.read_text()[-4000:] if path.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL: no flush, no commit, no goodbye."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+
+
+def committed(bootstrap: str, group: str, topics: list[str]) -> dict[TopicPartition, int]:
+    """The offsets a consumer group has committed (0 where nothing yet)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        parts = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])]
+        return {tp: consumer.committed(tp) or 0 for tp in parts}
+    finally:
+        consumer.close()
+
+
+def progress(bootstrap: str, group: str) -> tuple[int, int]:
+    """(records committed by the worker's group, records on the event topics)."""
+    ends = end_offsets(bootstrap, EVENT_TOPIC_NAMES)
+    done = committed(bootstrap, group, EVENT_TOPIC_NAMES)
+    return sum(min(done.get(tp, 0), end) for tp, end in ends.items()), sum(ends.values())
+
+
+def wait_for(worker: WorkerProcess, condition: str, check: object, timeout_s: float) -> None:
+    """Poll `check()` every second until true; fail with the worker's log if it dies or time runs out."""
+    assert callable(check)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        assert worker.alive(), f"the worker died while waiting for {condition}:\n{worker.log_tail()}"
+        time.sleep(1)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {condition}:\n{worker.log_tail()}")
