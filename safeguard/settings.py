@@ -6,10 +6,12 @@ or a `.env` file in the working directory. Secrets are `SecretStr` and never pri
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote, urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.errors import ConfigError
@@ -60,6 +62,79 @@ class StreamsSettings(_Section):
     batch_within_s: float = Field(default=0.05, gt=0, description="longest wait to fill a batch, in seconds")
 
 
+_RETENTION = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?$")
+
+
+def retention_parts(value: str) -> tuple[int, int, int] | None:
+    """(years, months, days) of a retention: ISO 8601 `P7Y`/`P18M`/`P90D`, or whole days `365`; None = forever.
+
+    `forever` (or `0`) means no TTL. Raises ValueError for anything else (time parts make no sense for retention).
+    """
+    text = value.strip().upper()
+    if text in {"FOREVER", "0", "P0D"}:
+        return None
+    if text.isdigit():
+        return (0, 0, int(text))
+    match = _RETENTION.fullmatch(text)
+    if not match or text == "P":
+        raise ValueError(
+            f"{value!r} is not a retention: use whole days (365), an ISO 8601 duration (P7Y, P90D) or forever"
+        )
+    years, months, weeks, days = (int(g) if g else 0 for g in match.groups())
+    parts = (years, months, weeks * 7 + days)
+    return None if parts == (0, 0, 0) else parts
+
+
+class ClickHouseSettings(_Section):
+    """Where the sink writes (the embedded chDB store by default) and how it batches and retains rows."""
+
+    url: str = Field(
+        default="chdb://.safeguard/clickhouse",
+        description="chdb://<path> (embedded, one process per path) or http(s)://user@host:port/db for a server",
+    )
+    password: SecretStr | None = Field(default=None, description="server password (a password in the url moves here)")
+    database: str = Field(default="safeguard", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+    consumer_group: str = "safeguard-sink"
+    batch_rows: int = Field(default=5000, ge=1, description="insert when this many messages are buffered ...")
+    batch_seconds: float = Field(default=2.0, gt=0, description="... or when the oldest buffered message is this old")
+    retry_initial_s: float = Field(default=0.5, gt=0, description="first back-off when the store is unavailable")
+    retry_max_s: float = Field(default=30.0, gt=0, description="longest back-off between insert attempts")
+    retention_events: str = Field(default="P7Y", description="agency event rows: ISO 8601 (P7Y), days, or forever")
+    retention_alerts: str = Field(default="P7Y", description="alerts and their lifecycle")
+    retention_dead_letters: str = Field(
+        default="P90D", description="dead letters and data-quality findings (they hold the rejected bytes)"
+    )
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _password_out_of_url(cls, data: Any) -> Any:
+        """Keep a password written into the url out of the url, so it is masked like any secret."""
+        if isinstance(data, dict) and isinstance(data.get("url"), str):
+            parts = urlsplit(data["url"])
+            if parts.scheme in {"http", "https"} and parts.password is not None:
+                host = parts.hostname or ""
+                netloc = f"{parts.username}@{host}" if parts.username else host
+                if parts.port is not None:
+                    netloc += f":{parts.port}"
+                data = {**data, "url": urlunsplit(parts._replace(netloc=netloc))}
+                data.setdefault("password", unquote(parts.password))
+        return data
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("chdb://", "http://", "https://")):
+            raise ValueError("must start with chdb:// (embedded store) or http(s):// (a ClickHouse server)")
+        return value
+
+    @field_validator("retention_events", "retention_alerts", "retention_dead_letters")
+    @classmethod
+    def _retention(cls, value: str) -> str:
+        retention_parts(value)
+        return value
+
+
 class Settings(BaseSettings):
     """Everything configurable. Build it with `load_settings()` at the edge and pass it (or a section) down."""
 
@@ -74,6 +149,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     local_kafka: LocalKafkaSettings = LocalKafkaSettings()
     streams: StreamsSettings = StreamsSettings()
+    clickhouse: ClickHouseSettings = ClickHouseSettings()
     pseudonym_key: SecretStr | None = Field(
         default=None, description="key of the keyed HMAC-SHA256 that turns source identifiers into pseudonyms"
     )

@@ -7,7 +7,8 @@
      ├── ConfigError                   settings or a rules file are wrong (safeguard/)
      ├── LocalKafkaError               the local broker cannot be fetched, started or stopped
      ├── PseudonymKeyMissing           no pseudonymisation key in the settings (producers/)
-     └── PublishError                  Kafka did not accept messages (producers/)
+     ├── PublishError                  Kafka did not accept messages (producers/)
+     └── StoreError                    ClickHouse / chDB cannot be opened, migrated or written (sinks/)
 
 Other packages subclass these in their own modules; catching SafeguardError catches them all.
 """
@@ -82,3 +83,7 @@ class PseudonymKeyMissing(SafeguardError):
 
 class PublishError(SafeguardError):
     """Kafka did not accept one or more messages."""
+
+
+class StoreError(SafeguardError):
+    """The ClickHouse store (embedded chDB or a server) cannot be opened, migrated or written."""

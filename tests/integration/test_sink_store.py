@@ -1,0 +1,141 @@
+"""The store on a real chDB in tmp_path: migrations, inserting mapped rows, idempotency (FINAL, dedup tokens), TTLs.
+
+chDB allows one engine per process; each test closes its client so the next test can open another path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from safeguard.settings import ClickHouseSettings, Settings
+from schemas.alerts import AlertRaised
+from schemas.codec import validate_event
+from schemas.errors import StoreError
+from sinks.mapping import TABLE_COLUMNS, row_for_alert, rows_for_event
+from sinks.migrate import migrate
+from sinks.store import connect, insert_rows
+from tests.unit.test_schemas import examples as ex
+
+pytestmark = pytest.mark.integration
+AT = datetime(2025, 3, 2, 8, 0, tzinfo=UTC)
+
+
+def _settings(path: Path, **extra: Any) -> Settings:
+    return Settings(_env_file=None, clickhouse=ClickHouseSettings(url=f"chdb://{path}", **extra))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[tuple[Any, Settings]]:
+    settings = _settings(tmp_path / "store")
+    client = connect(settings)
+    try:
+        yield client, settings
+    finally:
+        client.close()
+
+
+def _count(client: Any, table: str) -> int:
+    return int(client.command(f"SELECT count() FROM safeguard.{table} FINAL"))
+
+
+def test_migrate_creates_every_table_once(store: tuple[Any, Settings]) -> None:
+    client, settings = store
+    assert migrate(client, settings) == ["0001_initial"]
+    assert migrate(client, settings) == []
+    tables = {r[0] for r in client.query("SELECT name FROM system.tables WHERE database = 'safeguard'").result_rows}
+    assert set(TABLE_COLUMNS) | {"schema_migrations", "schema_retention"} == tables
+    for table, columns in TABLE_COLUMNS.items():
+        described = [r[0] for r in client.query(f"DESCRIBE TABLE safeguard.{table}").result_rows]
+        assert described == list(columns)
+    key = client.query(
+        "SELECT partition_key, sorting_key FROM system.tables WHERE database = 'safeguard' AND name = 'contacts'"
+    ).result_rows[0]
+    assert key == ("toYYYYMM(occurred_at)", "la_code, event_id")
+
+
+def test_retention_change_is_applied_by_migrate(tmp_path: Path) -> None:
+    client = connect(_settings(tmp_path / "s"))
+    try:
+        migrate(client, _settings(tmp_path / "s"))
+        changed = migrate(client, _settings(tmp_path / "s", retention_dead_letters="P30D", retention_alerts="forever"))
+        assert sorted(changed) == ["ttl:alert_lifecycle", "ttl:alerts", "ttl:data_quality_findings", "ttl:dead_letters"]
+        create = client.command("SELECT create_table_query FROM system.tables WHERE name = 'dead_letters'")
+        assert "toIntervalDay(30)" in create
+        assert "TTL" not in client.command("SELECT create_table_query FROM system.tables WHERE name = 'alerts'")
+        assert (
+            migrate(client, _settings(tmp_path / "s", retention_dead_letters="P30D", retention_alerts="forever")) == []
+        )
+    finally:
+        client.close()
+
+
+def test_every_example_round_trips_and_reinserting_doubles_nothing(store: tuple[Any, Settings]) -> None:
+    client, settings = store
+    migrate(client, settings)
+    rows = [r for _, obj in ex.all_examples() for r in rows_for_event(validate_event(obj), ingested_at=AT)]
+    rows.append(row_for_alert(AlertRaised.model_validate(ex.alert()), ingested_at=AT))
+    insert_rows(client, "safeguard", rows, token="batch-1")
+    insert_rows(client, "safeguard", rows, token="batch-2")  # a different token: ReplacingMergeTree + FINAL dedupe
+    distinct_events = len({obj["event_id"] for _, obj in ex.all_examples()})
+    assert (
+        sum(_count(client, t) for t in ("contacts", "contact_decisions", "missing_episodes", "cp_plans"))
+        + _count(client, "domestic_incidents")
+        == distinct_events
+    )
+    assert _count(client, "domestic_incident_children") == 2
+    assert _count(client, "alerts") == 1
+    got = client.query(
+        "SELECT child_id, present, school_urn FROM safeguard.domestic_incident_children FINAL ORDER BY present DESC"
+    ).result_rows
+    assert got == [(ex.CHILD, True, "107985"), (ex.OTHER_CHILD, False, None)]
+    occurred = client.command("SELECT toString(occurred_at) FROM safeguard.cp_plans FINAL LIMIT 1")
+    assert occurred == "2025-03-01 21:15:00.000"
+    concerns = client.command(
+        "SELECT arrayStringConcat(concerns, ',') FROM safeguard.contacts FINAL WHERE route = 'mash'"
+    )
+    assert concerns == "domestic_abuse,emotional_abuse"
+
+
+def test_same_dedup_token_is_dropped_by_the_store(store: tuple[Any, Settings]) -> None:
+    """chDB honours insert_deduplication_token on non-replicated MergeTree with a deduplication window."""
+    client, settings = store
+    migrate(client, settings)
+    rows = rows_for_event(validate_event(ex.full("contact.received")), ingested_at=AT)
+    insert_rows(client, "safeguard", rows, token="t:0:0-0")
+    insert_rows(client, "safeguard", rows, token="t:0:0-0")
+    assert int(client.command("SELECT count() FROM safeguard.contacts")) == 1  # without FINAL: the block was dropped
+    insert_rows(client, "safeguard", rows, token="t:0:1-1")
+    assert int(client.command("SELECT count() FROM safeguard.contacts")) == 2
+    assert _count(client, "contacts") == 1
+
+
+def test_purge_tombstone_hides_the_event(store: tuple[Any, Settings]) -> None:
+    client, settings = store
+    migrate(client, settings)
+    obj = ex.full("missing.found")
+    insert_rows(client, "safeguard", rows_for_event(validate_event(obj), ingested_at=AT))
+    later = datetime(2025, 3, 3, tzinfo=UTC)
+    insert_rows(client, "safeguard", rows_for_event(validate_event({**obj, "purge": True}), ingested_at=later))
+    assert _count(client, "missing_episodes") == 0
+
+
+def test_a_second_process_is_refused_with_a_clear_error(store: tuple[Any, Settings], tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    client, settings = store
+    migrate(client, settings)
+    code = (
+        "from safeguard.settings import Settings, ClickHouseSettings\n"
+        "from sinks.store import connect\n"
+        f"connect(Settings(_env_file=None, clickhouse=ClickHouseSettings(url='chdb://{tmp_path / 'store'}')))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "held by another process" in proc.stderr, proc.stderr
+    assert StoreError.__name__ in proc.stderr
