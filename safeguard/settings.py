@@ -135,6 +135,37 @@ class ClickHouseSettings(_Section):
         return value
 
 
+class GrafanaDatasourceSettings(_Section):
+    """How Grafana reaches ClickHouse: the datasource `safeguard dashboards push` creates (plugin
+    grafana-clickhouse-datasource). Seen from the Grafana server, so the host is often a service name."""
+
+    name: str = "Safeguarding ClickHouse"
+    host: str = "localhost"
+    port: int = Field(default=8123, ge=1, le=65535)
+    protocol: Literal["http", "native"] = "http"
+    secure: bool = False
+    username: str = Field(default="default", description="a read-only ClickHouse user for dashboards")
+    password: SecretStr | None = None
+    database: str | None = Field(default=None, description="unset = clickhouse.database")
+
+
+class GrafanaSettings(_Section):
+    """The Grafana that `safeguard dashboards push` updates, and who the dashboards and the report are for."""
+
+    url: str = Field(default="http://localhost:3000", description="Grafana base url")
+    api_token: SecretStr | None = Field(default=None, description="service-account token (preferred)")
+    username: str | None = Field(default=None, description="basic auth, when there is no token")
+    password: SecretStr | None = None
+    folder: str = Field(default="Safeguarding", description="folder the dashboards are pushed into")
+    timeout_s: float = Field(default=10.0, gt=0)
+    suppress_small_numbers: bool = Field(
+        default=False,
+        description="show counts of 1-5 as 'c' (push the shared dashboards, suppress the report) for audiences "
+        "beyond the operational team",
+    )
+    datasource: GrafanaDatasourceSettings = GrafanaDatasourceSettings()
+
+
 class Settings(BaseSettings):
     """Everything configurable. Build it with `load_settings()` at the edge and pass it (or a section) down."""
 
@@ -150,6 +181,7 @@ class Settings(BaseSettings):
     local_kafka: LocalKafkaSettings = LocalKafkaSettings()
     streams: StreamsSettings = StreamsSettings()
     clickhouse: ClickHouseSettings = ClickHouseSettings()
+    grafana: GrafanaSettings = GrafanaSettings()
     pseudonym_key: SecretStr | None = Field(
         default=None, description="key of the keyed HMAC-SHA256 that turns source identifiers into pseudonyms"
     )
