@@ -78,10 +78,12 @@ def schemas_export(out: Path) -> None:
 def _register() -> None:
     from safeguard.kafka_cli import kafka
     from safeguard.produce_cli import pseudonymise, publish
+    from safeguard.rules_cli import rules
     from safeguard.run_cli import run
     from safeguard.simulate_cli import simulate
+    from safeguard.sink_cli import sink
 
-    for command in (kafka, publish, pseudonymise, simulate, run):
+    for command in (kafka, publish, pseudonymise, simulate, rules, run, sink):
         cli.add_command(command)
 
 

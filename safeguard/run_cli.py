@@ -1,13 +1,30 @@
-"""`safeguard run`: the main job on the local default — a local broker, the contract topics, a simulated year."""
+"""`safeguard run`: the main job on the local default — broker, worker, a simulated year, alerts as they are raised."""
 
 from __future__ import annotations
 
-import click
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
 
+import click
+from rich.console import Console
+from rich.table import Table
+
+from safeguard.services import AlertFeed, ServiceProcess, group_progress, records_on
 from safeguard.settings import Settings
 from safeguard.simulate_cli import simulate
+from schemas.alerts import AlertRaised
+from schemas.errors import SafeguardError
+from schemas.topics import EVENT_TOPICS
 
-pass_settings = click.make_pass_decorator(Settings)
+SEVERITY_STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "info": "cyan"}
+LOG_DIR = Path(".safeguard/logs")
+
+
+class ServiceFailed(SafeguardError):
+    """A service `safeguard run` started has exited on its own."""
 
 
 @click.command()
@@ -15,36 +32,161 @@ pass_settings = click.make_pass_decorator(Settings)
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--days", type=click.IntRange(min=1), help="only the first N days of the year")
 @click.option("--speed", type=click.FloatRange(min=0, min_open=True), help="event-time seconds per wall second")
+@click.option(
+    "--alerts",
+    "show",
+    type=click.Choice(["all", "high", "none"]),
+    default="all",
+    show_default=True,
+    help="which alerts to print as they are raised (high = high and critical)",
+)
+@click.option("--republish", is_flag=True, help="publish the simulated year even if the topics already hold events")
+@click.option("--follow", is_flag=True, help="keep running after the replay (live alerts) until Ctrl-C")
 @click.option("--keep-broker", is_flag=True, help="leave a local broker this command started running afterwards")
 @click.pass_context
-def run(ctx: click.Context, scenario: str, seed: int, days: int | None, speed: float | None, keep_broker: bool) -> None:
-    """Run the pipeline on the local default: with no Kafka configured, start the local broker; create the
-    contract topics; replay a calibrated simulated year into them. A broker this command started is stopped
-    at the end (also on Ctrl-C) unless --keep-broker."""
+def run(
+    ctx: click.Context,
+    scenario: str,
+    seed: int,
+    days: int | None,
+    speed: float | None,
+    show: str,
+    republish: bool,
+    follow: bool,
+    keep_broker: bool,
+) -> None:
+    """Run the pipeline on the local default and show the alerts on-duty managers would receive.
+
+    With no Kafka configured it starts the local broker, creates the contract topics, starts the stream
+    worker (logs in .safeguard/logs/), replays a calibrated simulated year and prints each alert as it is
+    raised, then a summary per rule. Ctrl-C stops everything this command started.
+    """
     from safeguard.kafka_clients import client_options
     from safeguard.kafka_local import LocalBroker, create_topics, resolve_bootstrap
 
     settings = ctx.find_object(Settings)
     assert settings is not None
-    bootstrap = ""
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill <pid>` stops the services and the broker as Ctrl-C does
+    console, err = Console(), Console(stderr=True)
     started: LocalBroker | None = None
-    if settings.kafka.bootstrap_servers is None:
-        broker = LocalBroker.from_settings(settings)
-        if not broker.status().answering:
-            click.echo("starting the local Kafka broker ...", err=True)
-            broker.start(progress=lambda message: click.echo(message, err=True))
-            started = broker
+    services: list[ServiceProcess] = []
+    feed: AlertFeed | None = None
+    raised: Counter[tuple[str, str]] = Counter()
     try:
+        if settings.kafka.bootstrap_servers is None:
+            broker = LocalBroker.from_settings(settings)
+            if not broker.status().answering:
+                err.print("starting the local Kafka broker ...")
+                broker.start(progress=lambda message: err.print(message))
+                started = broker
         bootstrap = resolve_bootstrap(settings)
-        click.echo(f"Kafka at {bootstrap}", err=True)
+        options = client_options(settings.kafka, bootstrap)
+        err.print(f"Kafka at {bootstrap}")
         kafka = settings.kafka
-        created = create_topics(client_options(kafka, bootstrap), kafka.topic_partitions, kafka.replication_factor)
+        created = create_topics(options, kafka.topic_partitions, kafka.replication_factor)
         if created:
-            click.echo(f"created topics: {', '.join(created)}", err=True)
-        ctx.invoke(simulate, name=scenario, seed=seed, out=None, publish=True, speed=speed, days=days)
+            err.print(f"created topics: {', '.join(created)}")
+
+        worker = ServiceProcess.python_module("worker", ["streams", "worker", "-l", "warn"], LOG_DIR)
+        worker.start()
+        services.append(worker)
+        err.print(f"stream worker started (pid {worker.pid}; log {worker.log_path})")
+
+        def shown(alert: AlertRaised) -> None:
+            raised[(alert.rule_id, alert.severity)] += 1
+            if show == "all" or (show == "high" and alert.severity in ("high", "critical")):
+                console.print(_alert_line(alert), highlight=False)
+
+        feed = AlertFeed(options, shown)
+        feed.start()
+
+        event_topics = [spec.name for spec in EVENT_TOPICS]
+        already = records_on(options, event_topics)
+        if already and not republish:
+            err.print(
+                f"the topics already hold {already:,} events from an earlier run: not publishing the year again "
+                "(their alerts were raised then; --republish sends the same events, which the rules ignore as "
+                "duplicates; `safeguard kafka stop` and removing .safeguard/kafka starts from scratch)"
+            )
+        else:
+            ctx.invoke(simulate, name=scenario, seed=seed, out=None, publish=True, speed=speed, days=days)
+
+        _wait_until_processed(err, worker, options, settings.streams.app_id, event_topics)
+        _wait_until_quiet(feed, worker)
+        _print_summary(console, raised)
+        if follow:
+            err.print("following live alerts; Ctrl-C to stop")
+            while True:
+                _check_alive(worker)
+                time.sleep(1)
+    except KeyboardInterrupt:
+        err.print("interrupted: stopping what this command started ...")
     finally:
+        if feed is not None:
+            feed.stop()
+        for service in reversed(services):
+            code = service.stop()
+            err.print(f"stopped the {service.name} (pid {service.pid}, exit {code})")
         if started is not None and not keep_broker:
-            click.echo("stopping the local Kafka broker ...", err=True)
+            err.print("stopping the local Kafka broker ...")
             started.stop()
         elif started is not None:
-            click.echo(f"the local broker keeps running at {bootstrap}; stop it with `safeguard kafka stop`", err=True)
+            err.print("the local broker keeps running; stop it with `safeguard kafka stop`")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _alert_line(alert: AlertRaised) -> str:
+    style = SEVERITY_STYLE.get(alert.severity, "")
+    when = alert.triggered_at.strftime("%Y-%m-%d %H:%M")
+    return f"{when}  [{style}]{alert.severity.upper():<8}[/{style}] {alert.rule_id:<30} {alert.summary}"
+
+
+def _check_alive(worker: ServiceProcess) -> None:
+    if not worker.alive():
+        raise ServiceFailed(f"the {worker.name} exited unexpectedly; its log ends:\n{worker.log_tail()}")
+
+
+def _wait_until_processed(
+    err: Console, worker: ServiceProcess, options: dict[str, Any], group: str, topics: list[str]
+) -> None:
+    """Until the worker's consumer group has committed every event on the contract topics."""
+    last, shown_at = -1, 0.0
+    while True:
+        _check_alive(worker)
+        try:
+            done, total = group_progress(options, group, topics)
+        except Exception:  # the group may not exist yet while the worker starts
+            done, total = 0, 1
+        if done >= total:
+            err.print(f"the worker has processed all {total:,} events")
+            return
+        if done != last and time.monotonic() - shown_at >= 5:
+            err.print(f"worker progress: {done:,} / {total:,} events")
+            last, shown_at = done, time.monotonic()
+        time.sleep(1)
+
+
+def _wait_until_quiet(feed: AlertFeed, worker: ServiceProcess, quiet_s: float = 3.0) -> None:
+    """Alerts raised by the last events (and the incident → child repartition) arrive just after the commit."""
+    count, since = feed.count, time.monotonic()
+    while time.monotonic() - since < quiet_s:
+        _check_alive(worker)
+        time.sleep(0.5)
+        if feed.count != count:
+            count, since = feed.count, time.monotonic()
+
+
+def _print_summary(console: Console, raised: Counter[tuple[str, str]]) -> None:
+    table = Table(title="alerts raised in this run", title_justify="left")
+    table.add_column("rule")
+    for severity in ("critical", "high", "medium", "info"):
+        table.add_column(severity, justify="right")
+    table.add_column("total", justify="right")
+    for rule in sorted({rule for rule, _ in raised}):
+        counts = [raised[(rule, severity)] for severity in ("critical", "high", "medium", "info")]
+        table.add_row(rule, *(f"{c:,}" if c else "" for c in counts), f"{sum(counts):,}")
+    table.add_row("[bold]total[/bold]", "", "", "", "", f"{sum(raised.values()):,}")
+    console.print(table)
