@@ -142,8 +142,9 @@ class Worker:
             key_type=bytes,
             value_type=bytes,
         )
-        contract_topics = self.app.topic(*(spec.name for spec in EVENT_TOPICS), key_type=bytes, value_type=bytes)
-        self.app.agent(contract_topics, name="intake", concurrency=1)(self._intake)
+        for spec in EVENT_TOPICS:
+            topic = self.app.topic(spec.name, key_type=bytes, value_type=bytes)
+            self.app.agent(topic, name=f"intake-{spec.name}", concurrency=1)(self._intake)
         self.app.agent(self.obligations_topic, name="da-obligations", concurrency=1)(self._obligations)
         self.app.timer(interval=1.0)(self._tick)
         self.app.timer(interval=30.0)(self._log_counts)
@@ -177,8 +178,27 @@ class Worker:
                     step.dead_letters.append(self._processing_error(message, exc))
                 finally:
                     self._read_offsets[(message.topic, message.partition)] = message.offset
-            await self._publish(step)
-            self.processor.flush()
+            await self._deliver(step)
+
+    async def _deliver(self, step: Step) -> None:
+        """Publish and then write state, retrying with back-off until both succeed.
+
+        Giving up is never safe here: Faust acks the batch once this returns (or raises), so a batch whose
+        alerts were not delivered would be lost. While the broker is unreachable the lane waits; if the process
+        is stopped meanwhile, nothing was committed and the batch is read again on restart.
+        """
+        delay = 0.5
+        while True:
+            try:
+                await self._publish(step)
+                self.processor.flush()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("publishing a batch's alerts or writing its state failed; retrying in %.1f s", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
 
     def _intake_one(self, message: Any, step: Step) -> None:
         outcome = check_record(
@@ -213,18 +233,29 @@ class Worker:
         """Send everything the step produced and wait until the broker has acknowledged all of it."""
         sent = []
         for obligation in step.obligations:
-            key, value = obligation.child_id.encode("utf-8"), obligation.model_dump_json().encode("utf-8")
-            sent.append(await self.obligations_topic.send(key=key, value=value))
+            child_key, value = obligation.child_id.encode("utf-8"), obligation.model_dump_json().encode("utf-8")
+            sent.append(await self.obligations_topic.send(key=child_key, value=value))
         for alert in step.alerts:
             sent.append(await self.alerts_topic.send(key=alert.alert_id.encode("utf-8"), value=encode(alert)))
+        for letter in step.dead_letters:
+            key = letter.source_key.encode("utf-8") if letter.source_key else None
+            sent.append(await self.dead_letter_topic.send(key=key, value=encode(letter)))
+        if sent:
+            await asyncio.gather(*sent)
+        for alert in step.alerts:
             self.alerts_sent[alert.rule_id] += 1
             log.info("alert %s %s %s: %s", alert.alert_id, alert.rule_id, alert.severity, alert.summary)
             if self._on_alert is not None:
                 self._on_alert(alert)
         for letter in step.dead_letters:
-            sent.append(await self._dead_letter(letter))
-        if sent:
-            await asyncio.gather(*sent)
+            self.dead_lettered[letter.reason_code] += 1
+            log.warning(
+                "dead-lettered %s[%s]@%s: %s",
+                letter.source_topic,
+                letter.source_partition,
+                letter.source_offset,
+                letter.error,
+            )
 
     async def _forget_cached_states(self, *args: Any, **kwargs: Any) -> None:
         self.processor.forget_cached_states()
@@ -237,8 +268,7 @@ class Worker:
             async with self._lane:
                 self._restore_clocks()
                 alerts = self.processor.tick(self.clock(), caught_up=self._caught_up)
-                await self._publish(Step(alerts=alerts))
-                self.processor.flush()
+                await self._deliver(Step(alerts=alerts))
                 for key, clock in self.processor.clocks.items():
                     if self._clocks_saved.get(key) != clock:
                         self.saved_clocks[_clock_key(key).encode("utf-8")] = _clock_to_json(clock)
@@ -289,19 +319,6 @@ class Worker:
             error=f"{type(exc).__name__}: {exc}",
             at=self.clock(),
         )
-
-    async def _dead_letter(self, letter: DeadLetter) -> Any:
-        key = letter.source_key.encode("utf-8") if letter.source_key else None
-        sent = await self.dead_letter_topic.send(key=key, value=encode(letter))
-        self.dead_lettered[letter.reason_code] += 1
-        log.warning(
-            "dead-lettered %s[%s]@%s: %s",
-            letter.source_topic,
-            letter.source_partition,
-            letter.source_offset,
-            letter.error,
-        )
-        return sent
 
 
 class Utf8Keys(MutableMapping[str, Any]):
