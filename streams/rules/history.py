@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from typing import Protocol, TypeVar
 
 from schemas.events import (
     ContactDecided,
@@ -211,6 +212,14 @@ def erase(state: SubjectState, key: str) -> SubjectState:
     return state.model_copy(update=update)
 
 
+class _HasTime(Protocol):
+    @property
+    def occurred_at(self) -> datetime: ...
+
+
+_Timed = TypeVar("_Timed", bound=_HasTime)
+
+
 def prune(
     state: SubjectState,
     *,
@@ -232,16 +241,23 @@ def prune(
     def keep(moment: datetime | None, spans: tuple[Duration, ...] | None) -> bool:
         return moment is None or spans is None or reaches(moment, spans, newest)
 
+    def recent(records: tuple[_Timed, ...], spans: tuple[Duration, ...] | None) -> tuple[_Timed, ...]:
+        """`keep` is monotone in time, so for records in event-time order it keeps a suffix: when the oldest
+        record stays, they all do, and the tuple is returned as is (the common case, checked in O(1))."""
+        if not records or keep(records[0].occurred_at, spans):
+            return records
+        return tuple(r for r in records if keep(r.occurred_at, spans))
+
     missing, referrals, contacts, incidents = (
         kind_retention(kind) for kind in ("missing_reports", "referrals", "contacts", "incidents")
     )
     return state.model_copy(
         update={
-            "seen": tuple(s for s in state.seen if keep(s.occurred_at, horizon)),
-            "missing_reports": tuple(r for r in state.missing_reports if keep(r.occurred_at, missing)),
-            "referrals": tuple(r for r in state.referrals if keep(r.occurred_at, referrals)),
-            "contacts": tuple(c for c in state.contacts if keep(c.occurred_at, contacts)),
-            "incidents": tuple(i for i in state.incidents if keep(i.occurred_at, incidents)),
+            "seen": recent(state.seen, horizon),
+            "missing_reports": recent(state.missing_reports, missing),
+            "referrals": recent(state.referrals, referrals),
+            "contacts": recent(state.contacts, contacts),
+            "incidents": recent(state.incidents, incidents),
             "return_interviews": tuple(
                 d
                 for d in state.return_interviews
