@@ -99,8 +99,12 @@ class ClickHouseSettings(_Section):
     batch_seconds: float = Field(default=2.0, gt=0, description="... or when the oldest buffered message is this old")
     retry_initial_s: float = Field(default=0.5, gt=0, description="first back-off when the store is unavailable")
     retry_max_s: float = Field(default=30.0, gt=0, description="longest back-off between insert attempts")
-    retention_events: str = Field(default="P7Y", description="agency event rows: ISO 8601 (P7Y), days, or forever")
-    retention_alerts: str = Field(default="P7Y", description="alerts and their lifecycle")
+    # Events and alerts are kept until the partnership sets its retention policy (e.g. P25Y): a TTL shorter
+    # than the data's age deletes rows on insert, and the measures compare years.
+    retention_events: str = Field(
+        default="forever", description="agency event rows, by occurred_at: ISO 8601 (P25Y), days, or forever"
+    )
+    retention_alerts: str = Field(default="forever", description="alerts and their lifecycle")
     retention_dead_letters: str = Field(
         default="P90D", description="dead letters and data-quality findings (they hold the rejected bytes)"
     )

@@ -10,10 +10,11 @@ SQL here is built from identifiers only (the database name is checked by `databa
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from safeguard.clock import Clock, system_clock
@@ -96,6 +97,35 @@ def table_ttls(template: str, database: str, section: ClickHouseSettings) -> dic
         if table and ttl:
             ttls[table.group(1)] = ttl_clause(_retention(section, ttl.group(1)), ttl.group(2))
     return ttls
+
+
+def table_retention(section: ClickHouseSettings) -> dict[str, tuple[str, tuple[int, int, int]]]:
+    """table → (TTL column, (years, months, days)) for every table with a retention other than forever."""
+    out: dict[str, tuple[str, tuple[int, int, int]]] = {}
+    for migration in load_migrations():
+        for chunk in re.split(r"(?=CREATE TABLE IF NOT EXISTS )", migration.template):
+            table = _CREATE_TABLE.match(chunk)
+            ttl = _TTL.search(chunk.split(";", 1)[0]) if table else None
+            if table and ttl:
+                parts = retention_parts(_retention(section, ttl.group(1)))
+                if parts is None:
+                    out.pop(table.group(1), None)
+                else:
+                    out[table.group(1)] = (ttl.group(2), parts)
+    return out
+
+
+def expired(when: datetime, parts: tuple[int, int, int], now: datetime) -> bool:
+    """Whether a row dated `when` is past a (years, months, days) retention at `now` (ClickHouse's calendar)."""
+    years, months, days = parts
+    month_index = when.month - 1 + months + 12 * years
+    year, month = when.year + month_index // 12, month_index % 12 + 1
+    day = min(when.day, calendar.monthrange(year, month)[1])
+    try:
+        until = when.replace(year=year, month=month, day=day) + timedelta(days=days)
+    except (OverflowError, ValueError):
+        return False
+    return until <= now
 
 
 def migrate(client: Client, settings: Settings | ClickHouseSettings, clock: Clock = system_clock) -> list[str]:

@@ -59,17 +59,33 @@ def test_migrate_creates_every_table_once(store: tuple[Any, Settings]) -> None:
 
 
 def test_retention_change_is_applied_by_migrate(tmp_path: Path) -> None:
-    client = connect(_settings(tmp_path / "s"))
+    path = tmp_path / "s"
+    client = connect(_settings(path))
     try:
-        migrate(client, _settings(tmp_path / "s"))
-        changed = migrate(client, _settings(tmp_path / "s", retention_dead_letters="P30D", retention_alerts="forever"))
+        migrate(client, _settings(path))
+        changed = migrate(client, _settings(path, retention_dead_letters="P30D", retention_alerts="P2Y"))
         assert sorted(changed) == ["ttl:alert_lifecycle", "ttl:alerts", "ttl:data_quality_findings", "ttl:dead_letters"]
-        create = client.command("SELECT create_table_query FROM system.tables WHERE name = 'dead_letters'")
-        assert "toIntervalDay(30)" in create
-        assert "TTL" not in client.command("SELECT create_table_query FROM system.tables WHERE name = 'alerts'")
-        assert (
-            migrate(client, _settings(tmp_path / "s", retention_dead_letters="P30D", retention_alerts="forever")) == []
-        )
+        create = "SELECT create_table_query FROM system.tables WHERE database = 'safeguard' AND name = {t:String}"
+        assert "toIntervalDay(30)" in client.command(create, parameters={"t": "dead_letters"})
+        assert "toIntervalYear(2)" in client.command(create, parameters={"t": "alerts"})
+        assert migrate(client, _settings(path, retention_dead_letters="P30D", retention_alerts="P2Y")) == []
+        assert sorted(migrate(client, _settings(path, retention_dead_letters="P30D"))) == [
+            "ttl:alert_lifecycle",
+            "ttl:alerts",
+        ]
+        assert "TTL" not in client.command(create, parameters={"t": "alerts"})
+    finally:
+        client.close()
+
+
+def test_rows_past_their_retention_are_dropped_on_insert(tmp_path: Path) -> None:
+    """Why events default to `forever`: a TTL shorter than the data's age stores nothing."""
+    settings = _settings(tmp_path / "s", retention_events="P1Y")
+    client = connect(settings)
+    try:
+        migrate(client, settings)
+        insert_rows(client, "safeguard", rows_for_event(validate_event(ex.minimal("cp_plan.started"))))
+        assert _count(client, "cp_plans") == 0
     finally:
         client.close()
 

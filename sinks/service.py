@@ -1,0 +1,353 @@
+"""The sink service: a kafka-python consumer that batches, inserts, and commits only after the insert succeeded.
+
+A thin adapter around pure code (`sinks.records`, `sinks.mapping`). The guarantees:
+
+- **Nothing lost.** Offsets are committed only after every row of the batch is in the store. While the store is
+  unavailable the batch is retried with exponential back-off (the partitions are paused and the consumer keeps
+  polling, so it stays in its group); a stop during an outage leaves the batch uncommitted, to be read again.
+  A message that cannot be stored as a row becomes a data-quality finding, never an exception.
+- **Nothing doubled.** A batch is inserted with a deduplication token derived from its offset ranges, so a
+  retry of the same batch is dropped by the store; and every table is a ReplacingMergeTree keyed by the
+  message's id, so a re-read after a crash (other batch boundaries) replaces rows: read with FINAL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from safeguard.clock import Clock, system_clock
+from safeguard.settings import ClickHouseSettings
+from schemas.errors import StoreError
+from schemas.topics import TOPICS
+from sinks.mapping import TableRow
+from sinks.records import Message, rows_for_message
+from sinks.store import Client, connect, database_name, insert_rows
+
+log = logging.getLogger(__name__)
+
+SINK_TOPICS: tuple[str, ...] = tuple(spec.name for spec in TOPICS)
+"""Every contract topic: the four event topics, alerts, alert lifecycle, dead letters."""
+
+
+class RowStore(Protocol):
+    """Where batches go. `write` either stores every row or raises."""
+
+    def write(self, rows: list[TableRow], token: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class ClickHouseStore:
+    """The ClickHouse store behind `settings.clickhouse.url`, (re)connected on demand: after a failure the
+    client is dropped and the next attempt opens a new one (for a server that came back, or chDB re-opened)."""
+
+    def __init__(
+        self,
+        settings: ClickHouseSettings,
+        *,
+        client: Client | None = None,
+        opener: Callable[[ClickHouseSettings], Client] = connect,
+    ) -> None:
+        self._settings = settings
+        self._opener = opener
+        self._database = database_name(settings)
+        self._client: Client | None = client
+
+    def write(self, rows: list[TableRow], token: str) -> None:
+        if self._client is None:
+            self._client = self._opener(self._settings)
+        try:
+            insert_rows(self._client, self._database, rows, token=token)
+        except Exception as exc:
+            self.close()
+            raise StoreError(f"insert failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:  # closing a broken connection must not hide the error that broke it
+                log.debug("closing the ClickHouse client failed", exc_info=True)
+
+
+@dataclass
+class SinkStats:
+    """Counts since the service started."""
+
+    messages: int = 0
+    rows: int = 0
+    findings: int = 0
+    batches: int = 0
+    failed_attempts: int = 0
+    committed: dict[tuple[str, int], int] = field(default_factory=dict)
+
+
+@dataclass
+class _Batch:
+    messages: int = 0
+    rows: list[TableRow] = field(default_factory=list)
+    first: dict[tuple[str, int], int] = field(default_factory=dict)
+    last: dict[tuple[str, int], int] = field(default_factory=dict)
+    started: float = 0.0
+
+    def add(self, msg: Message, rows: list[TableRow], now: float) -> None:
+        if not self.messages:
+            self.started = now
+        self.messages += 1
+        self.rows.extend(rows)
+        tp = (msg.topic, msg.partition)
+        self.first.setdefault(tp, msg.offset)
+        self.last[tp] = msg.offset
+
+    def token(self) -> str:
+        """Fixed by the offset ranges the batch holds: the same messages give the same token."""
+        ranges = ",".join(f"{t}:{p}:{self.first[(t, p)]}-{self.last[(t, p)]}" for t, p in sorted(self.first))
+        return "sink:" + hashlib.sha256(ranges.encode("utf-8")).hexdigest()[:32]
+
+
+class ConsumerLike(Protocol):
+    """The part of kafka-python's KafkaConsumer the service uses."""
+
+    def subscribe(self, topics: Iterable[str] = ..., pattern: Any = ..., listener: Any = ...) -> None: ...
+    def poll(self, timeout_ms: int = ..., max_records: int | None = ..., update_offsets: bool = ...) -> Any: ...
+    def commit(self, offsets: Any = ..., timeout_ms: Any = ...) -> None: ...
+    def assignment(self) -> set[Any]: ...
+    def pause(self, *partitions: Any) -> None: ...
+    def resume(self, *partitions: Any) -> None: ...
+    def seek(self, partition: Any, offset: int) -> None: ...
+    def position(self, partition: Any) -> int: ...
+    def end_offsets(self, partitions: list[Any]) -> dict[Any, int]: ...
+    def partitions_for_topic(self, topic: str) -> set[int] | None: ...
+    def close(self, autocommit: bool = ...) -> None: ...
+
+
+class SinkService:
+    """Consume every contract topic into the store. `run()` until `stop()` (or until caught up)."""
+
+    def __init__(
+        self,
+        consumer: ConsumerLike,
+        store: RowStore,
+        settings: ClickHouseSettings,
+        *,
+        clock: Clock = system_clock,
+        monotonic: Callable[[], float] = time.monotonic,
+        progress_every_s: float = 10.0,
+    ) -> None:
+        self._consumer = consumer
+        self._store = store
+        self._settings = settings
+        self._clock = clock
+        self._monotonic = monotonic
+        self._progress_every_s = progress_every_s
+        self._batch = _Batch()
+        self._stopping = False
+        self.stats = SinkStats()
+
+    def stop(self) -> None:
+        """Ask the loop to flush, commit and return (safe to call from a signal handler)."""
+        self._stopping = True
+
+    def run(self, *, until_caught_up: bool = False) -> SinkStats:
+        from kafka import ConsumerRebalanceListener
+
+        service = self
+
+        class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+            def on_partitions_revoked(self, revoked: Any) -> None:
+                service._on_revoked()
+
+            def on_partitions_assigned(self, assigned: Any) -> None:
+                log.info("assigned %d partitions", len(assigned))
+
+        self._consumer.subscribe(list(SINK_TOPICS), listener=_Listener())
+        last_progress = self._monotonic()
+        try:
+            while not self._stopping:
+                room = max(self._settings.batch_rows - self._batch.messages, 1)
+                polled = self._consumer.poll(timeout_ms=self._poll_timeout_ms(), max_records=room)
+                for records in polled.values():
+                    for record in records:
+                        self._add(record)
+                if self._due():
+                    self._flush()
+                if until_caught_up and not polled and not self._batch.messages and self._caught_up():
+                    log.info("caught up with every partition")
+                    break
+                if self._monotonic() - last_progress >= self._progress_every_s:
+                    last_progress = self._monotonic()
+                    self._log_progress()
+            self._flush()
+        finally:
+            self._log_progress()
+            try:
+                self._consumer.close(autocommit=False)
+            finally:
+                self._store.close()
+        return self.stats
+
+    # -- batching -------------------------------------------------------------------------------------------
+
+    def _add(self, record: Any) -> None:
+        msg = Message(record.topic, record.partition, record.offset, record.key, record.value, record.timestamp)
+        rows = rows_for_message(msg, self._clock())
+        self._batch.add(msg, rows, self._monotonic())
+        self.stats.messages += 1
+
+    def _due(self) -> bool:
+        batch = self._batch
+        if not batch.messages:
+            return False
+        return (
+            batch.messages >= self._settings.batch_rows
+            or self._monotonic() - batch.started >= self._settings.batch_seconds
+        )
+
+    def _poll_timeout_ms(self) -> int:
+        if not self._batch.messages:
+            return 500
+        left = self._settings.batch_seconds - (self._monotonic() - self._batch.started)
+        return max(0, min(500, int(left * 1000)))
+
+    def _flush(self) -> bool:
+        """Write the batch (retrying while the store is unavailable), then commit. False if stopped first."""
+        batch = self._batch
+        if not batch.messages:
+            return True
+        token = batch.token()
+        delay = self._settings.retry_initial_s
+        paused: list[Any] = []
+        try:
+            while True:
+                try:
+                    self._store.write(batch.rows, token)
+                    break
+                except StoreError as exc:
+                    self.stats.failed_attempts += 1
+                    if self._stopping:
+                        log.warning(
+                            "stopping while the store is unavailable: %d messages are not stored and stay "
+                            "uncommitted; they will be read again (%s)",
+                            batch.messages,
+                            exc,
+                        )
+                        self._batch = _Batch()
+                        return False
+                    log.warning("store unavailable, retrying in %.1fs: %s", delay, exc)
+                    if not paused:
+                        paused = list(self._consumer.assignment())
+                        self._consumer.pause(*paused)
+                    self._wait(delay)
+                    delay = min(delay * 2, self._settings.retry_max_s)
+        finally:
+            if paused:
+                self._consumer.resume(*paused)
+        self._commit(batch)
+        self.stats.batches += 1
+        self.stats.rows += len(batch.rows)
+        self.stats.findings += sum(1 for table, _ in batch.rows if table == "data_quality_findings")
+        log.debug("stored %d messages as %d rows (token %s)", batch.messages, len(batch.rows), token)
+        self._batch = _Batch()
+        return True
+
+    def _wait(self, seconds: float) -> None:
+        """Back off while staying in the group: the partitions are paused, so polling returns nothing."""
+        deadline = self._monotonic() + seconds
+        while not self._stopping:
+            left = deadline - self._monotonic()
+            if left <= 0:
+                return
+            polled = self._consumer.poll(timeout_ms=int(min(left, 0.5) * 1000))
+            for records in polled.values():  # a rebalance may hand us new, unpaused partitions
+                for record in records:
+                    self._add(record)
+
+    def _commit(self, batch: _Batch) -> None:
+        from kafka.errors import CommitFailedError, KafkaError
+        from kafka.structs import OffsetAndMetadata, TopicPartition
+
+        offsets = {TopicPartition(t, p): OffsetAndMetadata(last + 1, "", -1) for (t, p), last in batch.last.items()}
+        try:
+            self._consumer.commit(offsets=offsets)
+        except (CommitFailedError, KafkaError) as exc:
+            # The rows are stored; whoever reads these offsets again replaces them (ReplacingMergeTree), so the
+            # cost of a failed commit is a re-read, not a loss or a double count.
+            log.warning("committing offsets failed (they will be read again, without double counting): %s", exc)
+            return
+        for (t, p), last in batch.last.items():
+            self.stats.committed[(t, p)] = last + 1
+
+    def _on_revoked(self) -> None:
+        """Partitions are leaving: store what was read from them now, or forget it so it is read again."""
+        if not self._batch.messages:
+            return
+        try:
+            self._store.write(self._batch.rows, self._batch.token())
+        except StoreError as exc:
+            log.warning("partitions revoked while the store is unavailable; %d messages will be read again: %s",
+                        self._batch.messages, exc)  # fmt: skip
+            self._rewind()
+            return
+        self._commit(self._batch)
+        self.stats.batches += 1
+        self.stats.rows += len(self._batch.rows)
+        self._batch = _Batch()
+
+    def _rewind(self) -> None:
+        """Drop the batch; partitions still assigned go back to its first offsets, so nothing is skipped."""
+        from kafka.structs import TopicPartition
+
+        assigned = self._consumer.assignment()
+        for (t, p), first in self._batch.first.items():
+            tp = TopicPartition(t, p)
+            if tp in assigned:
+                self._consumer.seek(tp, first)
+        self.stats.messages -= self._batch.messages
+        self._batch = _Batch()
+
+    # -- progress -------------------------------------------------------------------------------------------
+
+    def _caught_up(self) -> bool:
+        """Every partition of every existing sink topic is assigned and read to its end."""
+        from kafka.structs import TopicPartition
+
+        assigned = self._consumer.assignment()
+        expected = {
+            TopicPartition(topic, p)
+            for topic in SINK_TOPICS
+            for p in (self._consumer.partitions_for_topic(topic) or ())
+        }
+        if not expected or not expected <= assigned:
+            return False
+        ends = self._consumer.end_offsets(sorted(expected))
+        return all(self._consumer.position(tp) >= end for tp, end in ends.items())
+
+    def _log_progress(self) -> None:
+        s = self.stats
+        log.info(
+            "sink: %d messages, %d rows (%d data-quality findings) in %d batches; %d failed insert attempts",
+            s.messages,
+            s.rows,
+            s.findings,
+            s.batches,
+            s.failed_attempts,
+        )
+
+
+def kafka_consumer(client_options: dict[str, Any], settings: ClickHouseSettings) -> Any:
+    """The sink's consumer: its own group, manual commits, from the earliest offset when the group is new."""
+    from kafka import KafkaConsumer
+
+    return KafkaConsumer(
+        **client_options,
+        group_id=settings.consumer_group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=settings.batch_rows,
+    )

@@ -1,0 +1,200 @@
+"""The service's commit/retry logic with an in-memory consumer and store (the real ones are in tests/integration)."""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from datetime import UTC, datetime
+from typing import Any
+
+from kafka.structs import TopicPartition
+
+from safeguard.settings import ClickHouseSettings
+from schemas.codec import encode, validate_event
+from schemas.errors import StoreError
+from sinks.mapping import TableRow
+from sinks.service import SINK_TOPICS, SinkService
+from tests.unit.test_schemas import examples as ex
+
+Record = namedtuple("Record", "topic partition offset key value timestamp")
+TOPIC = "safeguarding.contacts.v1"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class MemoryConsumer:
+    """Topic partitions as lists; poll advances the fake clock by its timeout when it has nothing to give."""
+
+    def __init__(self, records: dict[TopicPartition, list[Record]], clock: FakeClock) -> None:
+        self.records = records
+        self.pos = dict.fromkeys(records, 0)
+        self.paused: set[TopicPartition] = set()
+        self.commits: list[dict[TopicPartition, int]] = []
+        self.clock = clock
+        self.events: list[str] = []
+        self.closed = False
+
+    def subscribe(self, topics: Any = (), pattern: Any = None, listener: Any = None) -> None:
+        assert set(topics) == set(SINK_TOPICS)
+
+    def poll(self, timeout_ms: int = 0, max_records: int | None = None, update_offsets: bool = True) -> Any:
+        out: dict[TopicPartition, list[Record]] = {}
+        budget = max_records or 500
+        for tp, recs in self.records.items():
+            if tp in self.paused or budget <= 0:
+                continue
+            chunk = recs[self.pos[tp] : self.pos[tp] + budget]
+            if chunk:
+                out[tp] = chunk
+                self.pos[tp] += len(chunk)
+                budget -= len(chunk)
+        if not out:
+            self.clock.now += timeout_ms / 1000
+        return out
+
+    def commit(self, offsets: Any = None, timeout_ms: Any = None) -> None:
+        self.commits.append({tp: om.offset for tp, om in offsets.items()})
+        self.events.append("commit")
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.records)
+
+    def pause(self, *partitions: TopicPartition) -> None:
+        self.paused |= set(partitions)
+
+    def resume(self, *partitions: TopicPartition) -> None:
+        self.paused -= set(partitions)
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self.pos[partition] = offset
+
+    def position(self, partition: TopicPartition) -> int:
+        return self.pos[partition]
+
+    def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: len(self.records[tp]) for tp in partitions}
+
+    def partitions_for_topic(self, topic: str) -> set[int] | None:
+        return {tp.partition for tp in self.records if tp.topic == topic} or None
+
+    def close(self, autocommit: bool = True) -> None:
+        self.closed = True
+
+
+class FlakyStore:
+    def __init__(self, consumer: MemoryConsumer, failures: int = 0) -> None:
+        self.failures = failures
+        self.batches: list[tuple[str, list[TableRow]]] = []
+        self.consumer = consumer
+        self.closed = False
+        self.paused_while_failing: list[bool] = []
+
+    def write(self, rows: list[TableRow], token: str) -> None:
+        if self.failures:
+            self.failures -= 1
+            self.paused_while_failing.append(bool(self.consumer.paused))
+            raise StoreError("connection refused")
+        self.batches.append((token, list(rows)))
+        self.consumer.events.append("write")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _records(n: int, partition: int = 0) -> list[Record]:
+    out = []
+    for i in range(n):
+        obj = {**ex.minimal("contact.decided"), "event_id": f"7f1d9c2e-3a4b-4c5d-8e6f-{partition:04d}{i:08d}"}
+        out.append(Record(TOPIC, partition, i, ex.CHILD.encode(), encode(validate_event(obj)), 1_740_900_000_000))
+    return out
+
+
+def _service(
+    records: dict[TopicPartition, list[Record]], failures: int = 0, **settings: Any
+) -> tuple[SinkService, MemoryConsumer, FlakyStore]:
+    clock = FakeClock()
+    consumer = MemoryConsumer(records, clock)
+    store = FlakyStore(consumer, failures)
+    section = ClickHouseSettings(**{"batch_rows": 4, "batch_seconds": 1.0, "retry_initial_s": 0.5, **settings})
+    service = SinkService(consumer, store, section, clock=lambda: datetime(2025, 3, 2, tzinfo=UTC), monotonic=clock)
+    return service, consumer, store
+
+
+def _stored_offsets(store: FlakyStore) -> list[tuple[int, int]]:
+    return sorted((row["kafka_partition"], row["kafka_offset"]) for _, rows in store.batches for _, row in rows)
+
+
+def test_every_message_is_written_then_committed() -> None:
+    tp0, tp1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
+    service, consumer, store = _service({tp0: _records(6, 0), tp1: _records(3, 1)})
+    stats = service.run(until_caught_up=True)
+    assert _stored_offsets(store) == [(0, i) for i in range(6)] + [(1, i) for i in range(3)]
+    assert stats.messages == stats.rows == 9
+    assert stats.committed == {(TOPIC, 0): 6, (TOPIC, 1): 3}
+    assert consumer.events == ["write", "commit"] * len(store.batches)
+    assert all(len(rows) <= 4 for _, rows in store.batches)
+    assert consumer.closed and store.closed
+
+
+def test_store_outage_is_retried_with_partitions_paused_and_loses_nothing() -> None:
+    tp = TopicPartition(TOPIC, 0)
+    service, consumer, store = _service({tp: _records(4)}, failures=3)
+    stats = service.run(until_caught_up=True)
+    assert stats.failed_attempts == 3
+    assert store.paused_while_failing == [False, True, True]
+    assert not consumer.paused
+    assert _stored_offsets(store) == [(0, i) for i in range(4)]
+    assert consumer.commits == [{tp: 4}]
+    assert len(store.batches) == 1
+
+
+def test_stop_during_an_outage_commits_nothing() -> None:
+    tp = TopicPartition(TOPIC, 0)
+    service, consumer, store = _service({tp: _records(4)}, failures=10**6)
+
+    def write(rows: list[TableRow], token: str) -> None:
+        service.stop()
+        raise StoreError("down")
+
+    store.write = write  # type: ignore[method-assign]
+    stats = service.run()
+    assert consumer.commits == []
+    assert stats.committed == {}
+    assert consumer.closed
+
+
+def test_same_offsets_give_the_same_token() -> None:
+    tp = TopicPartition(TOPIC, 0)
+    first, _, store1 = _service({tp: _records(8)})
+    first.run(until_caught_up=True)
+    again, _, store2 = _service({tp: _records(8)})
+    again.run(until_caught_up=True)
+    tokens = [t for t, _ in store1.batches]
+    assert tokens == [t for t, _ in store2.batches]
+    assert len(set(tokens)) == 2
+
+
+def test_undecodable_message_is_stored_as_a_finding_and_committed() -> None:
+    tp = TopicPartition(TOPIC, 0)
+    bad = Record(TOPIC, 0, 0, b"k", b"\x00garbage", 1_740_900_000_000)
+    good = _records(2)
+    records = [bad, *(r._replace(offset=i + 1) for i, r in enumerate(good))]
+    service, consumer, store = _service({tp: records})
+    stats = service.run(until_caught_up=True)
+    tables = [t for _, rows in store.batches for t, _ in rows]
+    assert tables == ["data_quality_findings", "contact_decisions", "contact_decisions"]
+    assert stats.findings == 1
+    assert consumer.commits[-1] == {tp: 3}
+
+
+def test_time_closes_a_small_batch() -> None:
+    tp = TopicPartition(TOPIC, 0)
+    service, consumer, store = _service({tp: _records(2)}, batch_rows=1000, batch_seconds=2.0)
+    service.run(until_caught_up=True)
+    assert [len(rows) for _, rows in store.batches] == [2]
+    assert consumer.commits == [{tp: 2}]
