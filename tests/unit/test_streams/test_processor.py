@@ -1,0 +1,87 @@
+"""RuleProcessor: which state a rule call reads and writes, partition clocks, the deadline index, held-back writes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from schemas.topics import CONTACTS, MISSING_EPISODES
+from streams.processor import RuleProcessor
+from streams.rules import Catalogue
+from tests.unit.test_streams.factories import CHILD, OTHER_CHILD, RAISED_AT, day, missing_found, missing_reported
+
+MISSING = MISSING_EPISODES.name
+
+
+def _processor(children: dict[str, Any] | None = None) -> RuleProcessor:
+    return RuleProcessor(
+        Catalogue.default(), children={} if children is None else children, households={}, partition_of=lambda _: 0
+    )
+
+
+def _found_without_interview(processor: RuleProcessor) -> None:
+    processor.apply(missing_reported(day(0), episode="E1"), topic=MISSING, partition=0, raised_at=RAISED_AT)
+    processor.apply(missing_found(day(1), episode="E1"), topic=MISSING, partition=0, raised_at=RAISED_AT)
+
+
+def test_states_reach_the_tables_only_on_flush() -> None:
+    children: dict[str, Any] = {}
+    processor = _processor(children)
+    processor.apply(missing_reported(day(0)), topic=MISSING, partition=0, raised_at=RAISED_AT)
+    assert children == {} and processor.pending_writes == 1
+    assert processor.flush() == 1
+    assert children[CHILD]["subject_id"] == CHILD and processor.pending_writes == 0
+
+
+def test_a_deadline_fires_when_the_partition_clock_passes_it_on_that_partition_only() -> None:
+    processor = _processor()
+    _found_without_interview(processor)
+    # Another child's event on the same partition a minute after the deadline (72 hours after the find).
+    late = processor.apply(
+        missing_reported(day(4, hours=0) + timedelta(minutes=1), child=OTHER_CHILD),
+        topic=MISSING,
+        partition=0,
+        raised_at=RAISED_AT,
+    )
+    assert [a.rule_id for a in late.alerts] == ["return_interview_overdue"]
+    other_partition = _processor()
+    _found_without_interview(other_partition)
+    step = other_partition.apply(
+        missing_reported(day(10), child=OTHER_CHILD), topic=MISSING, partition=1, raised_at=RAISED_AT
+    )
+    assert step.alerts == [], "a clock of another partition must not fire this child's deadline"
+
+
+def test_contacts_time_does_not_move_the_missing_clock() -> None:
+    processor = _processor()
+    _found_without_interview(processor)
+    from tests.unit.test_streams.factories import contact_received
+
+    step = processor.apply(
+        contact_received(day(30), child=OTHER_CHILD), topic=CONTACTS.name, partition=0, raised_at=RAISED_AT
+    )
+    assert step.alerts == []
+
+
+def test_the_live_clock_follows_the_wall_clock_only_when_caught_up_and_recent() -> None:
+    processor = _processor()
+    _found_without_interview(processor)  # found on day 1: the interview is due by day 4
+    recent = missing_reported(day(3, hours=20), child=OTHER_CHILD)  # the partition's newest event
+    assert processor.apply(recent, topic=MISSING, partition=0, raised_at=RAISED_AT).alerts == []
+    after_deadline = day(4, hours=1)  # minus the allowed lateness (10 minutes): still past the deadline
+    assert processor.tick(after_deadline, caught_up=lambda topic, partition: False) == []
+    assert processor.tick(day(400), caught_up=lambda topic, partition: True) == [], "old data is not live"
+    [alert] = processor.tick(after_deadline, caught_up=lambda topic, partition: True)
+    assert alert.rule_id == "return_interview_overdue"
+    assert processor.tick(after_deadline + timedelta(hours=1), caught_up=lambda topic, partition: True) == []
+
+
+def test_after_a_restart_the_deadline_index_is_rebuilt_from_the_tables() -> None:
+    children: dict[str, Any] = {}
+    before = _processor(children)
+    _found_without_interview(before)
+    before.flush()
+    after = _processor(children)  # a new worker: same tables (recovered from the changelog), no memory
+    step = after.apply(missing_reported(day(5), child=OTHER_CHILD), topic=MISSING, partition=0, raised_at=RAISED_AT)
+    assert [a.rule_id for a in step.alerts] == ["return_interview_overdue"]
+    assert after.pending_deadlines == 0
