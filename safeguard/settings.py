@@ -95,6 +95,12 @@ class ClickHouseSettings(_Section):
     password: SecretStr | None = Field(default=None, description="server password (a password in the url moves here)")
     database: str = Field(default="safeguard", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
     consumer_group: str = "safeguard-sink"
+    session_timeout_ms: int = Field(
+        default=10_000, ge=6000, description="how soon a crashed sink's partitions go to another (or its restart)"
+    )
+    instance_id: str | None = Field(
+        default=None, description="static group membership: a restarted sink with the same id rejoins at once"
+    )
     batch_rows: int = Field(default=5000, ge=1, description="insert when this many messages are buffered ...")
     batch_seconds: float = Field(default=2.0, gt=0, description="... or when the oldest buffered message is this old")
     retry_initial_s: float = Field(default=0.5, gt=0, description="first back-off when the store is unavailable")

@@ -350,4 +350,7 @@ def kafka_consumer(client_options: dict[str, Any], settings: ClickHouseSettings)
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=settings.batch_rows,
+        session_timeout_ms=settings.session_timeout_ms,
+        heartbeat_interval_ms=max(1000, settings.session_timeout_ms // 4),
+        group_instance_id=settings.instance_id,
     )

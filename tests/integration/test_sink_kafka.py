@@ -1,0 +1,355 @@
+"""The sink through the session's real Kafka broker into a real chDB store in tmp_path, run as `safeguard sink`
+subprocesses (the sink owns the store while it runs; the test opens it only after the sink has stopped).
+
+- rows equal messages: every message published by the test is in its table with the values it carried, and
+  `safeguard sink reconcile` agrees (and names the offset when a row is taken away);
+- SIGKILL of the sink's own pid mid-run, then a restart: nothing lost, nothing doubled (counts with FINAL);
+- the store refusing writes while the sink runs (its table directories made immutable, as a full or read-only
+  disk would): the sink retries, commits nothing meanwhile, and loses nothing once the store is back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from producers.simulate.generator import generate
+from producers.simulate.scenarios import LEEDS_2019
+from safeguard.settings import ClickHouseSettings, Settings
+from schemas.alerts import AlertLifecycle, AlertRaised
+from schemas.codec import encode, validate_event
+from schemas.deadletter import dead_letter_from_kafka
+from schemas.topics import TOPICS, message_key, topic_for
+from sinks.mapping import KEY_COLUMNS, TABLE_COLUMNS
+from sinks.records import Message, rows_for_message
+from sinks.store import connect
+from tests.integration.kafka_reader import end_offsets, read_new
+from tests.unit.test_schemas import examples as ex
+
+pytestmark = pytest.mark.integration
+
+ALL_TOPICS = [t.name for t in TOPICS]
+DECISIONS = "safeguarding.contacts.v1"
+_VOLATILE = {"ingested_at", "found_at"}
+
+
+# -- helpers ----------------------------------------------------------------------------------------------------
+
+
+def _env(bootstrap: str, store: Path, group: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAFEGUARD_")}
+    env.update(
+        {
+            "SAFEGUARD_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+            "SAFEGUARD_CLICKHOUSE__URL": f"chdb://{store}",
+            "SAFEGUARD_CLICKHOUSE__CONSUMER_GROUP": group,
+            "SAFEGUARD_CLICKHOUSE__BATCH_SECONDS": "0.5",
+            "SAFEGUARD_CLICKHOUSE__RETRY_INITIAL_S": "0.2",
+            "SAFEGUARD_CLICKHOUSE__RETRY_MAX_S": "1",
+            **extra,
+        }
+    )
+    return env
+
+
+def _sink_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-c", "from safeguard.cli import main; main()", "sink", *args]
+
+
+def _run(env: dict[str, str], *args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(_sink_cmd(*args), env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def _publish(bootstrap: str, items: list[tuple[str, bytes | None, bytes]]) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, batch_size=256 * 1024)
+    try:
+        futures = [producer.send(topic, key=key, value=value) for topic, key, value in items]
+        producer.flush(timeout=120)
+        for f in futures:
+            f.get(timeout=60)
+    finally:
+        producer.close()
+
+
+def _start_group_at_end(bootstrap: str, group: str) -> dict[TopicPartition, int]:
+    """Commit the group's offsets at the current ends, so its sink reads only what the test publishes next."""
+    ends = end_offsets(bootstrap, ALL_TOPICS)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        consumer.commit({tp: OffsetAndMetadata(end, "", -1) for tp, end in ends.items()})
+    finally:
+        consumer.close()
+    return ends
+
+
+def _committed(bootstrap: str, group: str, parts: list[TopicPartition]) -> dict[TopicPartition, int]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        return {tp: consumer.committed(tp) or 0 for tp in parts}
+    finally:
+        consumer.close()
+
+
+def _wait_for(condition: Any, what: str, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def store_client(tmp_path: Path) -> Iterator[Any]:
+    """Opens the test's store after its sink stopped (yield a function so the test decides when)."""
+    clients: list[Any] = []
+
+    def open_store() -> Any:
+        client = connect(Settings(_env_file=None, clickhouse=ClickHouseSettings(url=f"chdb://{tmp_path / 'store'}")))
+        clients.append(client)
+        return client
+
+    yield open_store
+    for client in clients:
+        client.close()
+
+
+def _decisions(n: int, tag: str) -> list[tuple[str, bytes | None, bytes]]:
+    """n valid contact.decided events, fast to make (json, not the generator), unique event ids."""
+    base = ex.minimal("contact.decided")
+    out = []
+    for i in range(n):
+        obj = {**base, "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tag}:{i}")), "contact_id": f"CON-{i}"}
+        out.append((DECISIONS, ex.CHILD.encode(), json.dumps(obj).encode()))
+    return out
+
+
+def _key_column(table: str) -> str:
+    return "event_id" if table == "domestic_incident_children" else KEY_COLUMNS.get(table, "finding_id")
+
+
+def _plain(value: Any) -> Any:
+    """A value as the store gives it back: timestamps naive UTC, to the millisecond (DateTime64(3) truncates)."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None, microsecond=value.microsecond // 1000 * 1000)
+    return value
+
+
+# -- tests --------------------------------------------------------------------------------------------------------
+
+
+def test_rows_equal_messages_and_reconcile(kafka_bootstrap: str, tmp_path: Path, store_client: Any) -> None:
+    start = end_offsets(kafka_bootstrap, ALL_TOPICS)
+    events = generate(LEEDS_2019, 23, days=6)
+    items: list[tuple[str, bytes | None, bytes]] = [
+        (topic_for(e.event_type).name, message_key(e).encode(), encode(e)) for e in events
+    ]
+    # Ids of their own, so no other test's copy of an example can replace these rows.
+    tag = uuid.uuid4()
+    alert = AlertRaised.model_validate({**ex.alert(), "alert_id": tag.hex})
+    lifecycle = AlertLifecycle(
+        event_id=f"ack:{alert.alert_id}:1",
+        alert_id=alert.alert_id,
+        state="acknowledged",
+        occurred_at=datetime(2025, 3, 2, 9, 0, tzinfo=UTC),
+        rule_id=alert.rule_id,
+        severity=alert.severity,
+        la_code=alert.la_code,
+        actor="duty.manager",
+    )
+    letter = dead_letter_from_kafka(
+        topic=DECISIONS, partition=0, offset=tag.int % 10**9, key=None, value=b"{}", reason_code="invalid",
+        error="e", at=datetime.now(UTC),  # dead letters have a retention (P90D): dated now
+    )  # fmt: skip
+    bad_plan = json.dumps({**ex.minimal("cp_plan.started"), "la_code": "1"}).encode()
+    misplaced = encode(validate_event({**ex.full("contact.received"), "event_id": str(uuid.uuid4())}))
+    items += [
+        ("safeguarding.alerts.v1", alert.alert_id.encode(), encode(alert)),
+        ("safeguarding.alert-lifecycle.v1", alert.alert_id.encode(), encode(lifecycle)),
+        ("safeguarding.dead-letter.v1", None, encode(letter)),
+        (DECISIONS, b"junk", b"\xff\xfe not an event"),  # undecodable: a finding, not lost
+        ("safeguarding.cp-plans.v1", ex.CHILD.encode(), bad_plan),  # invalid: a finding
+        (DECISIONS, b"wrong-key", misplaced),  # stored, and noted as a finding
+    ]
+    _publish(kafka_bootstrap, items)
+
+    env = _env(kafka_bootstrap, tmp_path / "store", f"sink-{uuid.uuid4().hex[:8]}")
+    result = _run(env, "run", "--until-caught-up", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "sink stopped" in result.stderr
+
+    published = [
+        Message(r.topic, r.partition, r.offset, r.key, r.value, 0) for r in read_new(kafka_bootstrap, start, ALL_TOPICS)
+    ]
+    assert len(published) == len(items)
+    client = store_client()
+    by_table: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {}
+    for msg in published:
+        for table, row in rows_for_message(msg, datetime(2025, 1, 1, tzinfo=UTC)):
+            key = (row.get(_key_column(table)), row.get("child_id") if "children" in table else None)
+            by_table.setdefault(table, {})[key] = row
+    assert {"contacts", "contact_decisions", "missing_episodes", "domestic_incidents", "cp_plans", "alerts",
+            "alert_lifecycle", "dead_letters", "data_quality_findings"} <= set(by_table)  # fmt: skip
+    for table, expected in by_table.items():
+        columns = [c for c in TABLE_COLUMNS[table] if c not in _VOLATILE and c != "message_timestamp"]
+        positions = sorted({(r["kafka_topic"], r["kafka_partition"], r["kafka_offset"]) for r in expected.values()})
+        rows = client.query(
+            f"SELECT {', '.join(columns)} FROM safeguard.{table} FINAL "
+            "WHERE (kafka_topic, kafka_partition, kafka_offset) IN {positions:Array(Tuple(String, Int32, Int64))}",
+            parameters={"positions": positions},
+        ).result_rows  # fmt: skip
+        got = {
+            (row[columns.index(_key_column(table))],
+             row[columns.index("child_id")] if "children" in table else None): dict(zip(columns, row, strict=True))
+            for row in rows
+        }  # fmt: skip
+        assert set(got) == set(expected), table
+        for key, row in expected.items():
+            assert got[key] == {c: _plain(row[c]) for c in columns}, (table, key)
+    [finding] = [r for r in by_table["data_quality_findings"].values() if r["message_key"] == "junk"]
+    assert finding["reason_code"] == "undecodable"
+
+    client.close()  # chDB: one process per store; reconcile runs in its own process
+    reconciled = _run(env, "reconcile", cwd=tmp_path)
+    assert reconciled.returncode == 0, reconciled.stdout + reconciled.stderr[-2000:]
+    assert "every message on the topics has its row" in reconciled.stdout
+
+    # Take one row away: reconcile names the topic, partition and offset, and exits 1.
+    victim = next(iter(by_table["cp_plans"].values()))
+    client = store_client()
+    client.command(f"DELETE FROM safeguard.cp_plans WHERE event_id = '{victim['event_id']}'")
+    client.close()
+    reconciled = _run(env, "reconcile", cwd=tmp_path)
+    assert reconciled.returncode == 1, reconciled.stdout
+    assert f"MISSING safeguarding.cp-plans.v1[{victim['kafka_partition']}]: 1 messages" in reconciled.stdout
+    assert f"offsets {victim['kafka_offset']}" in reconciled.stdout
+
+
+def test_sigkill_mid_run_then_restart_loses_and_doubles_nothing(
+    kafka_bootstrap: str, tmp_path: Path, store_client: Any
+) -> None:
+    group = f"sink-kill-{uuid.uuid4().hex[:8]}"
+    start = _start_group_at_end(kafka_bootstrap, group)
+    n = 6000
+    _publish(kafka_bootstrap, _decisions(n, group))
+    ends = end_offsets(kafka_bootstrap, [DECISIONS])
+    parts = [tp for tp in ends if ends[tp] > start[tp]]
+    total_new = sum(ends[tp] - start[tp] for tp in parts)
+    assert total_new == n
+
+    # Static membership: the restarted sink takes the killed one's place without waiting out its session.
+    env = _env(
+        kafka_bootstrap,
+        tmp_path / "store",
+        group,
+        SAFEGUARD_CLICKHOUSE__BATCH_ROWS="200",
+        SAFEGUARD_CLICKHOUSE__INSTANCE_ID="sink-under-test",
+    )
+    log_path = tmp_path / "sink1.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(_sink_cmd("run"), env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    try:
+
+        def some_committed() -> bool:
+            done = sum(c - start[tp] for tp, c in _committed(kafka_bootstrap, group, parts).items())
+            return done > 0
+
+        _wait_for(some_committed, "the sink's first commits")
+        os.kill(proc.pid, signal.SIGKILL)  # its own pid: the subprocess this test started
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+    committed_at_kill = sum(c - start[tp] for tp, c in _committed(kafka_bootstrap, group, parts).items())
+    assert 0 < committed_at_kill < n, "the kill must land mid-run (some batches committed, not all)"
+
+    result = _run(env, "run", "--until-caught-up", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sum(c - start[tp] for tp, c in _committed(kafka_bootstrap, group, parts).items()) == n
+
+    client = store_client()
+    ids = [str(uuid.uuid5(uuid.NAMESPACE_URL, f"{group}:{i}")) for i in range(n)]
+    mine = "event_id IN {ids:Array(String)}"
+    final = client.command(
+        f"SELECT count() FROM safeguard.contact_decisions FINAL WHERE {mine}", parameters={"ids": ids}
+    )
+    distinct = client.command(
+        f"SELECT uniqExact(event_id) FROM safeguard.contact_decisions WHERE {mine}", parameters={"ids": ids}
+    )
+    raw = client.command(f"SELECT count() FROM safeguard.contact_decisions WHERE {mine}", parameters={"ids": ids})
+    assert (final, distinct) == (n, n)
+    assert raw >= n
+    print(f"after SIGKILL at {committed_at_kill}/{n} committed: {raw - n} rows stored twice before FINAL")
+
+
+def test_store_outage_while_the_sink_runs_loses_nothing(
+    kafka_bootstrap: str, tmp_path: Path, store_client: Any
+) -> None:
+    chattr = shutil.which("chattr")
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    if chattr is None or subprocess.run([chattr, "+i", str(probe)], capture_output=True).returncode != 0:
+        pytest.skip(
+            "needs chattr +i (root on a filesystem with the immutable attribute) to make the store refuse writes"
+        )
+    subprocess.run([chattr, "-i", str(probe)], check=True)
+
+    group = f"sink-outage-{uuid.uuid4().hex[:8]}"
+    start = _start_group_at_end(kafka_bootstrap, group)
+    before, during = _decisions(2000, f"{group}:a"), _decisions(2000, f"{group}:b")
+    _publish(kafka_bootstrap, before)
+    ends_a = end_offsets(kafka_bootstrap, [DECISIONS])
+    parts = [TopicPartition(DECISIONS, p) for p in range(len(ends_a))]
+
+    store = tmp_path / "store"
+    env = _env(kafka_bootstrap, store, group, SAFEGUARD_CLICKHOUSE__BATCH_ROWS="500")
+    log_path = tmp_path / "sink.log"
+    table_dirs: list[str] = []
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(_sink_cmd("run"), env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_for(lambda: _committed(kafka_bootstrap, group, parts) == {tp: ends_a[tp] for tp in parts},
+                  "the first messages committed")  # fmt: skip
+        # The outage: every table directory refuses new parts (as a full or read-only disk would).
+        table_dirs = [str(d) for d in (store / "store").glob("*/*") if d.is_dir()]
+        subprocess.run([chattr, "+i", *table_dirs], check=True)
+        _publish(kafka_bootstrap, during)
+        ends_b = end_offsets(kafka_bootstrap, [DECISIONS])
+        _wait_for(lambda: log_path.read_text().count("store unavailable") >= 3, "the sink to retry several times")
+        assert _committed(kafka_bootstrap, group, parts) == {tp: ends_a[tp] for tp in parts}, "committed while down"
+        assert proc.poll() is None, "the sink must keep running through the outage"
+        subprocess.run([chattr, "-i", *table_dirs], check=True)
+        table_dirs = []
+        _wait_for(lambda: _committed(kafka_bootstrap, group, parts) == {tp: ends_b[tp] for tp in parts},
+                  "the rest committed after the store came back")  # fmt: skip
+        os.kill(proc.pid, signal.SIGTERM)  # graceful stop of the sink this test started
+        assert proc.wait(timeout=60) == 0, log_path.read_text()[-3000:]
+    finally:
+        if table_dirs:
+            subprocess.run([chattr, "-i", *table_dirs], check=False)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+    assert "sink stopped" in log_path.read_text()
+
+    client = store_client()
+    ids = [json.loads(v)["event_id"] for _, _, v in before + during]
+    stored = client.command(
+        "SELECT count() FROM safeguard.contact_decisions FINAL WHERE event_id IN {ids:Array(String)}",
+        parameters={"ids": ids},
+    )
+    assert stored == len(ids) == 4000
+    assert sum(ends_b[tp] - start[tp] for tp in parts) == 4000
