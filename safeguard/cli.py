@@ -76,6 +76,7 @@ def schemas_export(out: Path) -> None:
 
 
 def _register() -> None:
+    from safeguard.dashboards_cli import dashboards, report
     from safeguard.kafka_cli import kafka
     from safeguard.produce_cli import pseudonymise, publish
     from safeguard.rules_cli import rules
@@ -83,7 +84,7 @@ def _register() -> None:
     from safeguard.simulate_cli import simulate
     from safeguard.sink_cli import sink
 
-    for command in (kafka, publish, pseudonymise, simulate, rules, run, sink):
+    for command in (kafka, publish, pseudonymise, simulate, rules, run, sink, dashboards, report):
         cli.add_command(command)
 
 

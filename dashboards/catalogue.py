@@ -1,0 +1,816 @@
+# ruff: noqa: S608 - every query here is assembled from constants of this module; nothing comes from input.
+"""The six dashboards: every panel's SQL, written against the sink's tables (docs/sink.md) in the ClickHouse
+datasource plugin's dialect (raw SQL with its macros; dashboards/macros.py expands them as the plugin does).
+
+Conventions, so the figures agree with the published tables (calibration.md):
+
+- Every table is read with `FINAL` (ReplacingMergeTree: a re-delivered event replaces, never adds; purged events
+  disappear). Tables are unqualified: the datasource's default database is the sink's database.
+- Calendar months and financial years (April to March, labelled `2019/20`) are taken in Europe/London, the
+  partnership's local time, as the annual reports count them; `$__timeFilter` selects the instants in range.
+- Contacts are grouped by CIN referral source as the Leeds table does: `6` Police, `3A`-`3F` Health,
+  `2A`/`2B` Education, everything else Other.
+- A referral is a decision with outcome `referral` or `strategy_discussion`; a re-referral is a referral of a
+  child whose previous referral was within 12 calendar months (by local date), looking back before the range.
+- Missing figures count `missing.reported` with absence_type `missing`; `away` absences are shown apart.
+- A repeat plan is a `cp_plan.started` for a child with an earlier plan, known from the stream or from the
+  start's own `previous_plans` / `previous_plan_ended_at`; "within 24 months" measures from the end of the most
+  recent earlier plan (an earlier plan still open counts as ending at the new start) - the definition of the
+  `repeat_cp_plan` rule, so the dashboard and the rule's alerts agree.
+- Series over time use the plugin's `$__timeInterval` where the bucket is Grafana's choice (alerts, pipeline),
+  and local calendar months where the measure is monthly by definition.
+"""
+
+from __future__ import annotations
+
+from dashboards.model import Dashboard, Panel, Row
+from dashboards.suppression import Rate
+
+TZ = "Europe/London"
+
+_MONTH = f"toDateTime(toStartOfMonth(occurred_at, '{TZ}'), '{TZ}')"
+_FY = f"toYear(addMonths(toStartOfMonth(occurred_at, '{TZ}'), -3))"
+_FY_LABEL = "concat(toString(fy), '/', substring(toString(fy + 1), 3, 2))"
+_AGENCY = (
+    "multiIf(contact_source = '6', 'Police', startsWith(contact_source, '3'), 'Health', "
+    "startsWith(contact_source, '2'), 'Education', 'Other')"
+)
+_REFERRALS = f"""
+    SELECT
+      occurred_at,
+      lagInFrame(toNullable(occurred_at)) OVER (
+        PARTITION BY child_id ORDER BY occurred_at ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+      ) AS previous,
+      previous IS NOT NULL AND toDate(occurred_at, '{TZ}') <= addMonths(toDate(previous, '{TZ}'), 12) AS re_referral
+    FROM contact_decisions FINAL
+    WHERE is_referral AND occurred_at >= $__fromTime - INTERVAL 13 MONTH AND occurred_at <= $__toTime"""
+
+
+def _pct(part: str, whole: str) -> str:
+    return f"round(100 * {part} / {whole}, 1)"
+
+
+# --- Front Door ---------------------------------------------------------------------------------------------------
+
+CONTACTS_BY_MONTH = Panel(
+    key="front_door.contacts_by_agency_month",
+    title="Contacts by agency, per month",
+    description="Contacts to the Front Door by referral source group (Police 6, Health 3A-3F, Education 2A/2B, "
+    "Other), per calendar month.",
+    kind="bars",
+    sql=f"""
+SELECT {_MONTH} AS time, {_AGENCY} AS series, count() AS contacts
+FROM contacts FINAL
+WHERE $__timeFilter(occurred_at)
+GROUP BY time, series""",
+    order_by="time, series",
+    counts=("contacts",),
+    width=24,
+)
+
+CONTACTS_BY_YEAR = Panel(
+    key="front_door.contacts_by_agency_year",
+    title="Contacts by agency, per financial year",
+    description="The Leeds Duty and Advice table: contacts by source group with each group's share of the year.",
+    kind="table",
+    sql=f"""
+SELECT
+  {_FY_LABEL} AS year,
+  police, {_pct("police", "total")} AS police_pct,
+  health, {_pct("health", "total")} AS health_pct,
+  education, {_pct("education", "total")} AS education_pct,
+  other, {_pct("other", "total")} AS other_pct,
+  total
+FROM (
+  SELECT
+    {_FY} AS fy,
+    countIf(contact_source = '6') AS police,
+    countIf(startsWith(contact_source, '3')) AS health,
+    countIf(startsWith(contact_source, '2')) AS education,
+    countIf(NOT (contact_source = '6' OR startsWith(contact_source, '3') OR startsWith(contact_source, '2'))) AS other,
+    count() AS total
+  FROM contacts FINAL
+  WHERE $__timeFilter(occurred_at)
+  GROUP BY fy
+)""",
+    order_by="year",
+    counts=("police", "health", "education", "other", "total"),
+    rates=(
+        Rate("police_pct", ("police", "total")),
+        Rate("health_pct", ("health", "total")),
+        Rate("education_pct", ("education", "total")),
+        Rate("other_pct", ("other", "total")),
+    ),
+    units={c: "percent" for c in ("police_pct", "health_pct", "education_pct", "other_pct")},
+    width=24,
+    height=6,
+)
+
+DECISIONS_BY_MONTH = Panel(
+    key="front_door.decisions_month",
+    title="Decisions on contacts, per month",
+    description="What became of contacts: no further action, advice, early help, referral, strategy discussion.",
+    kind="bars",
+    sql=f"""
+SELECT {_MONTH} AS time, outcome AS series, count() AS decisions
+FROM contact_decisions FINAL
+WHERE $__timeFilter(occurred_at)
+GROUP BY time, series""",
+    order_by="time, series",
+    counts=("decisions",),
+)
+
+REFERRALS_BY_MONTH = Panel(
+    key="front_door.referrals_month",
+    title="Referrals and re-referrals, per month",
+    description="Referrals (outcome referral or strategy discussion) and re-referrals (a previous referral of "
+    "the child within 12 months).",
+    kind="timeseries",
+    sql=f"""
+SELECT {_MONTH} AS time, count() AS referrals, countIf(re_referral) AS re_referrals
+FROM ({_REFERRALS}
+)
+WHERE $__timeFilter(occurred_at)
+GROUP BY time""",
+    order_by="time",
+    counts=("referrals", "re_referrals"),
+)
+
+REFERRAL_RATES = Panel(
+    key="front_door.referral_rates_year",
+    title="Referral and re-referral rates, per financial year",
+    description="Referrals as a share of contacts, and re-referrals (within 12 months) as a share of referrals "
+    "(DfE definition; England 2023/24: 22%).",
+    kind="table",
+    sql=f"""
+SELECT
+  {_FY_LABEL} AS year,
+  contacts,
+  referrals,
+  {_pct("referrals", "contacts")} AS referral_rate,
+  re_referrals,
+  {_pct("re_referrals", "referrals")} AS re_referral_rate
+FROM (
+  SELECT {_FY} AS fy, count() AS contacts FROM contacts FINAL WHERE $__timeFilter(occurred_at) GROUP BY fy
+) AS c
+FULL OUTER JOIN (
+  SELECT {_FY} AS fy, count() AS referrals, countIf(re_referral) AS re_referrals
+  FROM ({_REFERRALS}
+  )
+  WHERE $__timeFilter(occurred_at)
+  GROUP BY fy
+) AS r USING fy""",
+    order_by="year",
+    counts=("contacts", "referrals", "re_referrals"),
+    rates=(
+        Rate("referral_rate", ("referrals", "contacts")),
+        Rate("re_referral_rate", ("re_referrals", "referrals")),
+    ),
+    units={"referral_rate": "percent", "re_referral_rate": "percent"},
+    width=24,
+    height=6,
+)
+
+FRONT_DOOR = Dashboard(
+    uid="safeguard-front-door",
+    title="Front Door",
+    description="Contacts to the Front Door, what was decided, referrals and re-referrals.",
+    rows=(
+        Row("Contacts", (CONTACTS_BY_MONTH, CONTACTS_BY_YEAR)),
+        Row("Decisions and referrals", (DECISIONS_BY_MONTH, REFERRALS_BY_MONTH, REFERRAL_RATES)),
+    ),
+    tags=("front-door",),
+)
+
+
+# --- Missing ------------------------------------------------------------------------------------------------------
+
+_COHORT = "if(looked_after, 'Looked after', 'Not looked after')"
+
+MISSING_BY_MONTH = Panel(
+    key="missing.episodes_month",
+    title="Missing episodes, per month",
+    description="Episodes reported missing (whereabouts unknown), for looked-after children and for others.",
+    kind="bars",
+    sql=f"""
+SELECT {_MONTH} AS time, {_COHORT} AS series, count() AS episodes
+FROM missing_episodes FINAL
+WHERE event_type = 'missing.reported' AND absence_type = 'missing' AND $__timeFilter(occurred_at)
+GROUP BY time, series""",
+    order_by="time, series",
+    counts=("episodes",),
+)
+
+MISSING_COHORTS = Panel(
+    key="missing.episodes_and_children",
+    title="Episodes and children",
+    description="Missing episodes and the distinct children they belong to, looked after against not; "
+    "`away` absences (looked-after children whose whereabouts are known) apart.",
+    kind="table",
+    sql="""
+SELECT cohort, episodes, children, round(episodes / children, 1) AS episodes_per_child
+FROM (
+  SELECT
+    multiIf(absence_type = 'away', 'Away from placement', looked_after, 'Looked after', 'Not looked after') AS cohort,
+    count() AS episodes,
+    uniqExact(child_id) AS children
+  FROM missing_episodes FINAL
+  WHERE event_type = 'missing.reported' AND $__timeFilter(occurred_at)
+  GROUP BY cohort
+)""",
+    order_by="cohort",
+    counts=("episodes", "children"),
+    rates=(Rate("episodes_per_child", ("episodes", "children")),),
+)
+
+REPEAT_MISSING = Panel(
+    key="missing.repeat_children",
+    title="Children missing more than once",
+    description="Children by number of missing episodes in the period: more than once, three times or more.",
+    kind="table",
+    sql=f"""
+SELECT
+  cohort,
+  count() AS children,
+  countIf(episodes >= 2) AS repeat_children,
+  countIf(episodes >= 3) AS three_or_more,
+  {_pct("repeat_children", "children")} AS repeat_share
+FROM (
+  SELECT {_COHORT} AS cohort, child_id, count() AS episodes
+  FROM missing_episodes FINAL
+  WHERE event_type = 'missing.reported' AND absence_type = 'missing' AND $__timeFilter(occurred_at)
+  GROUP BY cohort, child_id
+)
+GROUP BY cohort""",
+    order_by="cohort",
+    counts=("children", "repeat_children", "three_or_more"),
+    rates=(Rate("repeat_share", ("repeat_children", "children")),),
+    units={"repeat_share": "percent"},
+)
+
+RETURN_INTERVIEWS = Panel(
+    key="missing.return_interviews_month",
+    title="Return interviews offered within 72 hours",
+    description="Episodes found in each month, and those whose first return-interview step came within 72 "
+    "hours of the child being found (statutory guidance 2014); the rest were later or not at all.",
+    kind="table",
+    sql=f"""
+SELECT
+  toDateTime(toStartOfMonth(found_at, '{TZ}'), '{TZ}') AS month,
+  count() AS found,
+  countIf(has_step AND first_step <= found_at + INTERVAL 72 HOUR) AS within_72h,
+  countIf(has_step AND first_step > found_at + INTERVAL 72 HOUR) AS later,
+  countIf(NOT has_step) AS none,
+  {_pct("within_72h", "found")} AS within_72h_pct
+FROM (
+  SELECT
+    episode_id,
+    minIf(occurred_at, event_type = 'missing.found') AS found_at,
+    minIf(occurred_at, event_type = 'missing.return_interview') AS first_step,
+    countIf(event_type = 'missing.return_interview') > 0 AS has_step
+  FROM missing_episodes FINAL
+  WHERE event_type IN ('missing.found', 'missing.return_interview')
+    AND occurred_at >= $__fromTime AND occurred_at <= $__toTime + INTERVAL 72 HOUR
+  GROUP BY episode_id
+  HAVING countIf(event_type = 'missing.found') > 0 AND $__timeFilter(found_at)
+)
+GROUP BY month""",
+    order_by="month",
+    counts=("found", "within_72h", "later", "none"),
+    rates=(Rate("within_72h_pct", ("within_72h", "found")),),
+    units={"within_72h_pct": "percent", "month": "dateTimeAsLocalNoDateIfToday"},
+    width=24,
+)
+
+MISSING = Dashboard(
+    uid="safeguard-missing",
+    title="Missing children",
+    description="Missing episodes and children, looked after against not, repeat missing, return interviews.",
+    rows=(
+        Row("Episodes", (MISSING_BY_MONTH, MISSING_COHORTS)),
+        Row("Repeat missing and return interviews", (REPEAT_MISSING, RETURN_INTERVIEWS)),
+    ),
+    tags=("missing",),
+)
+
+
+# --- Domestic abuse -----------------------------------------------------------------------------------------------
+
+INCIDENTS_BY_MONTH = Panel(
+    key="domestic.incidents_month",
+    title="Domestic incidents, per month",
+    description="Police-recorded domestic incidents, and those at which a child was present (saw or heard).",
+    kind="timeseries",
+    sql=f"""
+SELECT {_MONTH} AS time, count() AS incidents, countIf(children_present > 0) AS child_present
+FROM domestic_incidents FINAL
+WHERE $__timeFilter(occurred_at)
+GROUP BY time""",
+    order_by="time",
+    counts=("incidents", "child_present"),
+)
+
+INCIDENTS_SUMMARY = Panel(
+    key="domestic.summary_year",
+    title="Incidents with a child present, per financial year",
+    description="Incidents, the share with a child present (Leeds 2019/20: 26.8%), crimes, MARAC referrals.",
+    kind="table",
+    sql=f"""
+SELECT
+  {_FY_LABEL} AS year,
+  incidents,
+  child_present,
+  {_pct("child_present", "incidents")} AS child_present_pct,
+  crimes,
+  marac_referrals
+FROM (
+  SELECT
+    {_FY} AS fy,
+    count() AS incidents,
+    countIf(children_present > 0) AS child_present,
+    countIf(is_crime) AS crimes,
+    countIf(marac_referral) AS marac_referrals
+  FROM domestic_incidents FINAL
+  WHERE $__timeFilter(occurred_at)
+  GROUP BY fy
+)""",
+    order_by="year",
+    counts=("incidents", "child_present", "crimes", "marac_referrals"),
+    rates=(Rate("child_present_pct", ("child_present", "incidents")),),
+    units={"child_present_pct": "percent"},
+)
+
+DASH_BY_MONTH = Panel(
+    key="domestic.dash_month",
+    title="DASH risk level, per month",
+    description="Incidents by DASH risk assessment: standard, medium, high.",
+    kind="bars",
+    sql=f"""
+SELECT {_MONTH} AS time, dash_risk AS series, count() AS incidents
+FROM domestic_incidents FINAL
+WHERE $__timeFilter(occurred_at)
+GROUP BY time, series""",
+    order_by="time, series",
+    counts=("incidents",),
+)
+
+REPEAT_HOUSEHOLDS = Panel(
+    key="domestic.repeat_households",
+    title="Repeat households",
+    description="Households with more than one incident in the period, three or more (the SafeLives escalation "
+    "threshold), and incidents that repeat one at the same household within 12 months.",
+    kind="table",
+    sql=f"""
+SELECT
+  households,
+  repeat_households,
+  three_or_more,
+  incidents,
+  repeat_incidents,
+  {_pct("repeat_incidents", "incidents")} AS repeat_incident_pct
+FROM (
+  SELECT
+    uniqExact(household_id) AS households,
+    count() AS incidents,
+    countIf(repeat) AS repeat_incidents
+  FROM (
+    SELECT
+      household_id,
+      occurred_at,
+      lagInFrame(toNullable(occurred_at)) OVER (
+        PARTITION BY household_id ORDER BY occurred_at ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+      ) AS previous,
+      previous IS NOT NULL AND toDate(occurred_at, '{TZ}') <= addMonths(toDate(previous, '{TZ}'), 12) AS repeat
+    FROM domestic_incidents FINAL
+    WHERE occurred_at >= $__fromTime - INTERVAL 13 MONTH AND occurred_at <= $__toTime
+  )
+  WHERE $__timeFilter(occurred_at)
+) AS totals
+CROSS JOIN (
+  SELECT countIf(n >= 2) AS repeat_households, countIf(n >= 3) AS three_or_more
+  FROM (
+    SELECT household_id, count() AS n
+    FROM domestic_incidents FINAL
+    WHERE $__timeFilter(occurred_at)
+    GROUP BY household_id
+  )
+) AS per_household""",
+    order_by="households",
+    counts=("households", "repeat_households", "three_or_more", "incidents", "repeat_incidents"),
+    rates=(Rate("repeat_incident_pct", ("repeat_incidents", "incidents")),),
+    units={"repeat_incident_pct": "percent"},
+)
+
+DOMESTIC = Dashboard(
+    uid="safeguard-domestic-abuse",
+    title="Domestic abuse",
+    description="Police-recorded domestic incidents, children present, DASH risk, repeat households.",
+    rows=(
+        Row("Incidents", (INCIDENTS_BY_MONTH, INCIDENTS_SUMMARY)),
+        Row("Risk and repeats", (DASH_BY_MONTH, REPEAT_HOUSEHOLDS)),
+    ),
+    tags=("domestic-abuse",),
+)
+
+
+# --- Child protection ---------------------------------------------------------------------------------------------
+
+_PLANS = """
+  SELECT
+    plan_id,
+    any(child_id) AS child_id,
+    anyIf(category, event_type = 'cp_plan.started') AS category,
+    countIf(event_type = 'cp_plan.started') > 0 AS has_start,
+    minIf(occurred_at, event_type = 'cp_plan.started') AS started_at,
+    countIf(event_type = 'cp_plan.ended') > 0 AS has_end,
+    minIf(occurred_at, event_type = 'cp_plan.ended') AS ended_at,
+    anyIf(previous_plans, event_type = 'cp_plan.started') AS previous_plans,
+    anyIf(previous_plan_ended_at, event_type = 'cp_plan.started') AS previous_plan_ended_at
+  FROM cp_plans FINAL
+  WHERE occurred_at <= $__toTime
+  GROUP BY plan_id"""
+
+_STARTS = f"""
+  SELECT
+    s.plan_id AS plan_id,
+    any(s.child_id) AS child_id,
+    any(s.category) AS category,
+    any(s.started_at) AS started_at,
+    any(s.has_end) AS has_end,
+    any(s.ended_at) AS ended_at,
+    any(s.previous_plans) AS previous_plans,
+    any(s.previous_plan_ended_at) AS previous_plan_ended_at,
+    -- earlier plans of the child, and when the latest of them ended as seen from this start
+    countIf(p.plan_id != s.plan_id AND (p.has_start AND p.started_at < s.started_at
+            OR NOT p.has_start AND p.has_end AND p.ended_at <= s.started_at)) AS earlier_plans,
+    maxIf(if(p.has_end, least(p.ended_at, s.started_at), p.started_at),
+          p.plan_id != s.plan_id AND (p.has_start AND p.started_at < s.started_at
+            OR NOT p.has_start AND p.has_end AND p.ended_at <= s.started_at)) AS previous_end,
+    earlier_plans > 0 OR coalesce(previous_plans, 0) > 0 OR previous_plan_ended_at IS NOT NULL AS repeat_ever,
+    earlier_plans > 0 AND started_at <= addMonths(previous_end, 24)
+      OR previous_plan_ended_at IS NOT NULL AND toDate(started_at) <= addMonths(previous_plan_ended_at, 24)
+      AS repeat_24m
+  FROM ({_PLANS}
+  ) AS s
+  INNER JOIN ({_PLANS}
+  ) AS p ON p.child_id = s.child_id
+  WHERE s.has_start
+  GROUP BY s.plan_id"""
+
+PLANS_BY_MONTH = Panel(
+    key="cp.started_ended_month",
+    title="Plans started and ended, per month",
+    description="Child protection plans starting and ending in each month.",
+    kind="timeseries",
+    sql=f"""
+SELECT {_MONTH} AS time,
+  countIf(event_type = 'cp_plan.started') AS started,
+  countIf(event_type = 'cp_plan.ended') AS ended
+FROM cp_plans FINAL
+WHERE $__timeFilter(occurred_at)
+GROUP BY time""",
+    order_by="time",
+    counts=("started", "ended"),
+)
+
+OPEN_AT_MONTH_END = Panel(
+    key="cp.open_month_end",
+    title="Children on a plan at the end of each month",
+    description="Plans open at the last second of each month (Leeds 2019/20 average: 519), those that are a "
+    "repeat within 24 months of the previous plan, and those open for more than two years.",
+    kind="timeseries",
+    sql=f"""
+SELECT
+  month AS time,
+  countIf(started_at <= month_end AND (NOT has_end OR ended_at > month_end)) AS open,
+  countIf(started_at <= month_end AND (NOT has_end OR ended_at > month_end) AND repeat_24m) AS repeat_24m_open,
+  countIf(started_at <= month_end AND (NOT has_end OR ended_at > month_end)
+          AND started_at < addMonths(month_end, -24)) AS over_two_years
+FROM ({_STARTS}
+) AS plans
+CROSS JOIN (
+  SELECT
+    toDateTime(month_date, '{TZ}') AS month,
+    toDateTime(addMonths(month_date, 1), '{TZ}') - INTERVAL 1 SECOND AS month_end
+  FROM (
+    SELECT arrayJoin(arrayMap(
+      n -> addMonths(toStartOfMonth($__fromTime, '{TZ}'), n),
+      range(toUInt32(dateDiff('month', toStartOfMonth($__fromTime, '{TZ}'), toStartOfMonth($__toTime, '{TZ}')) + 1))
+    )) AS month_date
+  )
+  WHERE month_end <= $__toTime
+) AS months
+GROUP BY month""",
+    order_by="time",
+    counts=("open", "repeat_24m_open", "over_two_years"),
+    width=24,
+)
+
+CATEGORIES = Panel(
+    key="cp.categories",
+    title="Plans started, by category of abuse",
+    description="Initial category of plans starting in the period (CIN: NEG neglect, PHY physical, SAB sexual, "
+    "EMO emotional, MUL multiple).",
+    kind="barchart",
+    sql="""
+SELECT category, count() AS plans
+FROM cp_plans FINAL
+WHERE event_type = 'cp_plan.started' AND $__timeFilter(occurred_at)
+GROUP BY category""",
+    order_by="plans DESC, category",
+    counts=("plans",),
+)
+
+REPEAT_PLANS = Panel(
+    key="cp.repeat_plans",
+    title="Repeat plans",
+    description="Plans started in the period that are a second or subsequent plan for the child: within 24 "
+    "months of the previous plan's end (Leeds), and ever (DfE).",
+    kind="table",
+    sql=f"""
+SELECT
+  count() AS started,
+  countIf(repeat_24m) AS repeat_within_24_months,
+  {_pct("repeat_within_24_months", "started")} AS repeat_24m_pct,
+  countIf(repeat_ever) AS repeat_ever,
+  {_pct("repeat_ever", "started")} AS repeat_ever_pct
+FROM ({_STARTS}
+)
+WHERE $__timeFilter(started_at)""",
+    order_by="started",
+    counts=("started", "repeat_within_24_months", "repeat_ever"),
+    rates=(
+        Rate("repeat_24m_pct", ("repeat_within_24_months", "started")),
+        Rate("repeat_ever_pct", ("repeat_ever", "started")),
+    ),
+    units={"repeat_24m_pct": "percent", "repeat_ever_pct": "percent"},
+)
+
+OVER_TWO_YEARS = Panel(
+    key="cp.open_at_end",
+    title="Plans open at the end of the period",
+    description="Plans open at the end of the time range: all, open for more than two years (Leeds 2019/20: 5), "
+    "and repeats within 24 months.",
+    kind="table",
+    sql="""
+SELECT
+  count() AS open,
+  countIf(started_at < addMonths($__toTime, -24)) AS over_two_years,
+  countIf(repeat_24m) AS repeat_within_24_months
+FROM ("""
+    + _STARTS
+    + """
+)
+WHERE started_at <= $__toTime AND (NOT has_end OR ended_at > $__toTime)""",
+    order_by="open",
+    counts=("open", "over_two_years", "repeat_within_24_months"),
+)
+
+CHILD_PROTECTION = Dashboard(
+    uid="safeguard-child-protection",
+    title="Child protection plans",
+    description="Plans started, ended and open; categories; repeat plans; plans over two years.",
+    rows=(
+        Row("Plans", (PLANS_BY_MONTH, CATEGORIES, OPEN_AT_MONTH_END)),
+        Row("Repeats and long plans", (REPEAT_PLANS, OVER_TWO_YEARS)),
+    ),
+    tags=("child-protection",),
+)
+
+
+# --- Alerts -------------------------------------------------------------------------------------------------------
+
+ALERTS_BY_RULE = Panel(
+    key="alerts.by_rule",
+    title="Alerts raised per rule",
+    description="Alerts by rule, bucketed by the event time that completed the condition (triggered_at).",
+    kind="bars",
+    sql="""
+SELECT $__timeInterval(triggered_at) AS time, rule_id AS series, count() AS alerts
+FROM alerts FINAL
+WHERE $__timeFilter(triggered_at)
+GROUP BY time, series""",
+    order_by="time, series",
+    counts=("alerts",),
+)
+
+ALERTS_BY_SEVERITY = Panel(
+    key="alerts.by_severity",
+    title="Alerts raised per severity",
+    description="Alerts by severity over time (critical, high, medium, info).",
+    kind="bars",
+    sql="""
+SELECT $__timeInterval(triggered_at) AS time, severity AS series, count() AS alerts
+FROM alerts FINAL
+WHERE $__timeFilter(triggered_at)
+GROUP BY time, series""",
+    order_by="time, series",
+    counts=("alerts",),
+)
+
+ALERTS_TABLE = Panel(
+    key="alerts.rule_severity",
+    title="Alerts by rule and severity",
+    description="Alerts in the period by rule and severity.",
+    kind="table",
+    sql="""
+SELECT
+  rule_id,
+  countIf(severity = 'critical') AS critical,
+  countIf(severity = 'high') AS high,
+  countIf(severity = 'medium') AS medium,
+  countIf(severity = 'info') AS info,
+  count() AS total
+FROM alerts FINAL
+WHERE $__timeFilter(triggered_at)
+GROUP BY rule_id""",
+    order_by="total DESC, rule_id",
+    counts=("critical", "high", "medium", "info", "total"),
+)
+
+_ACKS = """
+  SELECT a.alert_id AS alert_id, a.severity AS severity, a.raised_at AS raised_at,
+         ack.acknowledged_at AS acknowledged_at, ack.alert_id != '' AS is_acknowledged
+  FROM alerts AS a FINAL
+  LEFT JOIN (
+    SELECT alert_id, min(occurred_at) AS acknowledged_at
+    FROM alert_lifecycle FINAL
+    WHERE state = 'acknowledged'
+    GROUP BY alert_id
+  ) AS ack ON ack.alert_id = a.alert_id
+  WHERE $__timeFilter(a.raised_at)"""
+
+TIME_TO_ACK = Panel(
+    key="alerts.time_to_acknowledge",
+    title="Time to acknowledge",
+    description="From raising to the first acknowledgement, by severity (when the notifier records "
+    "acknowledgements): alerts, acknowledged, median and 90th percentile in minutes.",
+    kind="table",
+    sql=f"""
+SELECT
+  severity,
+  count() AS alerts,
+  countIf(is_acknowledged) AS acknowledged,
+  round(quantileExactIf(0.5)(dateDiff('second', raised_at, acknowledged_at) / 60, is_acknowledged), 1)
+    AS median_minutes,
+  round(quantileExactIf(0.9)(dateDiff('second', raised_at, acknowledged_at) / 60, is_acknowledged), 1)
+    AS p90_minutes
+FROM ({_ACKS}
+)
+GROUP BY severity""",
+    order_by="severity",
+    counts=("alerts", "acknowledged"),
+    rates=(Rate("median_minutes", ("acknowledged",)), Rate("p90_minutes", ("acknowledged",))),
+    units={"median_minutes": "m", "p90_minutes": "m"},
+)
+
+TIME_TO_ACK_OVER_TIME = Panel(
+    key="alerts.time_to_acknowledge_series",
+    title="Median time to acknowledge",
+    description="Median minutes from raising to acknowledgement, by when the alert was raised (times, not counts: "
+    "nothing to suppress).",
+    kind="timeseries",
+    sql=f"""
+SELECT
+  $__timeInterval(raised_at) AS time,
+  severity AS series,
+  quantileExact(0.5)(dateDiff('second', raised_at, acknowledged_at) / 60) AS median_minutes
+FROM ({_ACKS}
+)
+WHERE is_acknowledged
+GROUP BY time, series""",
+    order_by="time, series",
+    unit="m",
+)
+
+ALERTS = Dashboard(
+    uid="safeguard-alerts",
+    title="Alerts",
+    description="Threshold alerts raised per rule and severity, and how quickly managers acknowledge them.",
+    rows=(
+        Row("Raised", (ALERTS_BY_RULE, ALERTS_BY_SEVERITY, ALERTS_TABLE)),
+        Row("Acknowledged", (TIME_TO_ACK, TIME_TO_ACK_OVER_TIME)),
+    ),
+    tags=("alerts",),
+)
+
+
+# --- Pipeline health ----------------------------------------------------------------------------------------------
+
+_EVENT_TABLES = ("contacts", "contact_decisions", "missing_episodes", "domestic_incidents", "cp_plans")
+_INGESTED = "\n  UNION ALL\n".join(
+    f"  SELECT kafka_topic, recorded_at, ingested_at FROM {table} FINAL WHERE $__timeFilter(ingested_at)"
+    for table in _EVENT_TABLES
+)
+
+INGEST_DELAY = Panel(
+    key="pipeline.ingest_delay",
+    title="Consumer lag: delay from source to store (p95)",
+    description="95th percentile of seconds between an event being recorded at the source and the sink writing "
+    "it, per topic: how far the pipeline runs behind the agencies.",
+    kind="timeseries",
+    sql=f"""
+SELECT $__timeInterval(ingested_at) AS time, kafka_topic AS series,
+  quantile(0.95)(dateDiff('millisecond', recorded_at, ingested_at) / 1000) AS delay_p95_s
+FROM (
+{_INGESTED}
+)
+GROUP BY time, series""",
+    order_by="time, series",
+    unit="s",
+)
+
+INGEST_RATE = Panel(
+    key="pipeline.ingest_rate",
+    title="Rows stored per second",
+    description="Rows the sink wrote per second, per topic (rows in each interval / `$__interval_s`).",
+    kind="timeseries",
+    sql=f"""
+SELECT $__timeInterval(ingested_at) AS time, kafka_topic AS series, count() / $__interval_s AS rows_per_second
+FROM (
+{_INGESTED}
+)
+GROUP BY time, series""",
+    order_by="time, series",
+    unit="rps",
+)
+
+FRESHNESS = Panel(
+    key="pipeline.freshness",
+    title="Newest row per topic",
+    description="Per topic: rows stored in the period, the newest event time and ingest time, and seconds since "
+    "the newest ingest (a growing number with traffic expected means the sink has stopped).",
+    kind="table",
+    sql=f"""
+SELECT
+  kafka_topic AS topic,
+  count() AS rows,
+  max(recorded_at) AS newest_recorded,
+  max(ingested_at) AS newest_ingested,
+  dateDiff('second', max(ingested_at), now64(3)) AS seconds_since_ingest
+FROM (
+{_INGESTED}
+)
+GROUP BY topic""",
+    order_by="topic",
+    units={"seconds_since_ingest": "s", "newest_recorded": "dateTimeAsIso", "newest_ingested": "dateTimeAsIso"},
+    width=24,
+    height=6,
+)
+
+DEAD_LETTERS = Panel(
+    key="pipeline.dead_letters",
+    title="Dead letters by reason",
+    description="Messages rejected by producers and the worker, by reason, over time.",
+    kind="bars",
+    sql="""
+SELECT $__timeInterval(dead_lettered_at) AS time, reason_code AS series, count() AS dead_letters
+FROM dead_letters FINAL
+WHERE $__timeFilter(dead_lettered_at)
+GROUP BY time, series""",
+    order_by="time, series",
+)
+
+DEAD_LETTERS_TABLE = Panel(
+    key="pipeline.dead_letters_table",
+    title="Dead letters by reason and source",
+    description="Dead letters in the period by reason and where they came from (topic or file).",
+    kind="table",
+    sql="""
+SELECT reason_code AS reason, coalesce(source_topic, source_file, source) AS origin, count() AS dead_letters
+FROM dead_letters FINAL
+WHERE $__timeFilter(dead_lettered_at)
+GROUP BY reason, origin""",
+    order_by="dead_letters DESC, reason, origin",
+)
+
+FINDINGS = Panel(
+    key="pipeline.data_quality",
+    title="Data-quality findings",
+    description="Messages the sink could not store as they are, or stored but placed against the contract "
+    "(wrong topic or key), by reason and topic.",
+    kind="table",
+    sql="""
+SELECT reason_code AS reason, kafka_topic AS topic, count() AS findings, countIf(row_stored) AS stored_anyway
+FROM data_quality_findings FINAL
+WHERE $__timeFilter(message_timestamp)
+GROUP BY reason, topic""",
+    order_by="findings DESC, reason, topic",
+)
+
+PIPELINE = Dashboard(
+    uid="safeguard-pipeline",
+    title="Pipeline health",
+    description="Consumer lag, throughput, dead letters by reason, data-quality findings.",
+    rows=(
+        Row("Flow", (INGEST_DELAY, INGEST_RATE, FRESHNESS)),
+        Row("Rejected and flagged", (DEAD_LETTERS, DEAD_LETTERS_TABLE, FINDINGS)),
+    ),
+    tags=("pipeline",),
+)
+
+DASHBOARDS: tuple[Dashboard, ...] = (FRONT_DOOR, MISSING, DOMESTIC, CHILD_PROTECTION, ALERTS, PIPELINE)
+"""Every dashboard, in the order they are listed."""
+
+PANELS: dict[str, Panel] = {p.key: p for d in DASHBOARDS for p in d.panels}
+"""Every panel by key."""

@@ -1,0 +1,80 @@
+"""What a dashboard is, independent of Grafana: panels as data (title, chart kind, SQL, which columns are counts).
+
+The Grafana JSON (dashboards/grafana.py), the static report (dashboards/report.py), the tests and the benchmark
+all read these same objects, so the SQL a manager sees in Grafana is the SQL that was tested.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from dashboards.suppression import Rate, suppress_sql
+
+PanelKind = Literal["timeseries", "bars", "barchart", "table"]
+"""`timeseries` lines over time, `bars` stacked bars over time, `barchart` one bar per category, `table`."""
+
+FORMAT_TIME_SERIES = 0
+FORMAT_TABLE = 1
+"""The plugin's `format` (grafana-plugin-sdk-go sqlutil.FormatQueryOption): 0 time series, 1 table."""
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One panel: its query in the plugin's SQL dialect (macros unexpanded) and how to show the result.
+
+    Time-series panels return `time`, then at most one label column (`series`), then value columns: the
+    plugin turns that long shape into one series per label. `counts` are the columns holding numbers of
+    children, episodes, plans, ...: small-number suppression applies to them, and to `rates` made of them.
+    """
+
+    key: str
+    title: str
+    description: str
+    kind: PanelKind
+    sql: str
+    order_by: str
+    counts: tuple[str, ...] = ()
+    rates: tuple[Rate, ...] = ()
+    unit: str = "short"
+    width: int = 12
+    height: int = 8
+    units: dict[str, str] = field(default_factory=dict)
+    """Per-column units where they differ from `unit` (e.g. a percent column in a table of counts)."""
+
+    @property
+    def format(self) -> int:
+        return FORMAT_TIME_SERIES if self.kind in ("timeseries", "bars") else FORMAT_TABLE
+
+    def query(self, *, suppress: bool) -> str:
+        """The panel's rawSql: the query and its ORDER BY, wrapped for suppression when `suppress`."""
+        plain = f"{self.sql.strip()}\nORDER BY {self.order_by}"
+        if not suppress:
+            return plain
+        return suppress_sql(plain, self.counts, self.rates, self.order_by)
+
+    def unit_of(self, column: str) -> str:
+        return self.units.get(column, self.unit)
+
+
+@dataclass(frozen=True)
+class Row:
+    """A titled group of panels."""
+
+    title: str
+    panels: tuple[Panel, ...]
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """One dashboard: a stable uid (the suppressed variant appends `-shared`), rows of panels."""
+
+    uid: str
+    title: str
+    description: str
+    rows: tuple[Row, ...]
+    tags: tuple[str, ...] = ()
+
+    @property
+    def panels(self) -> tuple[Panel, ...]:
+        return tuple(p for row in self.rows for p in row.panels)
