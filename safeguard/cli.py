@@ -78,13 +78,14 @@ def schemas_export(out: Path) -> None:
 def _register() -> None:
     from safeguard.dashboards_cli import dashboards, report
     from safeguard.kafka_cli import kafka
+    from safeguard.notify_cli import notify
     from safeguard.produce_cli import pseudonymise, publish
     from safeguard.rules_cli import rules
     from safeguard.run_cli import run
     from safeguard.simulate_cli import simulate
     from safeguard.sink_cli import sink
 
-    for command in (kafka, publish, pseudonymise, simulate, rules, run, sink, dashboards, report):
+    for command in (kafka, publish, pseudonymise, simulate, rules, run, sink, dashboards, report, notify):
         cli.add_command(command)
 
 

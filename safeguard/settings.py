@@ -176,6 +176,63 @@ class GrafanaSettings(_Section):
     datasource: GrafanaDatasourceSettings = GrafanaDatasourceSettings()
 
 
+class NotifyUser(_Section):
+    """A manager who may log in to the acknowledgement page: a password hash and the team whose alerts they see."""
+
+    password_hash: SecretStr = Field(description="from `safeguard notify hash-password` (scrypt)")
+    team: str = Field(min_length=1, description="a team name of the rota")
+
+    @field_validator("password_hash")
+    @classmethod
+    def _scrypt_hash(cls, value: SecretStr) -> SecretStr:
+        parts = value.get_secret_value().split("$")
+        if len(parts) != 6 or parts[0] != "scrypt":
+            raise ValueError("must be a hash made by `safeguard notify hash-password`, not a password")
+        return value
+
+
+class NotifySettings(_Section):
+    """The notifier (`safeguard notify run`): rota, channels, the acknowledgement page, grouping and escalation."""
+
+    rota_file: Path = Field(default=Path("examples/rota.toml"), description="the rota (TOML or YAML)")
+    channels: list[Literal["console", "email", "webhook"]] = Field(
+        default=["console", "email", "webhook"], description="channels the notifier may use; contacts name theirs"
+    )
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=1025, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "safeguarding-alerts@localhost"
+    smtp_starttls: bool = False
+    smtp_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    base_url: str = Field(default="http://127.0.0.1:8470", description="where managers reach the acknowledgement page")
+    bind_host: str = Field(default="127.0.0.1", description="address the page listens on")
+    bind_port: int = Field(default=8470, ge=0, le=65535)
+    link_secret: SecretStr | None = Field(
+        default=None, description="HMAC key of message links (>= 32 chars); unset = one kept in data_dir"
+    )
+    link_ttl_s: float = Field(default=24 * 3600.0, gt=0, description="how long a message's link works")
+    session_ttl_s: float = Field(default=8 * 3600.0, gt=0, description="a login lasts this long")
+    escalate_after_s: float = Field(default=900.0, gt=0, description="high/critical unacknowledged this long escalate")
+    group_wait_s: float = Field(default=0.5, ge=0, description="a group with a high/critical alert waits this long")
+    group_window_s: float = Field(default=60.0, ge=0, description="a group of medium/info alerts waits this long")
+    repeat_interval_s: float = Field(default=24 * 3600.0, ge=0, description="medium/info repeats not re-messaged")
+    retry_initial_s: float = Field(default=1.0, gt=0)
+    retry_max_s: float = Field(default=300.0, gt=0)
+    send_concurrency: int = Field(default=8, ge=1, le=256)
+    data_dir: Path = Path(".safeguard/notify")
+    users: dict[str, NotifyUser] = Field(default_factory=dict, description="name -> {password_hash, team}")
+    consumer_group: str = "safeguard-notify"
+
+    @field_validator("link_secret")
+    @classmethod
+    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters (e.g. from `safeguard notify new-secret`)")
+        return value
+
+
 class Settings(BaseSettings):
     """Everything configurable. Build it with `load_settings()` at the edge and pass it (or a section) down."""
 
@@ -192,6 +249,7 @@ class Settings(BaseSettings):
     streams: StreamsSettings = StreamsSettings()
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     grafana: GrafanaSettings = GrafanaSettings()
+    notify: NotifySettings = NotifySettings()
     pseudonym_key: SecretStr | None = Field(
         default=None, description="key of the keyed HMAC-SHA256 that turns source identifiers into pseudonyms"
     )
