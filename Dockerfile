@@ -41,9 +41,11 @@ LABEL org.opencontainers.image.title="safeguarding-pipeline" \
 ENV PATH=/opt/safeguard/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
+# /var/lib/safeguard/notify: the notifier's SQLite state; a named volume mounted there takes this ownership.
 RUN groupadd --system --gid 10001 safeguard \
  && useradd --system --uid 10001 --gid safeguard --home-dir /var/lib/safeguard --create-home \
-      --shell /usr/sbin/nologin safeguard
+      --shell /usr/sbin/nologin safeguard \
+ && install -d -o 10001 -g 10001 -m 0750 /var/lib/safeguard/notify
 COPY --from=build /opt/safeguard /opt/safeguard
 COPY deploy/healthcheck.py /opt/safeguard/healthcheck.py
 WORKDIR /var/lib/safeguard

@@ -2,6 +2,7 @@
 
     python /opt/safeguard/healthcheck.py worker        the Faust worker's web server answers on 127.0.0.1
     python /opt/safeguard/healthcheck.py sink          Kafka and the ClickHouse server the sink writes to answer
+    python /opt/safeguard/healthcheck.py notify        the notifier's acknowledgement page answers /healthz
     python /opt/safeguard/healthcheck.py http URL      any HTTP endpoint answers 2xx (the notifier's ack page)
 
 The addresses come from the same settings object the services use (`SAFEGUARD_*`), so a check never disagrees with
@@ -72,14 +73,19 @@ def check_sink(settings: Settings) -> None:
     http_ok(f"{url.scheme}://{url.hostname}:{port}/ping", expect="Ok")
 
 
+def check_notify(settings: Settings) -> None:
+    http_ok(f"http://127.0.0.1:{settings.notify.bind_port}/healthz", expect="true")
+
+
 def main(argv: list[str]) -> int:
     checks: dict[str, Callable[[], None]] = {
         "worker": lambda: check_worker(load_settings()),
         "sink": lambda: check_sink(load_settings()),
+        "notify": lambda: check_notify(load_settings()),
         "http": lambda: http_ok(argv[1]),
     }
     if not argv or argv[0] not in checks or (argv[0] == "http") != (len(argv) == 2):
-        print("usage: healthcheck.py worker | sink | http URL", file=sys.stderr)
+        print("usage: healthcheck.py worker | sink | notify | http URL", file=sys.stderr)
         return 2
     try:
         checks[argv[0]]()

@@ -144,11 +144,12 @@ def one_shot_services(compose: dict[str, Any]) -> set[str]:
 
 
 def bind_mounts(service: dict[str, Any]) -> list[tuple[str, str]]:
-    """(host path, container path) of every bind mount of a service (short and long syntax); named volumes left out."""
+    """(host path, container path) of every bind mount of a service (short and long syntax, variables replaced by
+    their defaults); named volumes left out."""
     mounts = []
     for volume in service.get("volumes") or []:
         if isinstance(volume, str):
-            parts = volume.split(":")
+            parts = interpolate(volume).split(":")
             if len(parts) >= 2 and parts[0].startswith((".", "/", "~")):
                 mounts.append((parts[0], parts[1]))
         elif isinstance(volume, dict) and volume.get("type") == "bind":
@@ -161,6 +162,7 @@ def named_volumes(service: dict[str, Any]) -> list[str]:
     names = []
     for volume in service.get("volumes") or []:
         if isinstance(volume, str):
+            volume = interpolate(volume)
             source = volume.split(":")[0]
             if not source.startswith((".", "/", "~")) and ":" in volume:
                 names.append(source)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy.healthcheck import Unhealthy, check_sink, check_worker, http_ok, tcp_open
-from safeguard.settings import ClickHouseSettings, KafkaSettings, Settings, StreamsSettings
+from deploy.healthcheck import Unhealthy, check_notify, check_sink, check_worker, http_ok, tcp_open
+from safeguard.settings import ClickHouseSettings, KafkaSettings, NotifySettings, Settings, StreamsSettings
 from tests.unit.test_deploy.deploy_files import ROOT
 
 
@@ -62,6 +62,15 @@ def test_worker_without_a_web_port_or_a_server_is_unhealthy() -> None:
         check_worker(Settings(_env_file=None))
     with pytest.raises(Unhealthy, match=r"127\.0\.0\.1"):
         check_worker(Settings(_env_file=None, streams=StreamsSettings(web_port=_closed_port())))
+
+
+def test_notify_is_healthy_when_its_page_answers_healthz(server: tuple[int, dict[str, tuple[int, str]]]) -> None:
+    port, routes = server
+    settings = Settings(_env_file=None, notify=NotifySettings(bind_host="0.0.0.0", bind_port=port))
+    with pytest.raises(Unhealthy, match="404"):
+        check_notify(settings)
+    routes["/healthz"] = (200, '{"ok": true}')  # what notify/web.py answers
+    check_notify(settings)
 
 
 def test_sink_needs_kafka_and_the_clickhouse_server(server: tuple[int, dict[str, tuple[int, str]]]) -> None:
