@@ -101,7 +101,7 @@ class ClickHouseSettings(_Section):
     instance_id: str | None = Field(
         default=None, description="static group membership: a restarted sink with the same id rejoins at once"
     )
-    batch_rows: int = Field(default=5000, ge=1, description="insert when this many messages are buffered ...")
+    batch_rows: int = Field(default=20_000, ge=1, description="insert when this many messages are buffered ...")
     batch_seconds: float = Field(default=2.0, gt=0, description="... or when the oldest buffered message is this old")
     retry_initial_s: float = Field(default=0.5, gt=0, description="first back-off when the store is unavailable")
     retry_max_s: float = Field(default=30.0, gt=0, description="longest back-off between insert attempts")

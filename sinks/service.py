@@ -17,6 +17,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -86,6 +87,15 @@ class SinkStats:
     batches: int = 0
     failed_attempts: int = 0
     committed: dict[tuple[str, int], int] = field(default_factory=dict)
+    first_record_at: float | None = None
+    """Monotonic time the first message arrived (throughput is counted from here, after the group join)."""
+    last_commit_at: float | None = None
+    """Monotonic time of the last successful commit."""
+
+    def rows_per_second(self) -> float | None:
+        if self.first_record_at is None or self.last_commit_at is None or self.last_commit_at <= self.first_record_at:
+            return None
+        return self.rows / (self.last_commit_at - self.first_record_at)
 
 
 @dataclass
@@ -147,6 +157,9 @@ class SinkService:
         self._monotonic = monotonic
         self._progress_every_s = progress_every_s
         self._batch = _Batch()
+        self._inflight: tuple[_Batch, Future[None]] | None = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink-insert")
+        self._abandoned = False
         self._stopping = False
         self.stats = SinkStats()
 
@@ -175,16 +188,23 @@ class SinkService:
                 for records in polled.values():
                     for record in records:
                         self._add(record)
-                if self._due():
-                    self._flush()
-                if until_caught_up and not polled and not self._batch.messages and self._caught_up():
-                    log.info("caught up with every partition")
+                if self._due() or (until_caught_up and not polled):
+                    self._flush(wait=False)  # catching up: nothing more to read right now, so no reason to wait
+                if until_caught_up and not polled and not self._batch.messages:
+                    self._complete()
+                    if self._caught_up() and not self._batch.messages:
+                        log.info("caught up with every partition")
+                        break
+                if self._inflight is not None and (self._inflight[1].done() or not polled):
+                    self._complete()  # commit a finished insert now, not only when the next batch is due
+                if self._abandoned:
                     break
                 if self._monotonic() - last_progress >= self._progress_every_s:
                     last_progress = self._monotonic()
                     self._log_progress()
             self._flush()
         finally:
+            self._pool.shutdown(wait=True)
             self._log_progress()
             try:
                 self._consumer.close(autocommit=False)
@@ -197,7 +217,10 @@ class SinkService:
     def _add(self, record: Any) -> None:
         msg = Message(record.topic, record.partition, record.offset, record.key, record.value, record.timestamp)
         rows = rows_for_message(msg, self._clock())
-        self._batch.add(msg, rows, self._monotonic())
+        now = self._monotonic()
+        if self.stats.first_record_at is None:
+            self.stats.first_record_at = now
+        self._batch.add(msg, rows, now)
         self.stats.messages += 1
 
     def _due(self) -> bool:
@@ -215,46 +238,70 @@ class SinkService:
         left = self._settings.batch_seconds - (self._monotonic() - self._batch.started)
         return max(0, min(500, int(left * 1000)))
 
-    def _flush(self) -> bool:
-        """Write the batch (retrying while the store is unavailable), then commit. False if stopped first."""
-        batch = self._batch
-        if not batch.messages:
-            return True
+    def _flush(self, *, wait: bool = True) -> None:
+        """Hand the batch to the insert thread (after the previous insert finished and was committed).
+
+        Inserting overlaps with reading and mapping the next batch; offsets are committed here, in the consumer's
+        thread, in batch order, each only after its insert succeeded. `wait` also waits for this insert."""
+        if self._batch.messages and not self._abandoned:
+            self._complete()
+            if not self._abandoned:
+                batch, self._batch = self._batch, _Batch()
+                self._inflight = (batch, self._pool.submit(self._store.write, batch.rows, batch.token()))
+        if wait:
+            self._complete()
+
+    def _complete(self) -> None:
+        """Wait for the insert in flight; retry it while the store is unavailable; commit it when stored."""
+        if self._inflight is None:
+            return
+        batch, future = self._inflight
+        self._inflight = None
+        try:
+            future.result()
+        except StoreError as exc:
+            self.stats.failed_attempts += 1
+            if not self._retry(batch, exc):
+                self._abandoned = True
+                self._batch = _Batch()
+                return
+        self._commit(batch)
+        self.stats.batches += 1
+        self.stats.rows += len(batch.rows)
+        self.stats.findings += sum(1 for table, _ in batch.rows if table == "data_quality_findings")
+        log.debug("stored %d messages as %d rows", batch.messages, len(batch.rows))
+
+    def _retry(self, batch: _Batch, error: StoreError) -> bool:
+        """Retry a failed insert with exponential back-off, partitions paused. False if asked to stop first:
+        then nothing more is committed and the unstored messages are read again next time."""
         token = batch.token()
         delay = self._settings.retry_initial_s
         paused: list[Any] = []
         try:
             while True:
+                if self._stopping:
+                    log.warning(
+                        "stopping while the store is unavailable: %d messages are not stored and stay "
+                        "uncommitted; they will be read again (%s)",
+                        batch.messages + self._batch.messages,
+                        error,
+                    )
+                    return False
+                log.warning("store unavailable, retrying in %.1fs: %s", delay, error)
+                if not paused:
+                    paused = list(self._consumer.assignment())
+                    self._consumer.pause(*paused)
+                self._wait(delay)
+                delay = min(delay * 2, self._settings.retry_max_s)
                 try:
                     self._store.write(batch.rows, token)
-                    break
+                    return True
                 except StoreError as exc:
                     self.stats.failed_attempts += 1
-                    if self._stopping:
-                        log.warning(
-                            "stopping while the store is unavailable: %d messages are not stored and stay "
-                            "uncommitted; they will be read again (%s)",
-                            batch.messages,
-                            exc,
-                        )
-                        self._batch = _Batch()
-                        return False
-                    log.warning("store unavailable, retrying in %.1fs: %s", delay, exc)
-                    if not paused:
-                        paused = list(self._consumer.assignment())
-                        self._consumer.pause(*paused)
-                    self._wait(delay)
-                    delay = min(delay * 2, self._settings.retry_max_s)
+                    error = exc
         finally:
             if paused:
                 self._consumer.resume(*paused)
-        self._commit(batch)
-        self.stats.batches += 1
-        self.stats.rows += len(batch.rows)
-        self.stats.findings += sum(1 for table, _ in batch.rows if table == "data_quality_findings")
-        log.debug("stored %d messages as %d rows (token %s)", batch.messages, len(batch.rows), token)
-        self._batch = _Batch()
-        return True
 
     def _wait(self, seconds: float) -> None:
         """Back off while staying in the group: the partitions are paused, so polling returns nothing."""
@@ -282,34 +329,56 @@ class SinkService:
             return
         for (t, p), last in batch.last.items():
             self.stats.committed[(t, p)] = last + 1
+        self.stats.last_commit_at = self._monotonic()
 
     def _on_revoked(self) -> None:
-        """Partitions are leaving: store what was read from them now, or forget it so it is read again."""
-        if not self._batch.messages:
-            return
-        try:
-            self._store.write(self._batch.rows, self._batch.token())
-        except StoreError as exc:
-            log.warning("partitions revoked while the store is unavailable; %d messages will be read again: %s",
-                        self._batch.messages, exc)  # fmt: skip
-            self._rewind()
-            return
-        self._commit(self._batch)
-        self.stats.batches += 1
-        self.stats.rows += len(self._batch.rows)
+        """Partitions are leaving: store what was read from them now, or forget it so it is read again.
+
+        Runs inside `poll`, so no back-off here (that would poll again): one attempt, then rewind."""
+        batches: list[_Batch] = []
+        if self._inflight is not None:
+            batch, future = self._inflight
+            self._inflight = None
+            try:
+                future.result()
+            except StoreError:
+                batches.append(batch)
+            else:
+                self._commit(batch)
+                self.stats.batches += 1
+                self.stats.rows += len(batch.rows)
+        if self._batch.messages:
+            if batches:
+                batches.append(self._batch)
+            else:
+                try:
+                    self._store.write(self._batch.rows, self._batch.token())
+                except StoreError:
+                    batches.append(self._batch)
+                else:
+                    self._commit(self._batch)
+                    self.stats.batches += 1
+                    self.stats.rows += len(self._batch.rows)
+        if batches:
+            log.warning("partitions revoked while the store is unavailable; %d messages will be read again",
+                        sum(b.messages for b in batches))  # fmt: skip
+            self._rewind(batches)
         self._batch = _Batch()
 
-    def _rewind(self) -> None:
-        """Drop the batch; partitions still assigned go back to its first offsets, so nothing is skipped."""
+    def _rewind(self, batches: list[_Batch]) -> None:
+        """Forget unstored batches; partitions still assigned go back to their first offsets (nothing skipped)."""
         from kafka.structs import TopicPartition
 
         assigned = self._consumer.assignment()
-        for (t, p), first in self._batch.first.items():
+        first: dict[tuple[str, int], int] = {}
+        for batch in batches:
+            for tp, offset in batch.first.items():
+                first[tp] = min(offset, first.get(tp, offset))
+            self.stats.messages -= batch.messages
+        for (t, p), offset in first.items():
             tp = TopicPartition(t, p)
             if tp in assigned:
-                self._consumer.seek(tp, first)
-        self.stats.messages -= self._batch.messages
-        self._batch = _Batch()
+                self._consumer.seek(tp, offset)
 
     # -- progress -------------------------------------------------------------------------------------------
 
