@@ -142,7 +142,7 @@ def test_jobs_and_the_sink_run_from_the_image_with_their_compose_accounts(
     _run_job(_service(app_image, "topics", network))
     migrated = _run_job(_service(app_image, "migrate", network))
     assert "0001_initial" in migrated or "up to date" in migrated
-    events = generate(LEEDS_2019, 5, days=3)
+    events = generate(LEEDS_2019, 105, days=3)  # a seed no other test publishes
     with EventPublisher.connect(client_options(KafkaSettings(), kafka.bootstrap)) as publisher:
         for event in events:
             publisher.publish(event)

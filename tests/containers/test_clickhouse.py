@@ -203,12 +203,13 @@ def test_compose_path_migrate_then_sink_then_scoped_reads(
     kafka: KafkaNode, clickhouse: ClickHouseNode, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _drop_all_tables(clickhouse)
-    events = generate(LEEDS_2019, 11, days=4) + generate(LEICESTER_2019, 11, days=4)
+    events = generate(LEEDS_2019, 101, days=4) + generate(LEICESTER_2019, 102, days=4)  # seeds no other test uses
     with EventPublisher.connect(client_options(KafkaSettings(), kafka.bootstrap)) as publisher:
         for event in events:
             publisher.publish(event)
         assert publisher.flush().failed == 0
     ids = {event.event_id for event in events}
+    assert len(ids) == len(events)
 
     migrated = _safeguard(_sink_env(kafka, clickhouse, "migrate"), "sink", "migrate", cwd=tmp_path)
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
