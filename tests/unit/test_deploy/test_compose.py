@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import re
 import tomllib
+from pathlib import Path
 from typing import Any
 
 import click
 import pytest
 
 from safeguard.cli import cli
+from safeguard.settings import load_settings
 from tests.unit.test_deploy.deploy_files import (
     APP_IMAGE_NAME,
     COMPOSE_FILE,
@@ -19,6 +21,7 @@ from tests.unit.test_deploy.deploy_files import (
     app_services,
     bind_mounts,
     compose_variables,
+    env_example_lines,
     interpolate,
     load_compose,
     named_volumes,
@@ -224,3 +227,27 @@ def test_application_containers_are_locked_down(compose: dict[str, Any]) -> None
         assert "ALL" in (service.get("cap_drop") or []), f"{name}: drop all capabilities"
         assert "no-new-privileges:true" in (service.get("security_opt") or []), name
         assert "user" not in service, f"{name}: the image's unprivileged user applies"
+
+
+@pytest.mark.parametrize("service", ["topics", "migrate", "worker", "sink", "notify"])
+def test_each_application_service_gets_valid_settings(
+    compose: dict[str, Any], service: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The settings each container would load from its compose environment, with .env made from .env.example."""
+    dot_env = {line.name: line.value for line in env_example_lines() if not line.commented}
+    for name, value in service_environment(_services(compose)[service]).items():
+        if value is None:
+            if name in dot_env:
+                monkeypatch.setenv(name, dot_env[name])
+        else:
+            monkeypatch.setenv(name, interpolate(value, dot_env))
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings()  # raises ConfigError naming any bad variable
+    assert settings.kafka.bootstrap_servers == "kafka:19092"
+    if service == "worker":
+        assert settings.streams.web_port is not None, "the worker's healthcheck asks its web server"
+    if service in ("sink", "migrate"):
+        assert settings.clickhouse.url.startswith("http://") and settings.clickhouse.password is not None
+    if service == "notify":
+        assert settings.notify.bind_host == "0.0.0.0" and settings.notify.channels == ["console"]
+        assert str(settings.notify.rota_file) == "/etc/safeguard/rota.toml"
