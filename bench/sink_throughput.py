@@ -39,7 +39,7 @@ from schemas.codec import encode
 from schemas.topics import DEFAULT_PARTITIONS, message_key, topic_for
 from sinks.migrate import migrate
 from sinks.records import Message, rows_for_message
-from sinks.service import ClickHouseStore, SinkService, kafka_consumer
+from sinks.service import ClickHouseStore, SinkService, kafka_consumer, tune_gc
 from sinks.store import connect, insert_rows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,6 +112,7 @@ def main() -> None:
     parser.add_argument("--batch-rows", type=int, default=ClickHouseSettings().batch_rows)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
+    tune_gc()  # as `safeguard sink run` does
 
     say(f"generating {args.days} simulated days ...")
     events = generate(LEEDS_2019, seed=args.seed, days=args.days)

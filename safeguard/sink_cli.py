@@ -53,8 +53,9 @@ def sink_run(settings: Settings, until_caught_up: bool) -> None:
     retries with back-off and commits nothing, so nothing is lost."""
     from safeguard.kafka_clients import client_options
     from safeguard.kafka_local import resolve_bootstrap
-    from sinks.service import ClickHouseStore, SinkService, kafka_consumer
+    from sinks.service import ClickHouseStore, SinkService, kafka_consumer, tune_gc
 
+    tune_gc()
     section = settings.clickhouse
     stopping = False
 

@@ -243,8 +243,12 @@ class KafkaSource:
     offset: int
 
 
+_ZERO = timedelta(0)
+
+
 def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    """The instant in UTC (most contract timestamps already are: then the value itself, no new object)."""
+    return value if value.utcoffset() == _ZERO else value.astimezone(UTC)
 
 
 def _source(topic: str, source: KafkaSource | None, ingested_at: datetime) -> Row:

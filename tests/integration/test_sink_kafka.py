@@ -353,3 +353,38 @@ def test_store_outage_while_the_sink_runs_loses_nothing(
     )
     assert stored == len(ids) == 4000
     assert sum(ends_b[tp] - start[tp] for tp in parts) == 4000
+
+
+def test_sink_waits_while_another_process_holds_the_chdb_store(
+    kafka_bootstrap: str, tmp_path: Path, store_client: Any
+) -> None:
+    """The one-process-per-store rule: a sink that finds the store held waits (nothing consumed, nothing
+    committed) and starts once the holder lets go."""
+    group = f"sink-held-{uuid.uuid4().hex[:8]}"
+    start = _start_group_at_end(kafka_bootstrap, group)
+    items = _decisions(500, group)
+    _publish(kafka_bootstrap, items)
+    parts = [TopicPartition(DECISIONS, p) for p in range(len(end_offsets(kafka_bootstrap, [DECISIONS])))]
+    holder = store_client()  # this test process holds the store, as the report would
+    log_path = tmp_path / "sink.log"
+    env = _env(kafka_bootstrap, tmp_path / "store", group)
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            _sink_cmd("run", "--until-caught-up"), env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        _wait_for(lambda: "held by another process" in log_path.read_text(), "the sink to find the store held")
+        assert proc.poll() is None, log_path.read_text()[-2000:]
+        assert _committed(kafka_bootstrap, group, parts) == {tp: start[tp] for tp in parts}
+        holder.close()
+        assert proc.wait(timeout=120) == 0, log_path.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)  # the subprocess this test started
+            proc.wait(timeout=30)
+    client = store_client()
+    ids = [json.loads(v)["event_id"] for _, _, v in items]
+    assert client.command(
+        "SELECT count() FROM safeguard.contact_decisions FINAL WHERE event_id IN {ids:Array(String)}",
+        parameters={"ids": ids},
+    ) == len(items)
