@@ -4,7 +4,9 @@ sections are added."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from pathlib import Path
 
 from pydantic import SecretStr
 
@@ -89,3 +91,30 @@ def test_env_files_are_kept_out_of_git_and_out_of_the_image() -> None:
     dockerignore = (ROOT / ".dockerignore").read_text().splitlines()
     assert ".env" in dockerignore and ".env.*" in dockerignore, ".env must never reach the build context"
     assert ENV_EXAMPLE.exists()
+
+
+SHOWN_AS_AN_EXAMPLE = {"SAFEGUARD_NOTIFY__USERS"}
+"""Commented settings whose line shows an example value rather than the default (said so in the comment above it)."""
+
+
+def test_commented_settings_show_the_code_defaults() -> None:
+    """A `# SAFEGUARD_X=value` line documents the default: it must change when the code's default does."""
+    fields = settings_variables()
+    wrong = []
+    for line in env_example_lines():
+        if not line.commented or line.name not in fields or line.name in SHOWN_AS_AN_EXAMPLE:
+            continue
+        default = fields[line.name].get_default(call_default_factory=True)
+        if default is None or isinstance(default, SecretStr):
+            matches = line.value == ""
+        elif isinstance(default, bool):
+            matches = line.value == str(default).lower()
+        elif isinstance(default, list | dict):
+            matches = json.loads(line.value) == default
+        elif isinstance(default, Path):
+            matches = Path(line.value).expanduser() == default
+        else:
+            matches = line.value == str(default)
+        if not matches:
+            wrong.append(f"line {line.line_number}: {line.name}={line.value} but the default is {default!r}")
+    assert not wrong, "\n".join(wrong)
