@@ -9,7 +9,8 @@ Security, in order of the request:
   compared in constant time, and a foreign `Origin` is refused;
 - a manager only ever reads or acknowledges alerts whose routed team is their own (from settings, not the link);
 - every login, failed login, view (with the alert ids shown), acknowledgement and refusal is in the audit table;
-- responses carry a strict Content-Security-Policy, no-store and no-referrer (the link token must not leak).
+- responses carry a strict Content-Security-Policy, no-store and a same-origin referrer policy (the link token
+  never leaves the site; same-origin POSTs still carry their Origin, which is checked).
 The page shows rule, severity, summary, pseudonym and evidence event ids: nothing identifying beyond the pseudonym.
 """
 
@@ -54,7 +55,7 @@ SECURITY_HEADERS = {
     "frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 
@@ -162,7 +163,7 @@ def _same_origin(request: web.Request) -> bool:
 def _page(title: str, body: str, *, status: int = 200) -> web.Response:
     doc = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<meta name="referrer" content="no-referrer"><title>{html.escape(title)}</title>
+<meta name="referrer" content="same-origin"><title>{html.escape(title)}</title>
 <style>
 body{{font-family:system-ui,sans-serif;margin:0;background:#f6f7f9;color:#1b1f24}}
 header{{background:#1d3557;color:#fff;padding:.8rem 1.5rem;display:flex;justify-content:space-between;
