@@ -89,20 +89,30 @@ def sink_run(settings: Settings, until_caught_up: bool) -> None:
 
 
 def _open_store_when_available(settings: Settings, stopping: Any) -> Any:
-    """Open and migrate the store, waiting with back-off while it is unavailable (a server still starting, a
-    chDB directory held by another process). None when asked to stop first."""
+    """Open the store and make sure its schema is current (migrating chDB; on a server only checking, since the
+    schema owner migrates), waiting with back-off while it is unavailable or behind (a server still starting,
+    a chDB directory held by another process). None when asked to stop first."""
     from schemas.errors import StoreError
-    from sinks.migrate import migrate
-    from sinks.store import connect
+    from sinks.migrate import migrate, pending
+    from sinks.store import CHDB_PREFIX, connect
 
     delay = settings.clickhouse.retry_initial_s
     while not stopping():
         client = None
         try:
             client = connect(settings)
-            applied = migrate(client, settings)
-            if applied:
-                log.info("migrated the store: %s", ", ".join(applied))
+            if settings.clickhouse.url.startswith(CHDB_PREFIX):
+                applied = migrate(client, settings)  # the embedded store has one user: the sink keeps it current
+                if applied:
+                    log.info("migrated the store: %s", ", ".join(applied))
+            else:
+                # A server: the schema owner migrates (`safeguard sink migrate`); the sink's account only inserts.
+                missing = pending(client, settings)
+                if missing:
+                    raise StoreError(
+                        f"the store's schema is not up to date ({', '.join(missing)}): run `safeguard sink migrate` "
+                        "with the schema owner's account"
+                    )
             return client
         except StoreError as exc:
             if client is not None:

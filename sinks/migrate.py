@@ -186,6 +186,40 @@ def migrate(client: Client, settings: Settings | ClickHouseSettings, clock: Cloc
     return applied
 
 
+def pending(client: Client, settings: Settings | ClickHouseSettings) -> list[str]:
+    """What `migrate` would apply, found with reads only: for a sink whose account may not run DDL (a server
+    where a schema owner migrates). Empty when the store is up to date."""
+    section = settings.clickhouse if isinstance(settings, Settings) else settings
+    database = database_name(section)
+    migrations = load_migrations()
+    try:
+        tables = {
+            str(r[0])
+            for r in client.query(
+                "SELECT name FROM system.tables WHERE database = {db:String}", parameters={"db": database}
+            ).result_rows
+        }
+        done: dict[str, str] = {}
+        ttls_done: dict[str, str] = {}
+        read_done = f"SELECT name, checksum FROM `{database}`.schema_migrations FINAL"  # noqa: S608
+        read_ttls = f"SELECT table_name, ttl FROM `{database}`.schema_retention FINAL"  # noqa: S608
+        if "schema_migrations" in tables:
+            done = dict(client.query(read_done).result_rows)
+        if "schema_retention" in tables:
+            ttls_done = dict(client.query(read_ttls).result_rows)
+    except Exception as exc:
+        raise StoreError(f"cannot read the migration state of database {database}: {exc}") from exc
+    out: list[str] = []
+    expected: dict[str, str] = {}
+    for migration in migrations:
+        ttls = table_ttls(migration.template, database, section)
+        if done.get(migration.name) != migration.checksum:
+            out.append(migration.name)
+            ttls_done.update(ttls)  # applying the migration sets these
+        expected.update(ttls)
+    return out + [f"ttl:{t}" for t, ttl in expected.items() if ttls_done.get(t) != ttl]
+
+
 def _record(client: Client, database: str, table: str, row: list[object]) -> None:
     columns = (
         ["name", "checksum", "applied_at"] if table == "schema_migrations" else ["table_name", "ttl", "applied_at"]

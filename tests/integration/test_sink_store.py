@@ -17,7 +17,7 @@ from schemas.alerts import AlertRaised
 from schemas.codec import validate_event
 from schemas.errors import StoreError
 from sinks.mapping import TABLE_COLUMNS, row_for_alert, rows_for_event
-from sinks.migrate import migrate
+from sinks.migrate import migrate, pending
 from sinks.store import connect, insert_rows
 from tests.unit.test_schemas import examples as ex
 
@@ -158,3 +158,15 @@ def test_a_second_process_is_refused_with_a_clear_error(store: tuple[Any, Settin
     assert proc.returncode != 0
     assert "held by another process" in proc.stderr, proc.stderr
     assert StoreError.__name__ in proc.stderr
+
+
+def test_pending_tells_what_migrate_would_apply_with_reads_only(store: tuple[Any, Settings]) -> None:
+    """A sink on a server checks the schema instead of migrating it (its account only inserts)."""
+    client, settings = store
+    assert pending(client, settings) == ["0001_initial"]
+    migrate(client, settings)
+    assert pending(client, settings) == []
+    assert pending(client, _settings(Path("unused"), retention_events="P25Y"))[:2] == [
+        "ttl:contacts",
+        "ttl:contact_decisions",
+    ]
