@@ -1,0 +1,1 @@
+"""Benchmarks: scripts (`python -m bench.<name>`), never timed tests. Results go to bench/results/."""

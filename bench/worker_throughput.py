@@ -1,0 +1,424 @@
+"""Events per second through the Faust worker, side by side with a raw aiokafka consumer on the same topics.
+
+    .venv/bin/python -m bench.worker_throughput [--partnerships 2] [--profile-seconds 40]
+
+One run, one broker of its own, the same published events for every reader:
+
+1. in process, no Kafka: decoding alone (`check_record`), the pure `RuleProcessor` alone over decoded events,
+   and both together: the rule cost without any framework;
+2. a raw aiokafka consumer reading the event topics from the start, fetch only, then fetch + `decode_event`
+   (the practical limit, the baseline), then fetch + decode + `RuleProcessor` with dict tables (everything the
+   worker does except Faust, the changelogs and publishing);
+3. the real worker (`python -m streams worker`) as a subprocess: startup (spawn -> Faust "Ready") reported
+   separately, throughput from Ready to the group having committed every event;
+4. the same worker under cProfile for a fixed time, summarised by where the time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    WORKER_READY,
+    Offsets,
+    Record,
+    WorkerProcess,
+    cpu_seconds,
+    cumulative_of,
+    history,
+    load_average,
+    local_broker,
+    publish,
+    rss_bytes,
+    say,
+    summarise_profile,
+    to_records,
+    write_result,
+)
+from schemas.codec import decode_event
+from schemas.deadletter import DeadLetter
+from schemas.topics import DEFAULT_PARTITIONS, EVENT_TOPICS
+from streams.app import murmur2_partition
+from streams.intake import check_record
+from streams.processor import RuleProcessor
+from streams.rules import Catalogue
+
+TARGET_EVENTS_PER_S = 20_000
+RAISED_AT = datetime(2030, 1, 1, tzinfo=UTC)
+OBLIGATIONS_TOPIC = "bench-da-obligations"
+
+
+def new_processor(partitions: int = DEFAULT_PARTITIONS, cache_size: int = 50_000) -> RuleProcessor:
+    """The worker's processor with plain dicts for tables (what Faust's memory store holds)."""
+    return RuleProcessor(
+        Catalogue.default(),
+        children={},
+        households={},
+        partition_of=lambda key: murmur2_partition(key.encode("utf-8"), partitions),
+        cache_size=cache_size,
+    )
+
+
+class Applier:
+    """Feeds records to a RuleProcessor as the worker does: decode and check, apply, obligations, flush per batch."""
+
+    def __init__(self, processor: RuleProcessor, partitions: int = DEFAULT_PARTITIONS) -> None:
+        self.processor = processor
+        self.partitions = partitions
+        self.events = 0
+        self.obligations = 0
+        self.alerts = 0
+        self.dead_letters = 0
+
+    def record(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
+        outcome = check_record(topic=topic, partition=partition, offset=offset, key=key, value=value, at=RAISED_AT)
+        if isinstance(outcome, DeadLetter):
+            self.dead_letters += 1
+            return
+        self.event(outcome, topic, partition)
+
+    def event(self, event: Any, topic: str, partition: int) -> None:
+        step = self.processor.apply(event, topic=topic, partition=partition, raised_at=RAISED_AT)
+        self.events += 1
+        self.alerts += len(step.alerts)
+        for obligation in step.obligations:  # the worker re-keys these through Kafka; here they apply at once
+            child_partition = murmur2_partition(obligation.child_id.encode("utf-8"), self.partitions)
+            self.alerts += len(
+                self.processor.apply(
+                    obligation, topic=OBLIGATIONS_TOPIC, partition=child_partition, raised_at=RAISED_AT
+                ).alerts
+            )
+            self.obligations += 1
+
+
+def timed(label: str, count: int, run: Callable[[], None]) -> dict[str, float]:
+    """Wall and CPU time of `run()` over `count` events."""
+    gc.collect()
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    run()
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    figures = {
+        "events": count,
+        "seconds": round(wall, 3),
+        "cpu_seconds": round(cpu, 3),
+        "events_per_s": round(count / wall, 1),
+        "cpu_us_per_event": round(cpu / count * 1e6, 1),
+    }
+    say(f"{label}: {figures['events_per_s']:,.0f} events/s ({figures['cpu_us_per_event']} µs CPU/event)")
+    return figures
+
+
+# --- 1. in process -------------------------------------------------------------------------------------------
+
+
+def in_process(records: Sequence[Record]) -> dict[str, dict[str, float]]:
+    partitioned = [
+        (topic, murmur2_partition(key, DEFAULT_PARTITIONS), offset, key, value)
+        for offset, (topic, key, value) in enumerate(records)
+    ]
+    figures: dict[str, dict[str, float]] = {}
+    figures["decode_only"] = timed(
+        "in process, decode_event only", len(records), lambda: [decode_event(value) for _, _, value in records]
+    )
+    figures["check_record"] = timed(
+        "in process, check_record (decode + placement)",
+        len(records),
+        lambda: [
+            check_record(topic=t, partition=p, offset=o, key=k, value=v, at=RAISED_AT) for t, p, o, k, v in partitioned
+        ],
+    )
+    decoded = [(decode_event(v), t, p) for t, p, _o, _k, v in partitioned]
+    applier = Applier(new_processor())
+
+    def rules_only() -> None:
+        for i, (event, topic, partition) in enumerate(decoded, 1):
+            applier.event(event, topic, partition)
+            if i % 1000 == 0:
+                applier.processor.flush()
+        applier.processor.flush()
+
+    figures["rule_processor_only"] = timed("in process, RuleProcessor only (decoded events)", len(records), rules_only)
+    figures["rule_processor_only"].update({"obligations": applier.obligations, "alerts": applier.alerts})
+    figures["rule_processor_only"]["children_in_state"] = len(applier.processor.tables["child"])
+    figures["rule_processor_only"]["households_in_state"] = len(applier.processor.tables["household"])
+    decoded.clear()
+    full = Applier(new_processor())
+
+    def decode_and_rules() -> None:
+        for i, (topic, partition, offset, key, value) in enumerate(partitioned, 1):
+            full.record(topic, partition, offset, key, value)
+            if i % 1000 == 0:
+                full.processor.flush()
+        full.processor.flush()
+
+    figures["check_record_and_rule_processor"] = timed(
+        "in process, check_record + RuleProcessor", len(records), decode_and_rules
+    )
+    figures["check_record_and_rule_processor"]["alerts"] = full.alerts
+    return figures
+
+
+# --- 2. raw aiokafka -----------------------------------------------------------------------------------------
+
+
+async def _consume(bootstrap: str, ends: dict[Any, int], handle: Callable[[list[Any]], None]) -> tuple[int, float]:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        parts = [TopicPartition(tp.topic, tp.partition) for tp in ends if ends[tp] > 0]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        remaining = {TopicPartition(tp.topic, tp.partition): end for tp, end in ends.items() if end > 0}
+        count = 0
+        started = time.perf_counter()
+        while remaining:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            for tp, messages in batches.items():
+                handle(messages)
+                count += len(messages)
+                if messages and messages[-1].offset + 1 >= remaining.get(tp, 0):
+                    remaining.pop(tp, None)
+        return count, time.perf_counter() - started
+    finally:
+        await consumer.stop()
+
+
+def raw_consumer(bootstrap: str, ends: dict[Any, int], label: str, handle: Callable[[list[Any]], None]) -> dict:
+    gc.collect()
+    cpu0 = time.process_time()
+    count, wall = asyncio.run(_consume(bootstrap, ends, handle))
+    cpu = time.process_time() - cpu0
+    figures = {
+        "events": count,
+        "seconds": round(wall, 3),
+        "cpu_seconds": round(cpu, 3),
+        "events_per_s": round(count / wall, 1),
+        "cpu_us_per_event": round(cpu / count * 1e6, 1),
+    }
+    say(f"{label}: {count:,} events in {wall:.1f} s = {figures['events_per_s']:,.0f} events/s")
+    return figures
+
+
+def raw_consumers(bootstrap: str, ends: dict[Any, int]) -> dict[str, dict]:
+    figures = {"fetch_only": raw_consumer(bootstrap, ends, "raw aiokafka, fetch only", lambda messages: None)}
+
+    def decode(messages: list[Any]) -> None:
+        for message in messages:
+            decode_event(message.value)
+
+    figures["fetch_decode"] = raw_consumer(bootstrap, ends, "raw aiokafka, fetch + decode_event", decode)
+    applier = Applier(new_processor())
+
+    def apply(messages: list[Any]) -> None:
+        for m in messages:
+            applier.record(m.topic, m.partition, m.offset, m.key, m.value)
+        applier.processor.flush()
+
+    figures["fetch_decode_rules"] = raw_consumer(
+        bootstrap, ends, "raw aiokafka, fetch + check_record + RuleProcessor (no Faust)", apply
+    )
+    figures["fetch_decode_rules"]["alerts"] = applier.alerts
+    return figures
+
+
+# --- 3. the worker -------------------------------------------------------------------------------------------
+
+
+def run_worker(bootstrap: str, offsets: Offsets, app_id: str, workdir: Path, timeout_s: float) -> dict[str, Any]:
+    ends = offsets.ends()
+    total = sum(ends.values())
+    worker = WorkerProcess(bootstrap, app_id, workdir)
+    spawned = time.monotonic()
+    worker.start()
+    samples: list[tuple[float, int, float]] = []
+    try:
+        ready = worker.wait_for_log(WORKER_READY, 120)
+        cpu_at_ready = cpu_seconds(worker.pid)
+        rss_at_ready = rss_bytes(worker.pid)
+        say(f"worker pid {worker.pid} ready {ready - spawned:.1f} s after spawn; consuming {total:,} events")
+        deadline = ready + timeout_s
+        last_report = ready
+        while True:
+            now = time.monotonic()
+            done = offsets.committed(app_id, ends)
+            samples.append((now, done, cpu_seconds(worker.pid)))
+            if done >= total:
+                break
+            if now > deadline:
+                raise RuntimeError(
+                    f"the worker committed only {done:,}/{total:,} within {timeout_s:.0f} s:\n"
+                    f"{worker.log_text()[-6000:]}"
+                )
+            if not worker.alive():
+                raise RuntimeError(f"the worker died:\n{worker.log_text()[-3000:]}")
+            if now - last_report >= 10:
+                say(f"  committed {done:,}/{total:,} ({done / (now - ready):,.0f} events/s so far)")
+                last_report = now
+            time.sleep(0.25)
+        finished = samples[-1][0]
+        rss_at_end = rss_bytes(worker.pid)
+    finally:
+        worker.stop()
+    first = next((s for s in samples if s[1] > 0), samples[-1])
+    busy_cpu = samples[-1][2] - cpu_at_ready
+    seconds = finished - ready
+    steady = (samples[-1][1] - first[1]) / (samples[-1][0] - first[0]) if samples[-1][0] > first[0] else None
+    figures = {
+        "events": total,
+        "startup_s": round(ready - spawned, 2),
+        "seconds_ready_to_all_committed": round(seconds, 2),
+        "events_per_s": round(total / seconds, 1),
+        "events_per_s_first_to_last_commit": round(steady, 1) if steady else None,
+        "ready_to_first_commit_s": round(first[0] - ready, 2),
+        "cpu_seconds": round(busy_cpu, 2),
+        "cpu_us_per_event": round(busy_cpu / total * 1e6, 1),
+        "cpu_share_of_one_core": round(busy_cpu / seconds, 3),
+        "rss_mib_at_ready": round(rss_at_ready / (1 << 20), 1),
+        "rss_mib_at_end": round(rss_at_end / (1 << 20), 1),
+        "commit_samples": [(round(t - ready, 2), n) for t, n, _cpu in samples[:: max(1, len(samples) // 40)]],
+    }
+    say(
+        f"worker: {total:,} events in {seconds:.1f} s after Ready = {figures['events_per_s']:,.0f} events/s "
+        f"({figures['cpu_us_per_event']} µs CPU/event, {figures['cpu_share_of_one_core']:.0%} of a core); "
+        f"startup {figures['startup_s']} s"
+    )
+    return figures
+
+
+def profile_worker(bootstrap: str, app_id: str, workdir: Path, seconds: float, out: Path) -> dict[str, Any]:
+    worker = WorkerProcess(bootstrap, app_id, workdir, profile_to=out)
+    worker.start()
+    try:
+        ready = worker.wait_for_log(WORKER_READY, 180)
+        say(f"profiling the worker (cProfile) for {seconds:.0f} s after Ready")
+        while time.monotonic() < ready + seconds:
+            if not worker.alive():
+                raise RuntimeError(f"the profiled worker died:\n{worker.log_text()[-3000:]}")
+            time.sleep(1)
+    finally:
+        worker.stop(timeout_s=120)
+    if not out.exists():
+        raise RuntimeError(f"the profiled worker wrote no profile:\n{worker.log_text()[-3000:]}")
+    summary = summarise_profile(out)
+    summary["key_functions_cumulative_s"] = cumulative_of(
+        out,
+        {
+            "Worker._run_batch (whole batch, synchronous part)": ("streams/app.py", "_run_batch"),
+            "Worker._intake_one (decode + apply one record)": ("streams/app.py", "_intake_one"),
+            "intake.check_record (decode + validate + placement)": ("streams/intake.py", "check_record"),
+            "RuleProcessor.apply": ("streams/processor.py", "apply"),
+            "rules.engine.evaluate": ("streams/rules/engine.py", "evaluate"),
+            "RuleProcessor.flush (state -> table)": ("streams/processor.py", "flush"),
+            "SubjectState.to_json_obj": ("streams/rules/state.py", "to_json_obj"),
+            "SubjectState.from_json_obj": ("streams/rules/state.py", "from_json_obj"),
+            "Worker._publish (alerts, obligations, wait for acks)": ("streams/app.py", "_publish"),
+            "faust Table.on_key_set (store + changelog send)": ("faust/tables/table.py", "on_key_set"),
+            "faust Collection.send_changelog": ("faust/tables/base.py", "send_changelog"),
+            "logging (alert log lines)": ("logging/__init__.py", "_log"),
+        },
+    )
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--partnerships", type=int, default=2, help="simulated Leeds-sized years side by side")
+    parser.add_argument("--profile-seconds", type=float, default=40.0, help="0: no profiled run")
+    parser.add_argument("--timeout", type=float, default=480.0, help="longest wait for the worker, in seconds")
+    args = parser.parse_args(argv)
+
+    load_before = load_average()
+    say(f"generating {args.partnerships} simulated partnership year(s) (LEEDS_2019, seed 7 and salted copies)")
+    records = to_records(history(args.partnerships, 0))
+    say(f"{len(records):,} events")
+    figures: dict[str, Any] = {"in_process": in_process(records)}
+    workdir = Path(tempfile.mkdtemp(prefix="bench-worker-"))
+    profile_path = Path(tempfile.gettempdir()) / "bench-worker_throughput.prof"
+    try:
+        with local_broker() as bootstrap:
+            say(f"publishing {len(records):,} events (EventPublisher, acks=all)")
+            published_s = publish(bootstrap, records)
+            figures["publish"] = {"seconds": round(published_s, 2), "events_per_s": round(len(records) / published_s)}
+            del records
+            gc.collect()
+            offsets = Offsets(bootstrap, [spec.name for spec in EVENT_TOPICS])
+            try:
+                ends = offsets.ends()
+                figures["raw_aiokafka"] = raw_consumers(bootstrap, ends)
+                figures["worker"] = run_worker(bootstrap, offsets, "bench-throughput", workdir, args.timeout)
+            finally:
+                offsets.close()
+            if args.profile_seconds > 0:
+                figures["worker_profile"] = profile_worker(
+                    bootstrap, "bench-profile", workdir, args.profile_seconds, profile_path
+                )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    worker = figures["worker"]
+    baseline = figures["raw_aiokafka"]["fetch_decode"]
+    rules = figures["in_process"]["rule_processor_only"]
+    no_faust = figures["raw_aiokafka"]["fetch_decode_rules"]
+    fetch_only = figures["raw_aiokafka"]["fetch_only"]
+    framework_us = worker["cpu_us_per_event"] - no_faust["cpu_us_per_event"]
+    notes = [
+        f"Value: events/s of one worker from Faust 'Ready' to its group having committed all {worker['events']:,} "
+        f"events (includes up to one commit interval, 2.8 s, of lag at the end); startup (spawn -> Ready) "
+        f"{worker['startup_s']} s is reported separately.",
+        f"Baseline: a raw aiokafka consumer reading the same topics and decoding every value with decode_event "
+        f"({baseline['events_per_s']:,.0f} events/s; fetch alone {fetch_only['events_per_s']:,.0f}).",
+        f"Rule cost without any framework: the pure RuleProcessor over decoded events runs at "
+        f"{rules['events_per_s']:,.0f} events/s ({rules['cpu_us_per_event']} µs CPU/event), so even with zero "
+        f"framework cost one worker process cannot reach {TARGET_EVENTS_PER_S:,}/s: the rule engine is the ceiling.",
+        f"Worker CPU per event {worker['cpu_us_per_event']} µs vs {no_faust['cpu_us_per_event']} µs for aiokafka + "
+        f"check_record + RuleProcessor without Faust: about {framework_us:.0f} µs/event is Faust (streams, changelog "
+        f"sends of every state write, obligations repartition, acks, commits) and logging.",
+        "Events: simulated Leeds-sized years (generate(LEEDS_2019, seed=7) and salted copies with their own "
+        "children) merged in occurred_at order, published with the project's EventPublisher to 6 partitions.",
+        f"Load average before {load_before}, after {load_average()}.",
+    ]
+    if "worker_profile" in figures:
+        notes.append(
+            f"Profile of the worker: bench/results/worker_throughput.json details.worker_profile "
+            f"(cProfile, {args.profile_seconds:.0f} s after Ready; cProfile inflates Python-heavy code, read shares "
+            f"not absolute times); the raw dump is left in {profile_path} for pstats."
+        )
+    write_result(
+        "worker_throughput",
+        metric="events/s through one Faust worker",
+        value=worker["events_per_s"],
+        unit="events/s",
+        baseline="raw aiokafka consumer + decode_event on the same topics (practical limit)",
+        baseline_value=baseline["events_per_s"],
+        target=f">= {TARGET_EVENTS_PER_S:,} events/s per worker",
+        met=worker["events_per_s"] >= TARGET_EVENTS_PER_S,
+        parameters={
+            "partnerships": args.partnerships,
+            "events": worker["events"],
+            "partitions": DEFAULT_PARTITIONS,
+            "profile_seconds": args.profile_seconds,
+            "worker_settings": "defaults (memory store, batch_size 1000, batch_within_s 0.05, acks=all)",
+        },
+        notes=notes,
+        details=figures,
+    )
+
+
+if __name__ == "__main__":
+    main()
