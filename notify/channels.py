@@ -10,14 +10,15 @@ from __future__ import annotations
 import contextlib
 import json
 import queue
+import quopri
 import smtplib
 import ssl
 import sys
 import threading
 import urllib.error
 import urllib.request
-from email.message import EmailMessage
-from email.utils import make_msgid
+from email.header import Header
+from email.utils import formatdate, make_msgid
 from typing import Protocol, TextIO
 
 from notify.messages import Outgoing, slack_payload, teams_payload
@@ -86,16 +87,30 @@ class SmtpChannel:
             raise
         return conn
 
-    def build(self, message: Outgoing, address: str) -> EmailMessage:
-        mail = EmailMessage()
-        mail["From"] = self._sender
-        mail["To"] = address
-        mail["Subject"] = message.subject
-        mail["Message-ID"] = make_msgid(domain="safeguard.notify")
-        mail["X-Safeguard-Message"] = str(message.message_id)
-        mail["X-Safeguard-Alerts"] = ",".join(a.alert_id for a in message.alerts)
-        mail.set_content(message.text())
-        return mail
+    def build(self, message: Outgoing, address: str) -> bytes:
+        """The RFC 5322 message as bytes: plain text, UTF-8 (quoted-printable when not ASCII).
+
+        Written out directly rather than through `email.message.EmailMessage`, whose policy machinery costs
+        about half a millisecond per message: a burst of a thousand alerts is a thousand messages."""
+        body = message.text().replace("\r", "").replace("\n", "\r\n")
+        if body.isascii():
+            encoding, payload = "7bit", body.encode("ascii")
+        else:
+            encoding, payload = "quoted-printable", quopri.encodestring(body.encode("utf-8")).replace(b"\n", b"\r\n")
+        headers = [
+            ("From", self._sender),
+            ("To", address),
+            ("Subject", _header(message.subject)),
+            ("Date", formatdate(localtime=False, usegmt=True)),
+            ("Message-ID", make_msgid(domain="safeguard.notify")),
+            ("MIME-Version", "1.0"),
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Transfer-Encoding", encoding),
+            ("X-Safeguard-Message", str(message.message_id)),
+            ("X-Safeguard-Alerts", ",".join(a.alert_id for a in message.alerts)),
+        ]
+        head = "".join(f"{name}: {_one_line(value)}\r\n" for name, value in headers)
+        return head.encode("ascii") + b"\r\n" + payload
 
     def send(self, message: Outgoing, address: str) -> None:
         mail = self.build(message, address)
@@ -103,7 +118,7 @@ class SmtpChannel:
             conn: smtplib.SMTP | None = None
             try:
                 conn = self._connect() if fresh else self._take()
-                conn.send_message(mail)
+                conn.sendmail(self._sender, [address], mail)
             except smtplib.SMTPServerDisconnected as exc:
                 if conn is not None:
                     _quietly_close(conn)
@@ -145,6 +160,15 @@ class SmtpChannel:
                 conn.quit()
             except (smtplib.SMTPException, OSError):
                 _quietly_close(conn)
+
+
+def _one_line(value: str) -> str:
+    """A header value can never start another header."""
+    return " ".join(value.replace("\r", " ").replace("\n", " ").split())
+
+
+def _header(value: str) -> str:
+    return value if value.isascii() else Header(value, "utf-8").encode()
 
 
 def _quietly_close(conn: smtplib.SMTP | None) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -59,6 +60,12 @@ class Notifier:
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self._results: list[DeliveryResult] = []
         self._limit = asyncio.Semaphore(self.concurrency)
+        # the channels' own threads: Kafka polls and flushes in the default executor never hold a send back
+        self._senders = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="notify-send")
+
+    def close(self) -> None:
+        """Stop the sender threads (after `drain`)."""
+        self._senders.shutdown(wait=True, cancel_futures=True)
 
     # -- intake -----------------------------------------------------------------------------------------------
 
@@ -152,7 +159,7 @@ class Notifier:
                 if channel is None:
                     raise DeliveryError(f"the {due.channel} channel is not enabled")
                 message = self.outgoing(due, self.clock())
-                await asyncio.to_thread(channel.send, message, due.address)
+                await asyncio.get_running_loop().run_in_executor(self._senders, channel.send, message, due.address)
         except DeliveryError as exc:
             error = str(exc)
         except Exception as exc:  # a bug in a channel must not lose the message: it is retried like a refusal

@@ -53,7 +53,7 @@ def timing_of(settings: NotifySettings) -> Timing:
         repeat_interval_s=settings.repeat_interval_s,
         escalate_after_s=settings.escalate_after_s,
         retry_initial_s=settings.retry_initial_s,
-        retry_max_s=min(settings.retry_max_s, max(settings.retry_initial_s, settings.retry_max_s)),
+        retry_max_s=max(settings.retry_initial_s, settings.retry_max_s),
     )
 
 
@@ -219,16 +219,19 @@ class NotifierService:
             wake = asyncio.Event()
             self.ready.set()
             consume = asyncio.create_task(self._consume(consumer, notifier, store, wake))
-            work = asyncio.create_task(self._work(notifier, store, producer, wake))
+            work = asyncio.create_task(self._work(notifier, wake))
+            publish = asyncio.create_task(self._publisher(store, producer))
             stopping = asyncio.create_task(self._stop.wait())
-            done, _ = await asyncio.wait({consume, work, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            tasks = {consume, work, publish}
+            done, _ = await asyncio.wait({*tasks, stopping}, return_when=asyncio.FIRST_COMPLETED)
             self._stop.set()
-            for task in (consume, work):
+            for task in tasks:
                 if task in done and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
-            await asyncio.gather(consume, work)
+            await asyncio.gather(*tasks)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(notifier.drain(), timeout=15)
+            notifier.close()
             await self._publish(store, producer)
         finally:
             if consumer is not None:
@@ -267,14 +270,21 @@ class NotifierService:
                 except KafkaError as exc:  # the alerts are stored; a re-read is dropped as a duplicate
                     log.warning("committing offsets failed (the alerts are stored; a re-read is harmless): %s", exc)
 
-    async def _work(self, notifier: Notifier, store: NotifyStore, producer: Any, wake: asyncio.Event) -> None:
+    async def _work(self, notifier: Notifier, wake: asyncio.Event) -> None:
         assert self._stop is not None
         while not self._stop.is_set():
             await notifier.tick()
-            await self._publish(store, producer)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=self._tick_s)
             wake.clear()
+
+    async def _publisher(self, store: NotifyStore, producer: Any) -> None:
+        """Lifecycle events from the outbox to Kafka, beside the work loop (a slow broker never holds sends)."""
+        assert self._stop is not None
+        while not self._stop.is_set():
+            await self._publish(store, producer)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=self._tick_s)
 
     async def _publish(self, store: NotifyStore, producer: Any) -> None:
         from kafka.errors import KafkaError

@@ -43,6 +43,13 @@ class ServiceFailed(SafeguardError):
 @click.option("--republish", is_flag=True, help="publish the simulated year even if the topics already hold events")
 @click.option("--follow", is_flag=True, help="keep running after the replay (live alerts) until Ctrl-C")
 @click.option("--keep-broker", is_flag=True, help="leave a local broker this command started running afterwards")
+@click.option(
+    "--notify",
+    "notify_channels",
+    type=click.Choice(["console", "email"]),
+    help="also run the notifier (rota, acknowledgement page): messages on its console (log) or by email to "
+    "SAFEGUARD_NOTIFY__SMTP_HOST:PORT, e.g. a local mail catcher",
+)
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -54,6 +61,7 @@ def run(
     republish: bool,
     follow: bool,
     keep_broker: bool,
+    notify_channels: str | None,
 ) -> None:
     """Run the pipeline on the local default and show the alerts on-duty managers would receive.
 
@@ -91,6 +99,15 @@ def run(
         worker.start()
         services.append(worker)
         err.print(f"stream worker started (pid {worker.pid}; log {worker.log_path})")
+        if notify_channels:
+            notifier = ServiceProcess.python_module("notifier", ["notify", "run", "--channels", notify_channels],
+                                                    LOG_DIR)  # fmt: skip
+            notifier.start()
+            services.append(notifier)
+            err.print(
+                f"notifier started (pid {notifier.pid}; {notify_channels}; log {notifier.log_path}); "
+                f"acknowledgement page {settings.notify.base_url}"
+            )
 
         def shown(alert: AlertRaised) -> None:
             raised[(alert.rule_id, alert.severity)] += 1

@@ -141,3 +141,17 @@ def test_extended_expiry_without_the_key_is_refused() -> None:
     for junk in ("", "nodot", ".", "a.", ".b"):
         with pytest.raises(LinkRefused, match="malformed"):
             verify_link(SECRET, junk, T0)
+
+
+def test_email_bytes_are_a_valid_utf8_message_with_single_line_headers() -> None:
+    import email
+
+    from notify.channels import SmtpChannel
+
+    alert = make_alert(1).model_copy(update={"summary": "Three or more (≥ 3) episodes — 90 days."})
+    msg = Outgoing(7, "front-door", "Day manager", 0, (alert,), "http://x/l/token")
+    raw = SmtpChannel("127.0.0.1", 25, "alerts@example.org").build(msg, "day@example.org\r\nBcc: evil@example.org")
+    parsed = email.message_from_bytes(raw)
+    assert parsed["Bcc"] is None and parsed["To"] == "day@example.org Bcc: evil@example.org"
+    assert parsed["Content-Transfer-Encoding"] == "quoted-printable"
+    assert "(≥ 3) episodes — 90 days." in parsed.get_payload(decode=True).decode("utf-8")
