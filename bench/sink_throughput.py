@@ -60,6 +60,17 @@ def _version(name: str) -> str:
         return "not installed"
 
 
+def _java() -> str:
+    import subprocess
+
+    try:
+        done = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    first = (done.stderr or done.stdout).strip().splitlines()
+    return first[0] if first else "unknown"
+
+
 def machine() -> dict[str, Any]:
     cpu = "unknown"
     with contextlib.suppress(OSError):
@@ -82,6 +93,9 @@ def machine() -> dict[str, Any]:
         "clickhouse_connect": _version("clickhouse-connect"),
         "chdb": _version("chdb"),
         "kafka_python": _version("kafka-python"),
+        "faust_streaming": _version("faust-streaming"),
+        "aiokafka": _version("aiokafka"),
+        "java": _java(),
         "pydantic": _version("pydantic"),
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "description": (
