@@ -13,9 +13,8 @@
 #
 # Accounts (passwords from the environment, never from a file in the repository):
 #   safeguard_migrator  role safeguard_schema_owner: DDL, SELECT and INSERT on the database only (runs migrations)
-#   safeguard_sink      role safeguard_writer: INSERT and SELECT on the database only (the sink), plus the
-#                       CREATE ... IF NOT EXISTS of the database and the migration bookkeeping tables that
-#                       `sink run` issues at start
+#   safeguard_sink      role safeguard_writer: INSERT and SELECT on the database only (the sink; on a server it
+#                       only checks that the schema is current, and waits for the migrate service if not)
 #   safeguard_analyst   role safeguard_reader: SELECT on the database, readonly=2 (Grafana's datasource, analysts)
 #
 # Per-agency scopes: CLICKHOUSE_ANALYST_SCOPES="la_code=383 agency_code=WYP" (space or comma separated; columns
@@ -103,13 +102,6 @@ GRANT CREATE DATABASE ON \`$db\`.* TO safeguard_schema_owner;
 GRANT CREATE TABLE, CREATE VIEW, DROP TABLE, DROP VIEW, ALTER, TRUNCATE, OPTIMIZE, SELECT, INSERT
     ON \`$db\`.* TO safeguard_schema_owner;
 GRANT SELECT, INSERT ON \`$db\`.* TO safeguard_writer;
--- \`safeguard sink run\` checks the schema when it starts (sinks/migrate.py: CREATE DATABASE/TABLE IF NOT EXISTS of
--- the database and the two bookkeeping tables, then nothing when every migration is applied). These grants let that
--- check pass and nothing more: the writer can create no data table and alter none; a pending migration makes the
--- sink wait (it retries) until the migrate service, as safeguard_migrator, has applied it.
-GRANT CREATE DATABASE ON \`$db\`.* TO safeguard_writer;
-GRANT CREATE TABLE ON \`$db\`.schema_migrations TO safeguard_writer;
-GRANT CREATE TABLE ON \`$db\`.schema_retention TO safeguard_writer;
 GRANT SELECT ON \`$db\`.* TO safeguard_reader;
 
 CREATE USER IF NOT EXISTS safeguard_migrator IDENTIFIED WITH sha256_password BY $(literal "$migrator_password");
