@@ -5,7 +5,8 @@ datasource plugin's dialect (raw SQL with its macros; dashboards/macros.py expan
 Conventions, so the figures agree with the published tables (calibration.md):
 
 - Every table is read with `FINAL` (ReplacingMergeTree: a re-delivered event replaces, never adds; purged events
-  disappear). Tables are unqualified: the datasource's default database is the sink's database.
+  disappear), except by the pipeline panels that count what the sink wrote. Tables are unqualified: the
+  datasource's default database is the sink's database.
 - Calendar months and financial years (April to March, labelled `2019/20`) are taken in Europe/London, the
   partnership's local time, as the annual reports count them; `$__timeFilter` selects the instants in range.
 - Contacts are grouped by CIN referral source as the Leeds table does: `6` Police, `3A`-`3F` Health,
@@ -36,14 +37,17 @@ _AGENCY = (
     "startsWith(contact_source, '2'), 'Education', 'Other')"
 )
 _REFERRALS = f"""
-    SELECT
-      occurred_at,
-      lagInFrame(toNullable(occurred_at)) OVER (
-        PARTITION BY child_id ORDER BY occurred_at ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-      ) AS previous,
-      previous IS NOT NULL AND toDate(occurred_at, '{TZ}') <= addMonths(toDate(previous, '{TZ}'), 12) AS re_referral
-    FROM contact_decisions FINAL
-    WHERE is_referral AND occurred_at >= $__fromTime - INTERVAL 13 MONTH AND occurred_at <= $__toTime"""
+    SELECT occurred_at, re_referral
+    FROM (
+      SELECT
+        arraySort(groupArray(occurred_at)) AS times,
+        arrayMap(t -> toDate(t, '{TZ}'), times) AS days,
+        arrayMap((d, i) -> i > 1 AND d <= addMonths(days[i - 1], 12), days, arrayEnumerate(days)) AS repeats
+      FROM contact_decisions FINAL
+      WHERE is_referral AND occurred_at >= $__fromTime - INTERVAL 13 MONTH AND occurred_at <= $__toTime
+      GROUP BY child_id
+    )
+    ARRAY JOIN times AS occurred_at, repeats AS re_referral"""
 
 
 def _pct(part: str, whole: str) -> str:
@@ -362,39 +366,25 @@ REPEAT_HOUSEHOLDS = Panel(
     kind="table",
     sql=f"""
 SELECT
-  households,
-  repeat_households,
-  three_or_more,
-  incidents,
-  repeat_incidents,
+  count() AS households,
+  countIf(in_range >= 2) AS repeat_households,
+  countIf(in_range >= 3) AS three_or_more,
+  sum(in_range) AS incidents,
+  sum(repeats) AS repeat_incidents,
   {_pct("repeat_incidents", "incidents")} AS repeat_incident_pct
 FROM (
   SELECT
-    uniqExact(household_id) AS households,
-    count() AS incidents,
-    countIf(repeat) AS repeat_incidents
-  FROM (
-    SELECT
-      household_id,
-      occurred_at,
-      lagInFrame(toNullable(occurred_at)) OVER (
-        PARTITION BY household_id ORDER BY occurred_at ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-      ) AS previous,
-      previous IS NOT NULL AND toDate(occurred_at, '{TZ}') <= addMonths(toDate(previous, '{TZ}'), 12) AS repeat
-    FROM domestic_incidents FINAL
-    WHERE occurred_at >= $__fromTime - INTERVAL 13 MONTH AND occurred_at <= $__toTime
-  )
-  WHERE $__timeFilter(occurred_at)
-) AS totals
-CROSS JOIN (
-  SELECT countIf(n >= 2) AS repeat_households, countIf(n >= 3) AS three_or_more
-  FROM (
-    SELECT household_id, count() AS n
-    FROM domestic_incidents FINAL
-    WHERE $__timeFilter(occurred_at)
-    GROUP BY household_id
-  )
-) AS per_household""",
+    arraySort(groupArray(occurred_at)) AS times,
+    arrayMap(t -> toDate(t, '{TZ}'), times) AS days,
+    arrayMap(t -> $__timeFilter(t), times) AS inside,
+    arrayCount(x -> x, inside) AS in_range,
+    arrayCount((d, i, x) -> x AND i > 1 AND d <= addMonths(days[i - 1], 12), days, arrayEnumerate(days), inside)
+      AS repeats
+  FROM domestic_incidents FINAL
+  WHERE occurred_at >= $__fromTime - INTERVAL 13 MONTH AND occurred_at <= $__toTime
+  GROUP BY household_id
+  HAVING in_range > 0
+)""",
     order_by="households",
     counts=("households", "repeat_households", "three_or_more", "incidents", "repeat_incidents"),
     rates=(Rate("repeat_incident_pct", ("repeat_incidents", "incidents")),),
@@ -432,30 +422,30 @@ _PLANS = """
 
 _STARTS = f"""
   SELECT
-    s.plan_id AS plan_id,
-    any(s.child_id) AS child_id,
-    any(s.category) AS category,
-    any(s.started_at) AS started_at,
-    any(s.has_end) AS has_end,
-    any(s.ended_at) AS ended_at,
-    any(s.previous_plans) AS previous_plans,
-    any(s.previous_plan_ended_at) AS previous_plan_ended_at,
-    -- earlier plans of the child, and when the latest of them ended as seen from this start
-    countIf(p.plan_id != s.plan_id AND (p.has_start AND p.started_at < s.started_at
-            OR NOT p.has_start AND p.has_end AND p.ended_at <= s.started_at)) AS earlier_plans,
-    maxIf(if(p.has_end, least(p.ended_at, s.started_at), p.started_at),
-          p.plan_id != s.plan_id AND (p.has_start AND p.started_at < s.started_at
-            OR NOT p.has_start AND p.has_end AND p.ended_at <= s.started_at)) AS previous_end,
+    plan.1 AS plan_id,
+    plan.2 AS category,
+    plan.4 AS started_at,
+    plan.5 AS has_end,
+    plan.6 AS ended_at,
+    plan.7 AS previous_plans,
+    plan.8 AS previous_plan_ended_at,
+    -- the child's earlier plans, and when the latest of them ended as seen from this start
+    arrayFilter(p -> p.1 != plan.1 AND (p.3 AND p.4 < plan.4 OR NOT p.3 AND p.5 AND p.6 <= plan.4), plans) AS earlier,
+    length(earlier) AS earlier_plans,
+    arrayMax(arrayMap(p -> if(p.5, least(p.6, plan.4), p.4), earlier)) AS previous_end,
     earlier_plans > 0 OR coalesce(previous_plans, 0) > 0 OR previous_plan_ended_at IS NOT NULL AS repeat_ever,
     earlier_plans > 0 AND started_at <= addMonths(previous_end, 24)
       OR previous_plan_ended_at IS NOT NULL AND toDate(started_at) <= addMonths(previous_plan_ended_at, 24)
       AS repeat_24m
-  FROM ({_PLANS}
-  ) AS s
-  INNER JOIN ({_PLANS}
-  ) AS p ON p.child_id = s.child_id
-  WHERE s.has_start
-  GROUP BY s.plan_id"""
+  FROM (
+    SELECT child_id, groupArray((plan_id, category, has_start, started_at, has_end, ended_at, previous_plans,
+                                 previous_plan_ended_at)) AS plans
+    FROM ({_PLANS}
+    )
+    GROUP BY child_id
+  )
+  ARRAY JOIN plans AS plan
+  WHERE plan.3"""
 
 PLANS_BY_MONTH = Panel(
     key="cp.started_ended_month",
@@ -698,8 +688,9 @@ ALERTS = Dashboard(
 # --- Pipeline health ----------------------------------------------------------------------------------------------
 
 _EVENT_TABLES = ("contacts", "contact_decisions", "missing_episodes", "domestic_incidents", "cp_plans")
+# Without FINAL: these panels count what the sink wrote, re-deliveries included (a re-delivery is work it did).
 _INGESTED = "\n  UNION ALL\n".join(
-    f"  SELECT kafka_topic, recorded_at, ingested_at FROM {table} FINAL WHERE $__timeFilter(ingested_at)"
+    f"  SELECT kafka_topic, recorded_at, ingested_at FROM {table} WHERE $__timeFilter(ingested_at)"
     for table in _EVENT_TABLES
 )
 

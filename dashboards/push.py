@@ -42,7 +42,7 @@ def connect(settings: GrafanaSettings, url: str | None = None) -> Any:
     from grafana_client.api import GrafanaApi
 
     credential: str | tuple[str, str] | None = None
-    if settings.api_token is not None:
+    if settings.api_token is not None and settings.api_token.get_secret_value():  # an empty variable = unset
         credential = settings.api_token.get_secret_value()
     elif settings.username and settings.password is not None:
         credential = (settings.username, settings.password.get_secret_value())

@@ -79,7 +79,10 @@ def _time_labels(times: Sequence[datetime]) -> list[str]:
 
 def _cell(value: Any) -> str:
     if isinstance(value, datetime):
-        return _local(value).strftime("%Y-%m-%d %H:%M")
+        local = _local(value)
+        if (local.day, local.hour, local.minute, local.second) == (1, 0, 0, 0):
+            return local.strftime("%b %Y")  # a calendar month
+        return local.strftime("%Y-%m-%d %H:%M")
     return display(value)
 
 
@@ -293,7 +296,7 @@ h1{margin:0 0 4px}
 nav a{margin-right:16px}
 section{margin:32px 0}
 .grid-panels{display:flex;flex-wrap:wrap;gap:16px}
-figure.panel{background:#fff;border:1px solid #ddd;border-radius:6px;margin:0;padding:12px 16px;flex:1 1 760px;
+figure.panel{background:#fff;border:1px solid #ddd;border-radius:6px;margin:0;padding:12px 16px;flex:1 1 700px;
   max-width:100%;overflow-x:auto}
 figcaption h3{margin:0 0 4px;font-size:1.05em}
 figcaption p{margin:0 0 8px;color:#555;font-size:.9em}
