@@ -79,8 +79,10 @@ def test_alerts_become_grouped_messages_and_lifecycle_events(
         for i, rule in enumerate(["domestic_abuse_child_present", "repeat_domestic_abuse", "marac_repeat"])
     ]
     critical = make_alert(10, la_code="856", severity="critical", rule_id="high_risk_missing", subject="child-10")
-    harness.start()
+    running = harness.start()
     harness.publish(*household, critical, household[0])  # the last one is a re-delivery (at-least-once upstream)
+    harness.producer.send(harness.topics.alerts, key=b"junk", value=b"not an alert")
+    harness.producer.flush(30)
 
     wait_for(lambda: webhook_endpoint.bodies, what="the webhook message")
     mail = wait_for(lambda: smtp_server.box.to("day@example.org"), what="the household's email")
@@ -99,6 +101,8 @@ def test_alerts_become_grouped_messages_and_lifecycle_events(
     assert (by_alert[critical.alert_id].team, by_alert[critical.alert_id].channel) == ("leicester", "webhook-teams")
     assert by_alert[household[0].alert_id].recipient == "day"
     assert len(webhook_endpoint.bodies) == 1 and smtp_server.box.count() == 1
+    trail = running.service.call(lambda: running.service.store.audit_trail(10))  # type: ignore[union-attr]
+    assert [e.action for e in trail] == ["unreadable_alert"] and trail[0].detail.endswith(": undecodable")
 
 
 def test_refused_email_is_retried_until_accepted(harness: Harness, smtp_server: SmtpServer) -> None:

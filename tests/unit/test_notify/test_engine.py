@@ -229,3 +229,16 @@ def test_lifecycle_outbox_is_published_once(rig: Rig) -> None:
     assert [p[1] for p in pending] == [alert.alert_id, alert.alert_id]
     rig.store.mark_published([pending[0][0]])
     assert [p[0] for p in rig.store.pending_lifecycle()] == [pending[1][0]]
+
+
+def test_a_failing_delivery_survives_a_restart_and_is_delivered_after_it(rig: Rig) -> None:
+    alert = make_alert(1)
+    rig.email.failing = True
+    rig.notifier.take([alert])
+    rig.run(0.5)
+    assert rig.store.counts()["failing_deliveries"] == 1
+    rig.restart()
+    rig.email.failing = False
+    rig.run(2)
+    assert [a for _, a in rig.email.sent] == ["day@example.org"]
+    assert rig.store.counts()["pending_deliveries"] == 0
