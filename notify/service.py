@@ -135,6 +135,14 @@ class NotifierService:
         self.topics = topics
         self._client_options = dict(client_options)
         self._channels = dict(channels) if channels is not None else make_channels(settings)
+        unreachable = [
+            cid for cid, c in rota.contacts.items() if not any(ch in self._channels for ch, _ in c.channels())
+        ]
+        if unreachable:
+            raise ConfigError(
+                f"contacts of {rota.source} with no enabled channel: {', '.join(unreachable)} (enabled: "
+                f"{', '.join(sorted(self._channels))}); enable theirs with SAFEGUARD_NOTIFY__CHANNELS or --channels"
+            )
         self._users = web_users(settings, rota)
         self._tick_s = tick_s
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -35,7 +35,7 @@ class Harness:
         self.bootstrap = bootstrap
         self.topics = create_topics(bootstrap)
         self.rota = parse_rota(ROTA_TOML.replace("http://127.0.0.1:9/hook", hook.url))
-        self.settings = notify_settings(tmp_path, smtp, pw, group_window_s=2.0, escalate_after_s=600)
+        self.settings = notify_settings(tmp_path, smtp, pw, group_window_s=5.0, escalate_after_s=600)
         self.clock = JumpClock()
         self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
         self.running: RunningService | None = None

@@ -90,3 +90,14 @@ def test_a_user_of_a_team_not_in_the_rota_is_a_config_error() -> None:
     settings = NotifySettings(users={"eve": {"password_hash": hash_password("x" * 12, n=2**10), "team": "nowhere"}})  # type: ignore[dict-item]
     with pytest.raises(ConfigError, match="user 'eve' is in team 'nowhere', which is not a team of"):
         web_users(settings, load_rota(EXAMPLE))
+
+
+def test_the_service_refuses_a_rota_whose_contacts_it_cannot_reach() -> None:
+    from notify.channels import ConsoleChannel
+    from notify.service import NotifierService
+    from tests.unit.test_notify.helpers import rota
+
+    with pytest.raises(
+        ConfigError, match=r"no enabled channel: day, senior, night, night-lead, hook \(enabled: console\)"
+    ):
+        NotifierService(NotifySettings(), {}, rota(), channels={"console": ConsoleChannel()})
