@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -66,8 +68,9 @@ def run(
     """Run the pipeline on the local default and show the alerts on-duty managers would receive.
 
     With no Kafka configured it starts the local broker, creates the contract topics, starts the stream
-    worker (logs in .safeguard/logs/), replays a calibrated simulated year and prints each alert as it is
-    raised, then a summary per rule. Ctrl-C stops everything this command started.
+    worker and the ClickHouse sink (logs in .safeguard/logs/), replays a calibrated simulated year, prints
+    each alert as it is raised and a summary per rule, and renders the analysts' report from the store
+    (.safeguard/report.html). Ctrl-C stops everything this command started.
     """
     from safeguard.kafka_clients import client_options
     from safeguard.kafka_local import LocalBroker, create_topics, resolve_bootstrap
@@ -114,6 +117,11 @@ def run(
             if show == "all" or (show == "high" and alert.severity in ("high", "critical")):
                 console.print(_alert_line(alert), highlight=False)
 
+        sink = ServiceProcess.python_module("sink", ["safeguard", "sink", "run"], LOG_DIR)
+        sink.start()
+        services.append(sink)
+        err.print(f"ClickHouse sink started (pid {sink.pid}; store {settings.clickhouse.url}; log {sink.log_path})")
+
         feed = AlertFeed(options, shown)
         feed.start()
 
@@ -131,6 +139,10 @@ def run(
         _wait_until_processed(err, worker, options, settings.streams.app_id, event_topics)
         _wait_until_quiet(feed, worker)
         _print_summary(console, raised)
+        _wait_for_sink(err, sink, options, settings.clickhouse.consumer_group)
+        sink.stop()  # the embedded store has one owner at a time: the report opens it once the sink is done
+        services.remove(sink)
+        _render_report(err)
         if follow:
             err.print("following live alerts; Ctrl-C to stop")
             while True:
@@ -184,6 +196,46 @@ def _wait_until_processed(
             err.print(f"worker progress: {done:,} / {total:,} events")
             last, shown_at = done, time.monotonic()
         time.sleep(1)
+
+
+def _wait_for_sink(
+    err: Console, sink: ServiceProcess, options: dict[str, Any], group: str, stall_s: float = 30.0
+) -> None:
+    """Until the sink has stored (and committed) every message on every topic it reads.
+
+    If its commits stop moving for `stall_s`, stop waiting: stopping the sink (SIGTERM) flushes and commits.
+    """
+    from schemas.topics import TOPICS
+
+    topics = [spec.name for spec in TOPICS]
+    shown_at, last, moved_at = 0.0, -1, time.monotonic()
+    while True:
+        _check_alive(sink)
+        try:
+            done, total = group_progress(options, group, topics)
+        except Exception:  # the group may not exist yet while the sink starts
+            done, total = 0, 1
+        if done >= total:
+            err.print(f"the sink has stored all {total:,} messages in ClickHouse")
+            return
+        if done != last:
+            last, moved_at = done, time.monotonic()
+        elif time.monotonic() - moved_at >= stall_s:
+            err.print(f"the sink's commits have not moved for {stall_s:.0f} s ({done:,} / {total:,}); stopping it")
+            return
+        if time.monotonic() - shown_at >= 5:
+            err.print(f"sink progress: {done:,} / {total:,} messages")
+            shown_at = time.monotonic()
+        time.sleep(1)
+
+
+def _render_report(err: Console) -> None:
+    out = Path(".safeguard/report.html")
+    done = subprocess.run([sys.executable, "-m", "safeguard", "report", "--out", str(out)], check=False)
+    if done.returncode == 0:
+        err.print(f"the analysts' report: {out.resolve()} (open it in a browser; `safeguard report --open`)")
+    else:
+        err.print(f"[yellow]the report could not be rendered (exit {done.returncode}); see above[/yellow]")
 
 
 def _wait_until_quiet(feed: AlertFeed, worker: ServiceProcess, quiet_s: float = 3.0) -> None:
