@@ -29,7 +29,7 @@ def test_the_pinned_sdk_is_the_grafana_11_6_build() -> None:
 
 
 def test_committed_generated_files_are_what_the_code_builds() -> None:
-    """Run `safeguard dashboards build` (or `make dashboards`) after changing dashboards/ and commit the result."""
+    """Run `safeguard dashboards build` after changing dashboards/ and commit the result."""
     files = generated_files()
     differing = [
         str(p) for p, text in files.items() if not (ROOT / p).is_file() or (ROOT / p).read_text("utf-8") != text
