@@ -509,6 +509,7 @@ WHERE event_type = 'cp_plan.started' AND $__timeFilter(occurred_at)
 GROUP BY category""",
     order_by="plans DESC, category",
     counts=("plans",),
+    category="category",
 )
 
 REPEAT_PLANS = Panel(

@@ -138,14 +138,14 @@ def _panel(panel: Panel, panel_id: int, suppressed: bool, position: models.GridP
             series = series.draw_style(common_models.GraphDrawStyle.LINE).show_points(
                 common_models.VisibilityMode.ALWAYS
             )
-        if " AS series" in panel.sql:
+        if panel.has_series:
             # long frames (time, series, value): name each series by its label, not "<value> <label>"
             series = series.display_name("${__field.labels.series}")
         built = series
     elif panel.kind == "barchart":
         built = (
             barchart.Panel()
-            .x_field(panel.order_by.split(",")[-1].strip())
+            .x_field(panel.category)
             .orientation(common_models.VizOrientation.HORIZONTAL)
             .show_value(common_models.VisibilityMode.ALWAYS)
         )

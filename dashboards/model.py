@@ -47,6 +47,13 @@ class Panel:
     height: int = 8
     units: dict[str, str] = field(default_factory=dict)
     """Per-column units where they differ from `unit` (e.g. a percent column in a table of counts)."""
+    category: str = ""
+    """For a `barchart`: the column naming the bars."""
+
+    @property
+    def has_series(self) -> bool:
+        """A long time-series frame (time, series, values): one line or bar stack per `series` value."""
+        return " AS series" in self.sql
 
     @property
     def format(self) -> int:

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from dashboards.catalogue import DASHBOARDS, TZ
 from dashboards.macros import QueryContext
 from dashboards.model import Dashboard, Panel
-from dashboards.query import Client, Frame, run_panel
+from dashboards.query import Client, Frame, PanelQueryError, run_panel
 from dashboards.suppression import SMALL_MAX, SMALL_MIN, SUPPRESSED, display
 
 LOCAL = ZoneInfo(TZ)
@@ -45,8 +45,6 @@ def collect(
     client: Client, ctx: QueryContext, *, suppress: bool, dashboards: Sequence[Dashboard] = DASHBOARDS
 ) -> list[DashboardResult]:
     """Run every panel; a failing panel is reported on the page instead of stopping the report."""
-    from dashboards.query import PanelQueryError
-
     results = []
     for spec in dashboards:
         panels = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import webbrowser
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -182,12 +183,12 @@ def report(
         webbrowser.open(out.resolve().as_uri())
 
 
-def _newest_event(client: object) -> datetime | None:
+def _newest_event(client: Any) -> datetime | None:
     """The newest contact time in the store (None when empty or the tables are missing)."""
     from datetime import UTC
 
     try:
-        rows = client.query("SELECT max(occurred_at) FROM contacts").result_rows  # type: ignore[attr-defined]
+        rows = client.query("SELECT max(occurred_at) FROM contacts").result_rows
     except Exception:
         return None
     value = rows[0][0] if rows else None

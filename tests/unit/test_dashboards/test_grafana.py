@@ -80,6 +80,15 @@ def test_panels_only_use_macros_the_plugin_knows_and_expand_completely() -> None
             assert leftover_variables(expand(sql, ctx)) == []
 
 
+def test_bar_charts_name_their_category_column() -> None:
+    for panel in PANELS.values():
+        if panel.kind == "barchart":
+            assert re.search(rf"\b{panel.category}\b", panel.sql.split("FROM", 1)[0]), panel.key
+            board = build_dashboard(next(d for d in DASHBOARDS if panel in d.panels), "operational")
+            built = next(p for p in board["panels"] if p.get("title") == panel.title)
+            assert built["options"]["xField"] == panel.category
+
+
 def test_grid_fits_24_columns() -> None:
     for spec in DASHBOARDS:
         for panel in build_dashboard(spec, "operational")["panels"]:
