@@ -9,8 +9,9 @@ subjects as fast as the producer goes and records, per alert, the time its recor
 the time the SMTP server accepted the email that carried it. Latency = accept - publish (same machine clock).
 
 Baseline, in the same run on the same broker and SMTP server: the bare limit of the job — a kafka-python consumer
-that decodes each alert and sends it straight to the SMTP server over one connection (no rota, no grouping, no
-durable state, no lifecycle events, no retries). Result: bench/results/notify_latency.json.
+that decodes each alert and sends the same email (the notifier's own message builder) straight to the SMTP server
+over one connection (no rota, no grouping wait, no durable state, no lifecycle events, no retries).
+Result: bench/results/notify_latency.json.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from notify.channels import SmtpChannel
+from notify.messages import Outgoing
 from notify.rota import parse_rota
 from notify.service import NotifierService, Topics
 from safeguard.kafka_local import LocalBroker
@@ -53,6 +54,7 @@ from schemas.codec import decode_alert, encode
 ROOT = Path(__file__).resolve().parents[1]
 RESULT = ROOT / "bench" / "results" / "notify_latency.json"
 BURST = 1000
+ROUNDS = 3
 WARMUP = 20
 TARGET_S = 2.0
 
@@ -233,20 +235,13 @@ def run_notifier(bootstrap: str, smtp_port: int, accepted: Accepted, data_dir: P
         warm = alerts("warm", WARMUP)
         publish(bootstrap, topics.alerts, warm)
         wait_all(accepted, [a.alert_id for a in warm])
-        say("notifier warmed up; publishing the burst")
-        burst = alerts("burst", BURST)
-        started = time.time()
-        sent = publish(bootstrap, topics.alerts, burst)
-        published_s = time.time() - started
-        wait_all(accepted, [a.alert_id for a in burst])
-        wall_s = max(accepted.at[a.alert_id] for a in burst) - started
+        say("notifier warmed up; publishing the bursts")
+        rounds = [burst_round(bootstrap, topics.alerts, accepted, f"burst{r}") for r in range(ROUNDS)]
         counts = service.call(lambda: service.store.counts())  # type: ignore[union-attr]
     finally:
         service.stop()
         thread.join(60)
-    lat = latencies(sent, accepted)
-    return {"latency_s": percentiles(lat), "publish_s": round(published_s, 3), "burst_wall_s": round(wall_s, 3),
-            "store": counts}  # fmt: skip
+    return summary(rounds) | {"store_at_end": counts}
 
 
 def run_baseline(bootstrap: str, smtp_port: int, accepted: Accepted) -> dict[str, Any]:
@@ -266,12 +261,8 @@ def run_baseline(bootstrap: str, smtp_port: int, accepted: Accepted) -> dict[str
             for records in consumer.poll(timeout_ms=100).values():
                 for record in records:
                     alert = decode_alert(record.value)
-                    mail = EmailMessage()
-                    mail["From"], mail["To"] = "bench@example.org", "duty@example.org"
-                    mail["Subject"] = f"[{alert.severity.upper()}] {alert.rule_id}"
-                    mail["X-Safeguard-Alerts"] = alert.alert_id
-                    mail.set_content(alert.summary)
-                    smtp.send_message(mail)
+                    message = Outgoing(0, "duty", "Duty manager", 0, (alert,), "http://127.0.0.1/l/-")
+                    smtp.sendmail("bench@example.org", ["duty@example.org"], channel.build(message, "duty@example.org"))
         smtp.quit()
 
     thread = threading.Thread(target=loop, daemon=True)
@@ -280,17 +271,37 @@ def run_baseline(bootstrap: str, smtp_port: int, accepted: Accepted) -> dict[str
         warm = alerts("base-warm", WARMUP)
         publish(bootstrap, topic, warm)
         wait_all(accepted, [a.alert_id for a in warm])
-        burst = alerts("base-burst", BURST)
-        started = time.time()
-        sent = publish(bootstrap, topic, burst)
-        wait_all(accepted, [a.alert_id for a in burst])
-        wall_s = max(accepted.at[a.alert_id] for a in burst) - started
+        rounds = [burst_round(bootstrap, topic, accepted, f"base-burst{r}") for r in range(ROUNDS)]
     finally:
         stop.set()
         thread.join(30)
         consumer.close()
         channel.close()
-    return {"latency_s": percentiles(latencies(sent, accepted)), "burst_wall_s": round(wall_s, 3)}
+    return summary(rounds)
+
+
+def burst_round(bootstrap: str, topic: str, accepted: Accepted, tag: str) -> dict[str, Any]:
+    """One burst: publish BURST alerts at once, wait until every one was emailed; then a pause."""
+    burst = alerts(tag, BURST)
+    started = time.time()
+    sent = publish(bootstrap, topic, burst)
+    published_s = time.time() - started
+    wait_all(accepted, [a.alert_id for a in burst])
+    wall_s = max(accepted.at[a.alert_id] for a in burst) - started
+    time.sleep(2)
+    return {"latencies": latencies(sent, accepted), "publish_s": round(published_s, 3), "wall_s": round(wall_s, 3)}
+
+
+def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    every = [x for r in rounds for x in r["latencies"]]
+    return {
+        "latency_s": percentiles(every),
+        "per_burst": [
+            {"p50": percentiles(r["latencies"])["p50"], "p99": percentiles(r["latencies"])["p99"],
+             "publish_s": r["publish_s"], "burst_wall_s": r["wall_s"]}
+            for r in rounds
+        ],
+    }  # fmt: skip
 
 
 def machine() -> dict[str, Any]:
@@ -350,18 +361,20 @@ def main() -> None:
     base_p99 = baseline["latency_s"]["p99"]
     result = {
         "name": "notify_latency",
-        "metric": f"alert on the topic → email accepted by the SMTP server, p99 over a burst of {BURST:,} alerts",
+        "metric": f"alert on the topic → email accepted by the SMTP server, p99 under bursts of {BURST:,} alerts "
+        f"({ROUNDS} bursts, all latencies)",
         "value": p99,
         "unit": "s",
-        "baseline": "a bare kafka-python consumer sending each alert to the same SMTP server over one connection "
-        "(no rota, grouping, durable state, lifecycle events or retries): the limit of the job",
+        "baseline": "a bare kafka-python consumer sending each alert's email (same builder) to the same SMTP server "
+        "over one connection (no rota, grouping wait, durable state, lifecycle events or retries)",
         "baseline_value": base_p99,
         "ratio": round(p99 / base_p99, 3) if base_p99 else None,
         "target": f"< {TARGET_S} s",
         "met": p99 < TARGET_S,
         "machine": machine(),
         "parameters": {
-            "alerts": BURST,
+            "alerts_per_burst": BURST,
+            "bursts": ROUNDS,
             "subjects": BURST,
             "severities": "80% high, 20% critical",
             "group_wait_s": NotifySettings().group_wait_s,
