@@ -166,8 +166,9 @@ def notify_new_secret() -> None:
 @notify.command("audit")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--user", help="only this user's actions")
+@click.option("--full", is_flag=True, help="every alert id of a view, not the first three")
 @pass_settings
-def notify_audit(settings: Settings, limit: int, user: str | None) -> None:
+def notify_audit(settings: Settings, limit: int, user: str | None, full: bool) -> None:
     """Print the audit trail (who logged in, saw and acknowledged what), newest first."""
     from notify.service import data_path
     from notify.store import NotifyStore
@@ -178,7 +179,8 @@ def notify_audit(settings: Settings, limit: int, user: str | None) -> None:
     store = NotifyStore(path)
     try:
         for entry in store.audit_trail(limit, user):
-            ids = f" alerts {','.join(entry.alert_ids)}" if entry.alert_ids else ""
+            shown = entry.alert_ids if full or len(entry.alert_ids) <= 3 else (*entry.alert_ids[:3], "...")
+            ids = f" {len(entry.alert_ids)} alerts {','.join(shown)}" if entry.alert_ids else ""
             click.echo(f"{entry.at.isoformat()} {entry.actor:<16} {entry.action:<20}{ids} {entry.detail}".rstrip())
     finally:
         store.close()

@@ -101,3 +101,22 @@ def test_the_service_refuses_a_rota_whose_contacts_it_cannot_reach() -> None:
         ConfigError, match=r"no enabled channel: day, senior, night, night-lead, hook \(enabled: console\)"
     ):
         NotifierService(NotifySettings(), {}, rota(), channels={"console": ConsoleChannel()})
+
+
+def test_audit_prints_the_trail_newest_first(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from notify.store import NotifyStore
+
+    store = NotifyStore(tmp_path / "notify.sqlite3")
+    at = datetime(2025, 6, 2, 10, 0, tzinfo=UTC)
+    store.audit(at, "dana", "login", (), "team front-door")
+    store.audit(at, "dana", "viewed", [f"{i:032x}" for i in range(5)], "team front-door")
+    store.close()
+    settings = Settings(_env_file=None, notify=NotifySettings(data_dir=tmp_path))
+    result = CliRunner().invoke(notify, ["audit"], obj=settings)
+    lines = result.output.splitlines()
+    assert result.exit_code == 0 and len(lines) == 2
+    assert "viewed" in lines[0] and "5 alerts" in lines[0] and lines[0].count(",") == 3 and "login" in lines[1]
+    full = CliRunner().invoke(notify, ["audit", "--full", "--user", "dana"], obj=settings).output.splitlines()
+    assert full[0].count(",") == 4
