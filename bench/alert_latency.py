@@ -219,17 +219,10 @@ def consume(bootstrap: str, probes: Probes, ready: threading.Event, stop: thread
         consumer.close()
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rate", type=float, default=1000.0, help="background events per second")
-    parser.add_argument("--probes-per-s", type=float, default=10.0)
-    parser.add_argument("--seconds", type=float, default=90.0, help="measured time, after the warm-up")
-    parser.add_argument("--warmup", type=float, default=10.0, help="seconds of load before probes count")
-    args = parser.parse_args(argv)
-
-    load_before = load_average()
-    say("generating the background: the simulated Leeds year (seed 7)")
-    background = generate(LEEDS_2019, seed=7)
+def run_at(
+    background: list[AgencyEvent], *, rate: float, probes_per_s: float, seconds: float, warmup: float
+) -> dict[str, Any]:
+    """One measurement on a broker and a worker of its own: latencies of the probes sent after the warm-up."""
     probes = Probes()
     producer_stats: dict[str, Any] = {}
     worker_stats: dict[str, Any] = {}
@@ -253,17 +246,17 @@ def main(argv: Sequence[str] | None = None) -> None:
                 consumer_ready.wait(60)
                 cpu0, t0 = cpu_seconds(worker.pid), time.monotonic()
                 say(
-                    f"producing {args.rate:,.0f} events/s and {args.probes_per_s:g} probes/s for "
-                    f"{args.warmup:.0f} s warm-up + {args.seconds:.0f} s measured"
+                    f"producing {rate:,.0f} events/s and {probes_per_s:g} probes/s for "
+                    f"{warmup:.0f} s warm-up + {seconds:.0f} s measured"
                 )
                 producer = threading.Thread(
                     target=produce,
                     args=(bootstrap, background, probes),
                     kwargs={
-                        "rate": args.rate,
-                        "probes_per_s": args.probes_per_s,
-                        "seconds": args.seconds,
-                        "warmup": args.warmup,
+                        "rate": rate,
+                        "probes_per_s": probes_per_s,
+                        "seconds": seconds,
+                        "warmup": warmup,
                         "stop": stop,
                         "stats": producer_stats,
                     },
@@ -312,11 +305,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         alert_delivery = [probes.alerted[i] - probes.alert_created[i] for i in counted if i in probes.alert_created]
         missing = [i for i in counted if i not in probes.alerted]
         background_alerts = probes.background_alerts
-    latency = summary_ms(alert_lat)
-    hop = summary_ms(echo_lat)
-    details = {
-        "probe_to_alert_received": latency,
-        "baseline_probe_to_probe_read_back": hop,
+    return {
+        "probe_to_alert_received": summary_ms(alert_lat),
+        "baseline_probe_to_probe_read_back": summary_ms(echo_lat),
         "probe_send_to_producer_ack": summary_ms(ack_lat),
         "probe_send_to_alert_produced_by_worker": summary_ms(to_alert_produced),
         "alert_produced_to_received": summary_ms(alert_delivery),
@@ -326,6 +317,38 @@ def main(argv: Sequence[str] | None = None) -> None:
         "producer": producer_stats,
         "worker": worker_stats,
     }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, default=1000.0, help="background events per second")
+    parser.add_argument("--probes-per-s", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=90.0, help="measured time, after the warm-up")
+    parser.add_argument("--warmup", type=float, default=10.0, help="seconds of load before probes count")
+    parser.add_argument(
+        "--extra-rates", default="250", help="comma-separated lower rates also measured (60 s each), for the curve"
+    )
+    args = parser.parse_args(argv)
+
+    load_before = load_average()
+    say("generating the background: the simulated Leeds year (seed 7)")
+    background = generate(LEEDS_2019, seed=7)
+    details = run_at(
+        background, rate=args.rate, probes_per_s=args.probes_per_s, seconds=args.seconds, warmup=args.warmup
+    )
+    extra = [float(r) for r in args.extra_rates.split(",") if r.strip()]
+    details["other_rates"] = {}
+    for rate in extra:
+        say(f"also at {rate:,.0f} events/s (60 s)")
+        other = run_at(background, rate=rate, probes_per_s=args.probes_per_s, seconds=60, warmup=args.warmup)
+        details["other_rates"][f"{rate:g}_per_s"] = {
+            key: other[key]
+            for key in ("probe_to_alert_received", "baseline_probe_to_probe_read_back", "probes_without_alert")
+        } | {"worker_cpu_share": other["worker"].get("cpu_share_of_one_core")}
+    latency = details["probe_to_alert_received"]
+    hop = details["baseline_probe_to_probe_read_back"]
+    missing = details["probes_without_alert"]
+    background_alerts = details["background_alerts_seen"]
     say(f"probe -> alert: {latency}")
     say(f"baseline (one hop, probe read back from its topic): {hop}")
     p99 = float(latency.get("p99_ms", float("nan")))
@@ -349,11 +372,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         },
         notes=[
             f"p50 {latency.get('p50_ms')} ms, p95 {latency.get('p95_ms')} ms, p99 {latency.get('p99_ms')} ms, max "
-            f"{latency.get('max_ms')} ms over {latency.get('count')} probes; {len(missing)} probes got no alert.",
+            f"{latency.get('max_ms')} ms over {latency.get('count')} probes; {missing} probes got no alert.",
             f"Where the time goes (p50): producer ack {details['probe_send_to_producer_ack'].get('p50_ms')} ms "
             f"(linger 20 ms + acks=all); probe -> alert written by the worker (its CreateTime) "
             f"{details['probe_send_to_alert_produced_by_worker'].get('p50_ms')} ms; alert written -> read "
             f"{details['alert_produced_to_received'].get('p50_ms')} ms.",
+            "Lower rates (each on a fresh broker and worker): "
+            + "; ".join(
+                f"{rate}: p50 {o['probe_to_alert_received'].get('p50_ms')} ms, p99 "
+                f"{o['probe_to_alert_received'].get('p99_ms')} ms"
+                for rate, o in details["other_rates"].items()
+            )
+            + ". When the offered rate nears the worker's capacity, latency is queueing (the worker's lag).",
             "Background: the simulated Leeds year (88k events) replayed at the rate with fresh pseudonyms and "
             "current timestamps, so a year of each child's history is compressed into the run; window rules raise "
             f"alerts along the way ({background_alerts:,} background alerts seen).",
