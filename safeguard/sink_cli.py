@@ -82,8 +82,9 @@ def sink_run(settings: Settings, until_caught_up: bool) -> None:
     click.echo(f"sink: Kafka at {bootstrap} → {section.url} (group {section.consumer_group})", err=True)
     stats = service.run(until_caught_up=until_caught_up)
     click.echo(
-        f"sink stopped: {stats.messages} messages, {stats.rows} rows ({stats.findings} data-quality findings), "
-        f"{stats.batches} batches, {stats.failed_attempts} failed insert attempts",
+        f"sink stopped: {stats.messages} messages read, {stats.rows} rows stored "
+        f"({stats.findings} data-quality findings), {stats.batches} batches, {stats.failed_attempts} failed insert "
+        "attempts",
         err=True,
     )
 

@@ -83,7 +83,9 @@ class SinkStats:
     """Counts since the service started."""
 
     messages: int = 0
+    """Messages read (stored, buffered for the next batch, or in the insert in flight)."""
     rows: int = 0
+    """Rows stored and committed."""
     findings: int = 0
     batches: int = 0
     failed_attempts: int = 0
@@ -197,7 +199,10 @@ class SinkService:
                         log.info("caught up with every partition")
                         break
                 if self._inflight is not None and (self._inflight[1].done() or not polled):
-                    self._complete()  # commit a finished insert now, not only when the next batch is due
+                    # Commit a finished insert now (or wait for it when there is nothing to read), never only when
+                    # the next batch is flushed: after the last batch of a burst there may be no next batch for
+                    # hours, and its offsets would stay uncommitted until a stop.
+                    self._complete()
                 if self._abandoned:
                     break
                 if self._monotonic() - last_progress >= self._progress_every_s:
@@ -399,10 +404,14 @@ class SinkService:
         return all(self._consumer.position(tp) >= end for tp, end in ends.items())
 
     def _log_progress(self) -> None:
+        """Buffered or in-flight counts that stay above 0 while the topics are quiet mean a batch is not committed."""
         s = self.stats
         log.info(
-            "sink: %d messages, %d rows (%d data-quality findings) in %d batches; %d failed insert attempts",
+            "sink: %d messages read (%d buffered, %d in flight), %d rows stored (%d data-quality findings) "
+            "in %d batches; %d failed insert attempts",
             s.messages,
+            self._batch.messages,
+            self._inflight[0].messages if self._inflight is not None else 0,
             s.rows,
             s.findings,
             s.batches,

@@ -355,6 +355,47 @@ def test_store_outage_while_the_sink_runs_loses_nothing(
     assert sum(ends_b[tp] - start[tp] for tp in parts) == 4000
 
 
+def test_messages_arriving_while_a_batch_is_in_flight_are_committed_while_the_sink_runs(
+    kafka_bootstrap: str, tmp_path: Path, store_client: Any
+) -> None:
+    """`safeguard run`'s shape: a burst of events, then a trickle (the worker's alerts) that lands while the
+    burst's batch is being inserted, then quiet. The sink commits everything, the last small batch included, by
+    time while it keeps running; it used to hold a finished last batch uncommitted until it was stopped."""
+    group = f"sink-late-{uuid.uuid4().hex[:8]}"
+    start = _start_group_at_end(kafka_bootstrap, group)
+    burst = _decisions(2000, f"{group}:burst")
+    trickle = [_decisions(3, f"{group}:late{i}") for i in range(8)]
+    log_path = tmp_path / "sink.log"
+    env = _env(kafka_bootstrap, tmp_path / "store", group)
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(_sink_cmd("run"), env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_for(lambda: "assigned" in log_path.read_text(), "the sink to join its group")
+        _publish(kafka_bootstrap, burst)
+        for items in trickle:  # some land while a batch is in flight, the last ones after it
+            time.sleep(0.25)
+            _publish(kafka_bootstrap, items)
+        ends = end_offsets(kafka_bootstrap, [DECISIONS])
+        parts = [TopicPartition(DECISIONS, p) for p in range(len(ends))]
+        assert sum(ends[tp] - start[tp] for tp in parts) == 2000 + 8 * 3
+        _wait_for(lambda: _committed(kafka_bootstrap, group, parts) == {tp: ends[tp] for tp in parts},
+                  "every message committed while the sink keeps running", timeout_s=90)  # fmt: skip
+        assert proc.poll() is None, log_path.read_text()[-3000:]
+        os.kill(proc.pid, signal.SIGTERM)  # graceful stop of the sink this test started
+        assert proc.wait(timeout=60) == 0, log_path.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+    assert "(0 buffered, 0 in flight)" in log_path.read_text()
+    client = store_client()
+    ids = [json.loads(v)["event_id"] for _, _, v in burst + [i for items in trickle for i in items]]
+    assert client.command(
+        "SELECT count() FROM safeguard.contact_decisions FINAL WHERE event_id IN {ids:Array(String)}",
+        parameters={"ids": ids},
+    ) == len(ids)
+
+
 def test_sink_waits_while_another_process_holds_the_chdb_store(
     kafka_bootstrap: str, tmp_path: Path, store_client: Any
 ) -> None:

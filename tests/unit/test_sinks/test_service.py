@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from collections import namedtuple
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,11 +40,14 @@ class MemoryConsumer:
         self.clock = clock
         self.events: list[str] = []
         self.closed = False
+        self.before_poll: Callable[[], None] | None = None
 
     def subscribe(self, topics: Any = (), pattern: Any = None, listener: Any = None) -> None:
         assert set(topics) == set(SINK_TOPICS)
 
     def poll(self, timeout_ms: int = 0, max_records: int | None = None, update_offsets: bool = True) -> Any:
+        if self.before_poll is not None:
+            self.before_poll()
         out: dict[TopicPartition, list[Record]] = {}
         budget = max_records or 500
         for tp, recs in self.records.items():
@@ -198,3 +203,77 @@ def test_time_closes_a_small_batch() -> None:
     service.run(until_caught_up=True)
     assert [len(rows) for _, rows in store.batches] == [2]
     assert consumer.commits == [{tp: 2}]
+
+
+def _merged(commits: list[dict[TopicPartition, int]]) -> dict[TopicPartition, int]:
+    out: dict[TopicPartition, int] = {}
+    for commit in commits:
+        out.update(commit)
+    return out
+
+
+def test_messages_arriving_while_an_insert_is_in_flight_are_committed_while_the_sink_runs() -> None:
+    """The last, small batch of a burst (alerts raised after the events' batch went to the insert thread, then
+    silence) is inserted by time and committed while the sink keeps running, not only when it is stopped."""
+    tp = TopicPartition(TOPIC, 0)
+    every = _records(7)
+    service, consumer, store = _service({tp: every[:4]}, batch_rows=1000, batch_seconds=2.0)
+    write = store.write
+
+    def write_while_more_arrive(rows: list[TableRow], token: str) -> None:
+        if not store.batches:
+            consumer.records[tp].extend(every[4:])  # published while the first insert is in flight
+        write(rows, token)
+
+    store.write = write_while_more_arrive  # type: ignore[method-assign]
+    while_running: list[dict[TopicPartition, int]] = []
+
+    def stop_after_a_quiet_minute() -> None:
+        if consumer.clock.now >= 60 and not while_running:
+            while_running.append(_merged(consumer.commits))
+            service.stop()
+
+    consumer.before_poll = stop_after_a_quiet_minute
+    stats = service.run()
+    assert while_running == [{tp: 7}], "the late messages stayed uncommitted until the stop"
+    assert [len(rows) for _, rows in store.batches] == [4, 3]
+    assert stats.batches == 2 and stats.committed == {(TOPIC, 0): 7}
+
+
+def test_a_finished_insert_is_committed_before_the_next_batch_is_due() -> None:
+    tp = TopicPartition(TOPIC, 0)
+    service, consumer, store = _service({tp: _records(3)}, batch_rows=1000, batch_seconds=2.0)
+    seen: list[tuple[float, dict[TopicPartition, int]]] = []
+
+    def watch() -> None:
+        if store.batches and not seen and _merged(consumer.commits):
+            seen.append((consumer.clock.now, _merged(consumer.commits)))
+        if consumer.clock.now >= 30:
+            service.stop()
+
+    consumer.before_poll = watch
+    service.run()
+    assert seen, "the finished insert was committed only when the sink stopped"
+    [(at, committed)] = seen
+    assert committed == {tp: 3}
+    assert at <= 2.0 + 1.0, "committed only a poll or two after the batch closed"
+
+
+def test_progress_says_what_is_buffered_and_in_flight(caplog: Any) -> None:
+    """Read, buffered (not yet handed to the insert thread) and in flight (handed over, not yet committed)."""
+    tp = TopicPartition(TOPIC, 0)
+    records = _records(3)
+    service, consumer, _ = _service({tp: records}, batch_rows=1000)
+    caplog.set_level(logging.INFO, logger="sinks.service")
+    service._add(records[0])
+    service._add(records[1])
+    service._flush(wait=False)
+    service._add(records[2])
+    service._log_progress()
+    assert "3 messages read (1 buffered, 2 in flight)" in caplog.text, caplog.text
+    assert "0 rows stored" in caplog.text
+    caplog.clear()
+    service._flush()
+    service._log_progress()
+    assert "3 messages read (0 buffered, 0 in flight), 3 rows stored" in caplog.text, caplog.text
+    assert consumer.commits == [{tp: 2}, {tp: 3}]
