@@ -543,3 +543,10 @@ def cumulative_of(path: Path, needles: dict[str, tuple[str, str]]) -> dict[str, 
             2,
         )
     return found
+
+
+def cumulative_calls(path: Path, suffix: str, name: str) -> int:
+    """How many times a (synchronous) function was called in a cProfile dump."""
+    stats = pstats.Stats(str(path))
+    table: dict[tuple[str, int, str], tuple[int, int, float, float, Any]] = stats.stats  # type: ignore[attr-defined]
+    return sum(v[1] for (f, _l, n), v in table.items() if f.endswith(suffix) and n == name)

@@ -1,6 +1,6 @@
 """Replaying six years of national-scale history (~30 million events): what is measured, and what is projected.
 
-    .venv/bin/python -m bench.replay_national [--partnerships 3] [--years 2] [--replay-seconds 300]
+    .venv/bin/python -m bench.replay_national [--partnerships 2] [--years 2] [--replay-seconds 300]
 
 30 million events through Kafka and one worker is many hours on this machine, so this script measures what fits
 and projects the rest, labelled as a projection with its basis:
@@ -155,7 +155,7 @@ def hours(events: int, rate: float) -> float:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--partnerships", type=int, default=3)
+    parser.add_argument("--partnerships", type=int, default=2)
     parser.add_argument("--years", type=int, default=2, help="consecutive years for the in-process run")
     parser.add_argument("--replay-seconds", type=float, default=300.0)
     parser.add_argument("--replay-rate-guess", type=float, default=0.0, help="events/s to size the replay")

@@ -46,6 +46,9 @@ from bench.common import (
     to_records,
     write_result,
 )
+from bench.worker_throughput import Applier, new_processor
+from schemas.topics import message_key, topic_for
+from streams.app import murmur2_partition
 
 TARGET_BYTES = 1 << 30
 MIB = 1 << 20
@@ -194,10 +197,6 @@ def fill(template_path: Path, children: int, households_per_child: float) -> dic
 
 
 def real_worker(partnerships: int, children_target: int) -> dict[str, Any]:
-    from bench.worker_throughput import Applier, new_processor
-    from schemas.topics import message_key, topic_for
-    from streams.app import murmur2_partition
-
     say(f"real worker: {partnerships} simulated year(s)")
     events = history(partnerships, 0)
     reference = Applier(new_processor())
@@ -221,7 +220,6 @@ def real_worker(partnerships: int, children_target: int) -> dict[str, Any]:
             worker.start()
             try:
                 worker.wait_for_log(WORKER_READY, 120)
-                time.sleep(1)
                 rss_ready = rss_bytes(worker.pid)
                 ends = offsets.ends()
                 last = time.monotonic()

@@ -33,6 +33,7 @@ from bench.common import (
     Record,
     WorkerProcess,
     cpu_seconds,
+    cumulative_calls,
     cumulative_of,
     history,
     load_average,
@@ -333,6 +334,65 @@ def profile_worker(bootstrap: str, app_id: str, workdir: Path, seconds: float, o
             "logging (alert log lines)": ("logging/__init__.py", "_log"),
         },
     )
+    key = summary["key_functions_cumulative_s"]
+    busy = summary["busy_s"]
+    parts = {
+        "rules: RuleProcessor.apply (engine, state cache, deadline index)": key["RuleProcessor.apply"],
+        "decode + validate + placement (check_record)": key["intake.check_record (decode + validate + placement)"],
+        "state writes: flush (to_json_obj + Faust table set + changelog send)": key[
+            "RuleProcessor.flush (state -> table)"
+        ],
+        "publishing alerts, obligations, dead letters (synchronous part)": key[
+            "Worker._publish (alerts, obligations, wait for acks)"
+        ],
+    }
+    parts["everything else: Faust streams/acks/commits, aiokafka fetch+produce, asyncio, logging"] = round(
+        busy - sum(parts.values()), 2
+    )
+    summary["attribution_of_busy_time"] = {
+        label: {"seconds": seconds, "share": round(seconds / busy, 3)} for label, seconds in parts.items()
+    }
+    summary["batches"] = cumulative_calls(out, "streams/processor.py", "flush")
+    return summary
+
+
+def profile_rules(records: Sequence[Record], limit: int = 40_000) -> dict[str, Any]:
+    """cProfile of the pure RuleProcessor (no Kafka) over the first `limit` events: where the rule time goes."""
+    import cProfile
+
+    decoded = [(decode_event(v), t, murmur2_partition(k, DEFAULT_PARTITIONS)) for t, k, v in records[:limit]]
+    applier = Applier(new_processor())
+    out = Path(tempfile.gettempdir()) / "bench-rules.prof"
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for i, (event, topic, partition) in enumerate(decoded, 1):
+        applier.event(event, topic, partition)
+        if i % 1000 == 0:
+            applier.processor.flush()
+    applier.processor.flush()
+    profiler.disable()
+    profiler.dump_stats(str(out))
+    summary = summarise_profile(out, top=20)
+    summary["events"] = len(decoded)
+    summary["hot_spots_cumulative_s"] = cumulative_of(
+        out,
+        {
+            "engine.evaluate": ("streams/rules/engine.py", "evaluate"),
+            "engine._tidy (prune after every input)": ("streams/rules/engine.py", "_tidy"),
+            "history.prune": ("streams/rules/history.py", "prune"),
+            "durations.reaches": ("streams/rules/durations.py", "reaches"),
+            "Duration.after (calendar arithmetic)": ("streams/rules/durations.py", "after"),
+            "durations._add_months": ("streams/rules/durations.py", "_add_months"),
+            "engine._open_duties": ("streams/rules/engine.py", "_open_duties"),
+            "definition.windows_through": ("streams/rules/definition.py", "windows_through"),
+            "history.record": ("streams/rules/history.py", "record"),
+            "pydantic BaseModel.model_copy": ("pydantic/main.py", "model_copy"),
+            "engine.next_deadline (deadline index)": ("streams/rules/engine.py", "next_deadline"),
+            "RuleProcessor.flush (to_json_obj into dict)": ("streams/processor.py", "flush"),
+            "SubjectState.has_seen (linear scan)": ("streams/rules/state.py", "has_seen"),
+        },
+    )
+    say(f"rules profile: {summary['hot_spots_cumulative_s']}")
     return summary
 
 
@@ -348,6 +408,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     records = to_records(history(args.partnerships, 0))
     say(f"{len(records):,} events")
     figures: dict[str, Any] = {"in_process": in_process(records)}
+    figures["rules_profile"] = profile_rules(records)
     workdir = Path(tempfile.mkdtemp(prefix="bench-worker-"))
     profile_path = Path(tempfile.gettempdir()) / "bench-worker_throughput.prof"
     try:
