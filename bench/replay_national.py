@@ -149,6 +149,14 @@ def raw_rate(bootstrap: str) -> dict[str, Any]:
     return {"events": count, "seconds": round(wall, 2), "events_per_s": round(count / wall, 1)}
 
 
+def _first_rate(figures: dict[str, Any]) -> str:
+    checkpoints = figures.get("checkpoints") or []
+    if not checkpoints:
+        return "?"
+    count, seconds = checkpoints[0]
+    return f"{count / seconds:,.0f}"
+
+
 def hours(events: int, rate: float) -> float:
     return round(events / rate / 3600, 2) if rate else float("inf")
 
@@ -244,6 +252,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"with the 50,000-state cache, {national['events_per_s']:,.0f} events/s with the cache scaled to national "
             f"locality ({national_cache:,}); 30M at that ceiling: "
             f"{projection['one_process_rules_only_national_cache_hours']} h.",
+            f"The rules slow down as histories grow: in process the rate went from "
+            f"{_first_rate(figures['in_process_default_cache'])} events/s over the first 100,000 events to "
+            f"{figures['in_process_default_cache']['events_per_s']:,.0f} events/s over {args.years} years, so six "
+            "years at national scale would run slower than this constant-rate projection.",
             "History: simulated Leeds-sized partnership years (generate(LEEDS_2019) with seeds per partnership and "
             "year, salted pseudonyms per partnership, later years shifted by 52-week steps), merged in event time.",
             "The worker runs through bench.run_worker (the project's worker plus a workaround for a changelog "
