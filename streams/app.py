@@ -114,17 +114,9 @@ class Worker:
         self._clocks_saved: dict[tuple[str, int], PartitionClock] = {}
         self._clocks_restored = False
 
-        table_options: dict[str, Any] = {
-            "default": None,
-            "partitions": self.partitions,
-            "use_partitioner": True,
-            "key_type": bytes,  # raw UTF-8 keys: the producer's partitioner then places them as the topics' keys
-        }
-        self.children = self.app.Table("child-state", help="rule state per child", **table_options)
-        self.households = self.app.Table("household-state", help="rule state per household", **table_options)
-        self.saved_clocks = self.app.Table(
-            "partition-clocks", help="deadline clocks per topic partition", **table_options
-        )
+        self.children = self._table("child-state", "rule state per child")
+        self.households = self._table("household-state", "rule state per household")
+        self.saved_clocks = self._table("partition-clocks", "deadline clocks per topic partition")
         self.app.on_partitions_revoked.connect(self._forget_cached_states)
         self.processor = RuleProcessor(
             self.catalogue,
@@ -150,6 +142,19 @@ class Worker:
         self.app.timer(interval=30.0)(self._log_counts)
         self._lane = asyncio.Lock()
         """One lane for state: batches of both agents and the timer never interleave (see `_run_batch`)."""
+
+    def _table(self, name: str, help: str) -> Any:
+        """A table whose changelog partition is Kafka's partition of the key: co-partitioned with the topics."""
+        table = KeyPartitionedTable(
+            self.app,
+            name=name,
+            default=None,
+            beacon=self.app.tables.beacon,
+            partitions=self.partitions,
+            help=help,
+            key_type=bytes,  # raw UTF-8 keys, hashed exactly as the topics' keys are
+        )
+        return self.app.tables.add(table)
 
     # --- agents -------------------------------------------------------------------------------------
 
@@ -319,6 +324,20 @@ class Worker:
             error=f"{type(exc).__name__}: {exc}",
             at=self.clock(),
         )
+
+
+class KeyPartitionedTable(faust.Table[bytes, Any]):
+    """A Faust table that places each changelog write on Kafka's default partition of its key.
+
+    Faust's own options either take the partition of the event being processed (so writes from a timer fail)
+    or ask the producer's partitioner, which needs topic metadata the producer may not have fetched yet at
+    start-up (aiokafka then fails with `TypeError` in `_partition`). The partition here is computed from the
+    key alone, exactly as the contract topics are partitioned, so the table stays co-partitioned with them.
+    """
+
+    def partition_for_key(self, key: Any) -> int:
+        assert self.partitions is not None, "declared with the contract topics' partition count"
+        return murmur2_partition(key if isinstance(key, bytes) else str(key).encode("utf-8"), self.partitions)
 
 
 class Utf8Keys(MutableMapping[str, Any]):

@@ -1,8 +1,8 @@
 """The worker's Faust agents through `test_context()`: the memory store, no broker.
 
-Only the producer side is replaced (this tier has no broker): sends are recorded instead of published, and
-table changelog writes are placed with Kafka's partitioner. Everything else is the real app: agents, tables,
-batching, the rule engine, the obligations repartition, dead letters.
+Only the sending side is replaced (this tier has no broker): sends to topics are recorded instead of
+published. Everything else is the real app: agents, tables, batching, the rule engine, the obligations
+repartition, dead letters.
 """
 
 from __future__ import annotations
@@ -15,13 +15,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from faust.types import TP
 
 from safeguard.settings import KafkaSettings, Settings
 from schemas.codec import decode_alert, decode_dead_letter, encode
 from schemas.events import AgencyEvent
 from schemas.topics import ALERTS, CONTACTS, DEAD_LETTER, DOMESTIC_INCIDENTS, MISSING_EPISODES, message_key
-from streams.app import Worker, murmur2_partition
+from streams.app import Worker
 from tests.unit.test_streams.factories import (
     CHILD,
     OTHER_CHILD,
@@ -62,8 +61,6 @@ def worker() -> Iterator[tuple[Worker, Sent]]:
 
     for topic in (worker.alerts_topic, worker.obligations_topic, worker.dead_letter_topic):
         topic.send = recorder(topic.get_topic_name())  # type: ignore[method-assign]
-    partitions = worker.partitions
-    worker.app.producer.key_partition = lambda topic, key: TP(topic, murmur2_partition(key, partitions))  # type: ignore[method-assign]
     yield worker, sent
 
 
