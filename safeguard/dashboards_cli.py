@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from safeguard.settings import Settings
+from schemas.errors import StoreError
 
 pass_settings = click.make_pass_decorator(Settings)
 
@@ -157,7 +158,17 @@ def report(
     suppressed = settings.grafana.suppress_small_numbers if suppress is None else suppress
     client = connect(settings)
     try:
-        client.database = database_name(settings)
+        database = database_name(settings)
+        found = client.query(
+            "SELECT count() FROM system.tables WHERE database = {db:String} AND name = 'contacts'",
+            parameters={"db": database},
+        ).result_rows
+        if not found or not found[0][0]:
+            raise StoreError(
+                f"the store {settings.clickhouse.url} has no tables in database {database}: "
+                "run `safeguard sink migrate` (or the sink) first"
+            )
+        client.database = database
         newest = _newest_event(client)
         time_from, time_to = report_period(newest, start.date() if start else None, end.date() if end else None, year)
         ctx = context(time_from, time_to)

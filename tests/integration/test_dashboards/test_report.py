@@ -137,3 +137,11 @@ def test_chromium_draws_every_chart(browser: Any, reports: dict[str, Path], name
     assert browser.execute_script("return performance.getEntriesByType('resource').length") == 0
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []
+
+
+def test_a_store_without_tables_is_a_clear_error(tmp_path: Path) -> None:
+    env = {"SAFEGUARD_CLICKHOUSE__URL": f"chdb://{tmp_path / 'empty'}"}
+    result = CliRunner().invoke(cli, ["report", "--out", str(tmp_path / "r.html")], env=env)
+    assert result.exit_code == 2
+    assert "has no tables in database safeguard: run `safeguard sink migrate`" in result.output
+    assert not (tmp_path / "r.html").exists()
