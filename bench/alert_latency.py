@@ -39,6 +39,7 @@ from bench.common import (
     local_broker,
     rss_bytes,
     say,
+    scheduler_seconds,
     write_result,
 )
 from producers.publisher import PRODUCER_DEFAULTS
@@ -245,6 +246,7 @@ def run_at(
                 consumer.start()
                 consumer_ready.wait(60)
                 cpu0, t0 = cpu_seconds(worker.pid), time.monotonic()
+                sched0 = scheduler_seconds(worker.pid)
                 say(
                     f"producing {rate:,.0f} events/s and {probes_per_s:g} probes/s for "
                     f"{warmup:.0f} s warm-up + {seconds:.0f} s measured"
@@ -282,7 +284,10 @@ def run_at(
                             break
                     time.sleep(0.2)
                 busy = time.monotonic() - t0
+                sched1 = scheduler_seconds(worker.pid)
                 worker_stats = {
+                    "share_of_time_running": round((sched1[0] - sched0[0]) / busy, 3),
+                    "share_of_time_waiting_for_a_cpu": round((sched1[1] - sched0[1]) / busy, 3),
                     "startup_s_to_ready": round(ready_at - spawned, 2),
                     "cpu_share_of_one_core": round((cpu_seconds(worker.pid) - cpu0) / busy, 3),
                     "rss_mib_at_end": round(rss_bytes(worker.pid) / (1 << 20), 1),
@@ -373,6 +378,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         notes=[
             f"p50 {latency.get('p50_ms')} ms, p95 {latency.get('p95_ms')} ms, p99 {latency.get('p99_ms')} ms, max "
             f"{latency.get('max_ms')} ms over {latency.get('count')} probes; {missing} probes got no alert.",
+            f"Worker during the main run: running {details['worker'].get('share_of_time_running')} of the time, "
+            f"runnable but waiting for a CPU {details['worker'].get('share_of_time_waiting_for_a_cpu')} (other "
+            "processes on the 2 cores), the rest blocked (waiting for broker acks or input).",
             f"Where the time goes (p50): producer ack {details['probe_send_to_producer_ack'].get('p50_ms')} ms "
             f"(linger 20 ms + acks=all); probe -> alert written by the worker (its CreateTime) "
             f"{details['probe_send_to_alert_produced_by_worker'].get('p50_ms')} ms; alert written -> read "

@@ -384,6 +384,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
+def scheduler_seconds(pid: int) -> tuple[float, float]:
+    """(seconds on a CPU, seconds runnable but waiting for a CPU) summed over the process's threads (schedstat).
+
+    Waiting for a CPU is what other processes on a busy machine cost the worker; a worker that lags while using
+    little CPU and waiting little is blocked on something else (broker round trips, its own locks).
+    """
+    running = waiting = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = (task / "schedstat").read_text().split()
+            running += int(fields[0])
+            waiting += int(fields[1])
+    return running / 1e9, waiting / 1e9
+
+
 @dataclass
 class WorkerProcess:
     """The worker (`python -m bench.run_worker worker -l info`) as a subprocess, optionally under cProfile.

@@ -41,6 +41,7 @@ from bench.common import (
     publish,
     rss_bytes,
     say,
+    scheduler_seconds,
     summarise_profile,
     to_records,
     write_result,
@@ -251,6 +252,7 @@ def run_worker(bootstrap: str, offsets: Offsets, app_id: str, workdir: Path, tim
     try:
         ready = worker.wait_for_log(WORKER_READY, 120)
         cpu_at_ready = cpu_seconds(worker.pid)
+        sched_at_ready = scheduler_seconds(worker.pid)
         rss_at_ready = rss_bytes(worker.pid)
         say(f"worker pid {worker.pid} ready {ready - spawned:.1f} s after spawn; consuming {total:,} events")
         deadline = ready + timeout_s
@@ -274,6 +276,7 @@ def run_worker(bootstrap: str, offsets: Offsets, app_id: str, workdir: Path, tim
             time.sleep(0.25)
         finished = samples[-1][0]
         rss_at_end = rss_bytes(worker.pid)
+        sched_at_end = scheduler_seconds(worker.pid)
     finally:
         worker.stop()
     first = next((s for s in samples if s[1] > 0), samples[-1])
@@ -290,6 +293,7 @@ def run_worker(bootstrap: str, offsets: Offsets, app_id: str, workdir: Path, tim
         "cpu_seconds": round(busy_cpu, 2),
         "cpu_us_per_event": round(busy_cpu / total * 1e6, 1),
         "cpu_share_of_one_core": round(busy_cpu / seconds, 3),
+        "share_of_time_waiting_for_a_cpu": round((sched_at_end[1] - sched_at_ready[1]) / seconds, 3),
         "rss_mib_at_ready": round(rss_at_ready / (1 << 20), 1),
         "rss_mib_at_end": round(rss_at_end / (1 << 20), 1),
         "commit_samples": [(round(t - ready, 2), n) for t, n, _cpu in samples[:: max(1, len(samples) // 40)]],
@@ -452,6 +456,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"sends of every state write, obligations repartition, acks, commits) and logging.",
         "Events: simulated Leeds-sized years (generate(LEEDS_2019, seed=7) and salted copies with their own "
         "children) merged in occurred_at order, published with the project's EventPublisher to 6 partitions.",
+        f"The worker was runnable but waiting for a CPU {worker['share_of_time_waiting_for_a_cpu']:.0%} of the "
+        f"time (other processes on the 2 cores) and ran {worker['cpu_share_of_one_core']:.0%} of it.",
         f"Load average before {load_before}, after {load_average()}.",
     ]
     if "worker_profile" in figures:
