@@ -171,6 +171,11 @@ def sink_reconcile(settings: Settings) -> None:
             click.echo(f"{p.topic}[{p.partition}]: {p.expired} messages are past their retention (not missing)")
         if p.duplicates:
             click.echo(f"{p.topic}[{p.partition}]: {p.duplicates} messages repeat an id stored once (not missing)")
+        if p.stored_elsewhere:
+            click.echo(
+                f"{p.topic}[{p.partition}]: {p.stored_elsewhere} messages carry an id whose one row was stored from "
+                "another partition or topic (the same event published twice; not missing)"
+            )
         if p.missing:
             shown = ", ".join(str(o) for o in p.missing_offsets) + (
                 " ..." if p.missing > len(p.missing_offsets) else ""

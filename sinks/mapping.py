@@ -474,7 +474,7 @@ def row_for_dead_letter(
 def _claims(original: bytes) -> tuple[str | None, str | None]:
     try:
         obj = json.loads(original)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the parser goes (a poison pill)
         return None, None
     if not isinstance(obj, dict):
         return None, None

@@ -6,6 +6,12 @@ stand in for a message). Where those differ, the partition is read and each mess
 tells real gaps (offsets whose row is missing) from messages that are legitimately one row (the same event
 published twice: one `event_id`, one row) and from offsets a compacted topic no longer holds.
 
+The same event published twice may land on two partitions (or two topics): a copy under another key, as a
+producer with the wrong key sends it, hashes elsewhere. Both copies map to one row (same table, same id) and
+the ReplacingMergeTree keeps the one ingested last, with *its* topic, partition and offset; the other copy's
+partition then holds no row for it. A message whose id is not stored from its own partition is therefore
+looked up in its whole table: stored from another position, it counts as `stored_elsewhere`, not missing.
+
 Counting distinct keys rather than `FINAL` rows makes purged events count as stored (FINAL hides them).
 """
 
@@ -24,12 +30,16 @@ from sinks.store import Client
 
 _MESSAGE_TABLES = (*KEY_COLUMNS, "data_quality_findings")
 _SAMPLE = 20
+_LOOKUP_CHUNK = 10_000
 SINK_TOPIC_NAMES: tuple[str, ...] = tuple(spec.name for spec in TOPICS)
 
 
 @dataclass
 class PartitionCheck:
-    """One topic partition. `missing` are messages with no row; `missing_offsets` lists the first few."""
+    """One topic partition. `missing` are messages with no row; `missing_offsets` lists the first few.
+
+    `duplicates` repeat an id already seen in this partition; `stored_elsewhere` carry an id whose one row was
+    stored from another partition or topic (the same event published twice, under different keys)."""
 
     topic: str
     partition: int
@@ -37,6 +47,7 @@ class PartitionCheck:
     stored: int
     not_yet_read: int = 0
     duplicates: int = 0
+    stored_elsewhere: int = 0
     missing: int = 0
     expired: int = 0
     missing_offsets: list[int] = field(default_factory=list)
@@ -122,6 +133,20 @@ def reconcile(
     return Reconciliation(checks)
 
 
+def stored_anywhere(client: Client, database: str, table: str, ids: Iterable[str]) -> set[str]:
+    """Which of `ids` are stored in `table` from any topic, partition or offset (one-row-per-message tables)."""
+    key = KEY_COLUMNS[table]
+    wanted = sorted(set(ids))
+    found: set[str] = set()
+    for i in range(0, len(wanted), _LOOKUP_CHUNK):
+        rows = client.query(
+            f"SELECT DISTINCT {key} FROM `{database}`.{table} WHERE {key} IN {{ids:Array(String)}}",  # noqa: S608
+            parameters={"ids": wanted[i : i + _LOOKUP_CHUNK]},
+        ).result_rows
+        found.update(str(r[0]) for r in rows)
+    return found
+
+
 def _exact(
     client: Client,
     database: str,
@@ -132,6 +157,7 @@ def _exact(
 ) -> None:
     present = keys_present(client, database, check.topic, check.partition)
     seen: set[tuple[str, str]] = set()
+    absent: list[tuple[int, str, str, dict[str, Any]]] = []  # (offset, table, id, row) with no row from here
     count = 0
     for msg in messages:
         count += 1
@@ -142,14 +168,24 @@ def _exact(
             continue
         seen.add(key)
         if key not in present:
-            if now is not None and table in retention:
-                column, parts = retention[table]
-                if expired(row[column], parts, now):
-                    check.expired += 1
-                    continue
-            check.missing += 1
-            if len(check.missing_offsets) < _SAMPLE:
-                check.missing_offsets.append(msg.offset)
+            absent.append((msg.offset, table, id_, row))
+    # A finding's id is its own position, so only a table row can have been stored from another message.
+    elsewhere: set[tuple[str, str]] = set()
+    for table in {t for _, t, _, _ in absent if t in KEY_COLUMNS}:
+        ids = stored_anywhere(client, database, table, (i for _, t, i, _ in absent if t == table))
+        elsewhere.update((table, i) for i in ids)
+    for offset, table, id_, row in absent:
+        if (table, id_) in elsewhere:
+            check.stored_elsewhere += 1
+            continue
+        if now is not None and table in retention:
+            column, parts = retention[table]
+            if expired(row[column], parts, now):
+                check.expired += 1
+                continue
+        check.missing += 1
+        if len(check.missing_offsets) < _SAMPLE:
+            check.missing_offsets.append(offset)
     check.messages = count
     check.checked_each_message = True
 

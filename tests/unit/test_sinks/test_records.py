@@ -133,3 +133,11 @@ def test_valid_event_on_the_wrong_topic_is_stored_and_noted() -> None:
 def test_values_the_store_cannot_hold_become_a_finding(changes: dict[str, Any]) -> None:
     [(table, row)] = rows_for_message(_event_msg("cp_plan.started", **changes), AT)
     assert (table, row["reason_code"]) == ("data_quality_findings", "out_of_range")
+
+
+@pytest.mark.parametrize("value", [b"[" * 100_000, b'{"a":' * 100_000])
+def test_json_nested_too_deep_is_a_finding_not_a_crash(value: bytes) -> None:
+    """Past the JSON parser's recursion limit: one finding (a crash would stop the sink at this offset for good)."""
+    [(table, row)] = rows_for_message(_msg("safeguarding.missing-episodes.v1", value, b"k"), AT)
+    assert (table, row["reason_code"], row["claimed_event_id"]) == ("data_quality_findings", "undecodable", None)
+    assert base64.b64decode(row["original_b64"]) == value
