@@ -22,7 +22,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from typing import Any
 from safeguard.clock import Clock, system_clock
 from safeguard.settings import LocalKafkaSettings, Settings
 from schemas.errors import LocalKafkaError
-from schemas.topics import DEFAULT_PARTITIONS, TOPICS
+from schemas.topics import DEFAULT_PARTITIONS, TOPICS, TopicSpec
 
 Progress = Callable[[str], None]
 
@@ -715,8 +715,13 @@ def _partition_counts(admin: Any, names: list[str]) -> dict[str, int]:
     return {str(t["name"]): len(t.get("partitions") or []) for t in described if t.get("error_code", 0) == 0}
 
 
-def create_topics(client_options: dict[str, Any], partitions: int, replication_factor: int) -> list[str]:
-    """Create every contract topic that is missing; returns the names created (empty when all existed).
+def create_topics(
+    client_options: dict[str, Any],
+    partitions: int,
+    replication_factor: int,
+    specs: Sequence[TopicSpec] = TOPICS,
+) -> list[str]:
+    """Create every contract topic (or each of `specs`) that is missing; returns the names created.
 
     An existing topic with another partition count is an error, not a warning: stateful processing joins topics
     by key and needs them co-partitioned, and Kafka can never shrink a topic.
@@ -725,7 +730,7 @@ def create_topics(client_options: dict[str, Any], partitions: int, replication_f
 
     with _admin(client_options) as admin:
         existing = set(admin.list_topics())
-        missing = [spec for spec in TOPICS if spec.name not in existing]
+        missing = [spec for spec in specs if spec.name not in existing]
         created: list[str] = []
         if missing:
             request = {
@@ -747,14 +752,14 @@ def create_topics(client_options: dict[str, Any], partitions: int, replication_f
             if failures:
                 raise LocalKafkaError("Kafka did not create the contract topics:\n  " + "\n  ".join(failures))
             admin.wait_for_topics([spec.name for spec in missing], timeout_ms=30_000)
-        counts = _partition_counts(admin, [spec.name for spec in TOPICS])
+        counts = _partition_counts(admin, [spec.name for spec in specs])
     wrong = [f"{name} has {counts[name]}" for name in sorted(counts) if counts[name] != partitions]
     if wrong:
         raise LocalKafkaError(
             f"contract topics must have {partitions} partitions (stateful processing is co-partitioned by key), "
             f"but {', '.join(wrong)}: delete and recreate them, or set SAFEGUARD_KAFKA__TOPIC_PARTITIONS to match"
         )
-    not_visible = [spec.name for spec in TOPICS if spec.name not in counts]
+    not_visible = [spec.name for spec in specs if spec.name not in counts]
     if not_visible:
         raise LocalKafkaError(f"contract topics not visible after creation: {', '.join(not_visible)}")
     return created

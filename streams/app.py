@@ -32,7 +32,7 @@ from schemas.alerts import AlertRaised
 from schemas.codec import encode
 from schemas.deadletter import DeadLetter, dead_letter_from_kafka
 from schemas.events import AgencyEvent
-from schemas.topics import ALERTS, DEAD_LETTER, EVENT_TOPICS
+from schemas.topics import ALERTS, DEAD_LETTER, EVENT_TOPICS, TopicSpec
 from streams.intake import check_record
 from streams.processor import RuleProcessor, Step, clock_topics
 from streams.rules import Catalogue, DaObligation, PartitionClock, load_catalogue
@@ -114,9 +114,9 @@ class Worker:
         self._clocks_saved: dict[tuple[str, int], PartitionClock] = {}
         self._clocks_restored = False
 
-        self.children = self._table("child-state", "rule state per child")
-        self.households = self._table("household-state", "rule state per household")
-        self.saved_clocks = self._table("partition-clocks", "deadline clocks per topic partition")
+        self.children = self._table("child-state", TABLES["child-state"])
+        self.households = self._table("household-state", TABLES["household-state"])
+        self.saved_clocks = self._table("partition-clocks", TABLES["partition-clocks"])
         self.app.on_partitions_revoked.connect(self._forget_cached_states)
         self.processor = RuleProcessor(
             self.catalogue,
@@ -128,7 +128,7 @@ class Worker:
         self.dead_letter_topic = self.app.topic(DEAD_LETTER.name, key_type=bytes, value_type=bytes)
         self.alerts_topic = self.app.topic(ALERTS.name, key_type=bytes, value_type=bytes)
         self.obligations_topic = self.app.topic(
-            f"{streams.app_id}-da-obligations",
+            obligations_topic_name(streams.app_id),
             partitions=self.partitions,
             internal=True,
             key_type=bytes,
@@ -363,6 +363,34 @@ class Utf8Keys(MutableMapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self.table)
+
+
+def obligations_topic_name(app_id: str) -> str:
+    """The internal repartition topic that carries incident obligations to the children present."""
+    return f"{app_id}-da-obligations"
+
+
+TABLES: dict[str, str] = {
+    "child-state": "rule state per child",
+    "household-state": "rule state per household",
+    "partition-clocks": "deadline clocks per topic partition",
+}
+"""The worker's tables; each has a compacted changelog topic `<app_id>-<table>-changelog`."""
+
+
+def internal_topics(settings: Settings) -> list[TopicSpec]:
+    """Topics the worker uses that are not in the contract, created before it starts (see `__main__`).
+
+    Faust would create them itself, but possibly after its consumer subscribed or its producer fetched
+    metadata: a repartition topic is then never read, and writes to a changelog the producer has no metadata
+    for stall its flush (and with it every offset commit). Creating them first avoids both races.
+    """
+    app_id = settings.streams.app_id
+    name = obligations_topic_name(app_id)
+    specs = [TopicSpec(name, ("da_obligation",), "child_id", description="incident obligations, keyed by child")]
+    for table, purpose in TABLES.items():
+        specs.append(TopicSpec(f"{app_id}-{table}-changelog", (), None, cleanup_policy="compact", description=purpose))
+    return specs
 
 
 def murmur2_partition(key: bytes, partitions: int) -> int:
