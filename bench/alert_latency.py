@@ -395,8 +395,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "Background: the simulated Leeds year (88k events) replayed at the rate with fresh pseudonyms and "
             "current timestamps, so a year of each child's history is compressed into the run; window rules raise "
             f"alerts along the way ({background_alerts:,} background alerts seen).",
-            "The worker runs through bench.run_worker (the project's worker plus a workaround for a changelog "
-            "metadata bug that otherwise stalls it; see bench/run_worker.py).",
+            "The worker is the project's own `python -m streams worker -l info` with default settings.",
             f"Load average before {load_before}, after {load_average()}.",
         ],
         details=details,

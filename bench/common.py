@@ -28,7 +28,7 @@ from typing import IO, Any
 from producers.publisher import EventPublisher
 from producers.simulate import LEEDS_2019, generate
 from safeguard.kafka_clients import client_options
-from safeguard.kafka_local import LocalBroker, free_ports
+from safeguard.kafka_local import LocalBroker
 from safeguard.settings import KafkaSettings, LocalKafkaSettings
 from schemas.codec import encode
 from schemas.events import AgencyEvent, DomesticIncidentRecorded
@@ -401,7 +401,7 @@ def scheduler_seconds(pid: int) -> tuple[float, float]:
 
 @dataclass
 class WorkerProcess:
-    """The worker (`python -m bench.run_worker worker -l info`) as a subprocess, optionally under cProfile.
+    """The worker (`python -m streams worker -l info`) as a subprocess, optionally under cProfile.
 
     Stopped by its own pid (SIGTERM, then SIGKILL).
     """
@@ -410,8 +410,8 @@ class WorkerProcess:
     app_id: str
     workdir: Path
     profile_to: Path | None = None
-    workaround: bool = True
-    """Run through bench.run_worker with its changelog-metadata workaround (see there); False: `-m streams`."""
+    workaround: bool = False
+    """True: run through bench.run_worker with its changelog-metadata workaround (see there)."""
     extra_env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     _log: IO[str] | None = None
@@ -432,9 +432,6 @@ class WorkerProcess:
             "SAFEGUARD_KAFKA__BOOTSTRAP_SERVERS": self.bootstrap,
             "SAFEGUARD_STREAMS__APP_ID": self.app_id,
             "SAFEGUARD_STREAMS__DATA_DIR": str(self.workdir / "streams"),
-            # `python -m streams worker` starts Faust's web server whatever web_enabled says (the CLI's --with-web
-            # default), on 6066 unless told otherwise: a free port keeps it off other engineers' workers.
-            "SAFEGUARD_STREAMS__WEB_PORT": str(free_ports(1)[0]),
             "BENCH_CHANGELOG_METADATA_WORKAROUND": "1" if self.workaround else "0",
             **self.extra_env,
         }

@@ -12,7 +12,7 @@ and projects the rest, labelled as a projection with its basis:
    national ratio (50,000 x partnerships / 57 partnerships' worth of children: England's ~5 million events a year
    are ~57 Leeds-sized years), where most inputs decode their subject's state from the table, as nationally.
 2. A real replay through Kafka: as much of the same history as one worker processes in `--replay-seconds`, is
-   published first, then the worker (`python -m bench.run_worker worker`) replays it from the start; events
+   published first, then the worker (`python -m streams worker`) replays it from the start; events
    committed per second is measured. A raw aiokafka consumer with decode_event reads the same events (baseline).
 3. The projection for 30,000,000 events: at the measured replay rate, at the in-process national-cache rate (the
    ceiling of one process), and with the topics' 6 partitions spread over 6 workers (assumes linear scaling on
@@ -258,8 +258,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "years at national scale would run slower than this constant-rate projection.",
             "History: simulated Leeds-sized partnership years (generate(LEEDS_2019) with seeds per partnership and "
             "year, salted pseudonyms per partnership, later years shifted by 52-week steps), merged in event time.",
-            "The worker runs through bench.run_worker (the project's worker plus a workaround for a changelog "
-            "metadata bug that otherwise stalls it; see bench/run_worker.py).",
+            "The worker is the project's own `python -m streams worker -l info` with default settings.",
             f"Load average before {load_before}, after {load_average()}.",
         ],
         details=figures,

@@ -1,15 +1,15 @@
-"""`python -m bench.run_worker worker -l info`: the project's worker (`python -m streams worker`) for the benchmarks.
+"""`python -m bench.run_worker worker -l info`: the project's worker entry point (`streams.__main__`) with one
+optional workaround, for runs against code that still has the bug (`BENCH_CHANGELOG_METADATA_WORKAROUND=1`).
 
-It is `streams/__main__.py` plus one workaround, on unless `BENCH_CHANGELOG_METADATA_WORKAROUND=0`:
-
-The worker's tables use `use_partitioner=True`, so every state write (`Table.__setitem__` -> `send_soon`) asks the
-aiokafka producer to partition the key from its cached metadata, without ever fetching it. aiokafka keeps metadata
-only for the topics it tracks; while it tracks none it fetches every topic, but the first `send()` (the first alert)
-makes it track that topic only, and the next metadata refresh drops the changelog topics. From then on a state
-write raises `TypeError: 'NoneType' object is not iterable` (aiokafka producer.py `_partition`) and
-`Worker._deliver` retries the batch for ever (republishing its alerts each time): the worker stops making
-progress after a few hundred events. Registering the changelog topics with the producer's client (`add_topic`)
-keeps their metadata fetched. The benchmarks measure the worker with this, and say so in their notes.
+The benchmarks run `python -m streams worker` itself (WorkerProcess(workaround=False), the default). Before commit
+b2b95cf the worker stalled after a few hundred events: the tables use `use_partitioner=True`, so every state
+write (`Table.__setitem__` -> `send_soon`) asks the aiokafka producer to partition the key from its cached metadata
+without fetching it, and the producer had no metadata for the changelog topics (`TypeError: 'NoneType' object is
+not iterable` in aiokafka producer.py `_partition`, retried for ever by `Worker._deliver`, republishing the batch's
+alerts each time). b2b95cf creates the internal topics before Faust starts and the stall is gone in these runs.
+aiokafka still keeps metadata only for the topics it tracks once a `send()` has named one, so if it ever comes back
+(after a metadata refresh, every 5 minutes by default), this workaround registers the changelog topics with the
+producer's client so their metadata keeps being fetched.
 """
 
 from __future__ import annotations
@@ -17,36 +17,43 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from typing import Any
 
-from safeguard.kafka_local import resolve_bootstrap
-from safeguard.settings import load_settings
 from streams.app import Worker
 
 log = logging.getLogger("bench.run_worker")
 
 
+def _track_changelog_metadata(app: Any) -> None:
+    async def track() -> None:
+        client = app.producer._ensure_producer().client
+        names = [table.changelog_topic.get_topic_name() for table in app.tables.values()]
+        for name in names:
+            await client.add_topic(name)
+        for name in names:
+            for _attempt in range(60):
+                try:
+                    await client._wait_on_metadata(name)
+                    break
+                except Exception:  # the topic may not be created yet
+                    await asyncio.sleep(0.5)
+        log.warning("bench workaround: the producer tracks the changelog topics' metadata: %s", names)
+
+    app.task(track)
+
+
 def main() -> None:
-    settings = load_settings()
-    worker = Worker(settings, resolve_bootstrap(settings))
-    app = worker.app
-    if os.environ.get("BENCH_CHANGELOG_METADATA_WORKAROUND", "1") != "0":
+    if os.environ.get("BENCH_CHANGELOG_METADATA_WORKAROUND", "0") == "1":
+        original = Worker.__init__
 
-        async def track_changelog_metadata() -> None:
-            client = app.producer._ensure_producer().client
-            names = [table.changelog_topic.get_topic_name() for table in app.tables.values()]
-            for name in names:
-                await client.add_topic(name)
-            for name in names:
-                for _attempt in range(60):
-                    try:
-                        await client._wait_on_metadata(name)
-                        break
-                    except Exception:  # the topic may not be created yet
-                        await asyncio.sleep(0.5)
-            log.warning("bench workaround: the producer tracks the changelog topics' metadata: %s", names)
+        def patched(self: Worker, *args: Any, **kwargs: Any) -> None:
+            original(self, *args, **kwargs)
+            _track_changelog_metadata(self.app)
 
-        app.task(track_changelog_metadata)
-    app.main()
+        Worker.__init__ = patched  # type: ignore[method-assign]
+    from streams.__main__ import main as streams_main
+
+    streams_main()
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@
    under new 64-hex ids, plus households in the year's proportion; read RSS. Then put a `RuleProcessor` on those
    tables and apply 60,000 events to random children, which rebuilds the deadline index over every state (what a
    restarted worker does) and fills the processor's cache of 50,000 decoded states; read RSS again.
-3. A real worker run (`python -m bench.run_worker worker`) over `--partnerships` simulated years: RSS at Faust
+3. A real worker run (`python -m streams worker`) over `--partnerships` simulated years: RSS at Faust
    "Ready" and when every event is committed, extrapolated linearly to `--children` (labelled as such).
 """
 
