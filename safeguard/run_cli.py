@@ -19,7 +19,7 @@ from safeguard.settings import Settings
 from safeguard.simulate_cli import simulate
 from schemas.alerts import AlertRaised
 from schemas.errors import SafeguardError
-from schemas.topics import EVENT_TOPICS
+from schemas.topics import EVENT_TOPICS, TOPICS
 
 SEVERITY_STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "info": "cyan"}
 LOG_DIR = Path(".safeguard/logs")
@@ -136,10 +136,11 @@ def run(
         else:
             ctx.invoke(simulate, name=scenario, seed=seed, out=None, publish=True, speed=speed, days=days)
 
-        _wait_until_processed(err, worker, options, settings.streams.app_id, event_topics)
+        _wait_for_group(err, worker, options, settings.streams.app_id, event_topics, what="events")
         _wait_until_quiet(feed, worker)
         _print_summary(console, raised)
-        _wait_for_sink(err, sink, options, settings.clickhouse.consumer_group)
+        all_topics = [spec.name for spec in TOPICS]
+        _wait_for_group(err, sink, options, settings.clickhouse.consumer_group, all_topics, what="messages", stall_s=30)
         sink.stop()  # the embedded store has one owner at a time: the report opens it once the sink is done
         services.remove(sink)
         _render_report(err)
@@ -178,53 +179,39 @@ def _check_alive(worker: ServiceProcess) -> None:
         raise ServiceFailed(f"the {worker.name} exited unexpectedly; its log ends:\n{worker.log_tail()}")
 
 
-def _wait_until_processed(
-    err: Console, worker: ServiceProcess, options: dict[str, Any], group: str, topics: list[str]
+def _wait_for_group(
+    err: Console,
+    service: ServiceProcess,
+    options: dict[str, Any],
+    group: str,
+    topics: list[str],
+    *,
+    what: str,
+    stall_s: float | None = None,
 ) -> None:
-    """Until the worker's consumer group has committed every event on the contract topics."""
-    last, shown_at = -1, 0.0
-    while True:
-        _check_alive(worker)
-        try:
-            done, total = group_progress(options, group, topics)
-        except Exception:  # the group may not exist yet while the worker starts
-            done, total = 0, 1
-        if done >= total:
-            err.print(f"the worker has processed all {total:,} events")
-            return
-        if done != last and time.monotonic() - shown_at >= 5:
-            err.print(f"worker progress: {done:,} / {total:,} events")
-            last, shown_at = done, time.monotonic()
-        time.sleep(1)
+    """Until `service`'s consumer group has committed every record on `topics` (`what` names them in messages).
 
-
-def _wait_for_sink(
-    err: Console, sink: ServiceProcess, options: dict[str, Any], group: str, stall_s: float = 30.0
-) -> None:
-    """Until the sink has stored (and committed) every message on every topic it reads.
-
-    If its commits stop moving for `stall_s`, stop waiting: stopping the sink (SIGTERM) flushes and commits.
+    With `stall_s`, stop waiting once its commits have not moved for that long (stopping a sink flushes it).
     """
-    from schemas.topics import TOPICS
-
-    topics = [spec.name for spec in TOPICS]
-    shown_at, last, moved_at = 0.0, -1, time.monotonic()
+    last, shown_at, moved_at = -1, 0.0, time.monotonic()
     while True:
-        _check_alive(sink)
+        _check_alive(service)
         try:
             done, total = group_progress(options, group, topics)
-        except Exception:  # the group may not exist yet while the sink starts
+        except Exception:  # the group may not exist yet while the service starts
             done, total = 0, 1
         if done >= total:
-            err.print(f"the sink has stored all {total:,} messages in ClickHouse")
+            err.print(f"the {service.name} has processed all {total:,} {what}")
             return
         if done != last:
             last, moved_at = done, time.monotonic()
-        elif time.monotonic() - moved_at >= stall_s:
-            err.print(f"the sink's commits have not moved for {stall_s:.0f} s ({done:,} / {total:,}); stopping it")
+        elif stall_s is not None and time.monotonic() - moved_at >= stall_s:
+            err.print(
+                f"the {service.name}'s commits have not moved for {stall_s:.0f} s ({done:,} / {total:,}); stopping it"
+            )
             return
         if time.monotonic() - shown_at >= 5:
-            err.print(f"sink progress: {done:,} / {total:,} messages")
+            err.print(f"{service.name} progress: {done:,} / {total:,} {what}")
             shown_at = time.monotonic()
         time.sleep(1)
 
