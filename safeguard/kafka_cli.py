@@ -29,7 +29,10 @@ def kafka(settings: Settings) -> None:
 @kafka.command("start")
 @pass_settings
 def start(settings: Settings) -> None:
-    """Start the local single-node broker (fetching its jars once) and print its bootstrap address."""
+    """Start the local single-node broker (fetching its jars once) and print its bootstrap address.
+
+    A restart listens on the ports of the previous start, so running services keep reaching it; a port another
+    process took meanwhile is replaced by a new one, and the new address is printed with a warning."""
     from safeguard.kafka_local import LocalBroker
 
     state = LocalBroker.from_settings(settings).start(progress=_progress)
@@ -39,7 +42,7 @@ def start(settings: Settings) -> None:
 @kafka.command("stop")
 @pass_settings
 def stop(settings: Settings) -> None:
-    """Stop the local broker started by `safeguard kafka start` (its data stays for the next start)."""
+    """Stop the local broker started by `safeguard kafka start` (its data and ports stay for the next start)."""
     from safeguard.kafka_local import LocalBroker
 
     state = LocalBroker.from_settings(settings).stop()

@@ -6,7 +6,8 @@ same machinery serves `safeguard kafka start` and the integration-test fixture, 
 Layout:
     <cache_dir>/<version>/pom.xml, libs/*.jar, COMPLETE     fetched once per machine
     <state_dir>/server.properties, log4j.properties,        one broker per state dir
-                cluster.id, data/, broker.log, broker.json
+                cluster.id, data/, broker.log, broker.json,
+                ports.json                                  the ports of the last start, reused by the next
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import base64
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import re
 import shutil
@@ -47,12 +49,15 @@ LOGGING_JARS: tuple[tuple[str, str, str], ...] = (
 )
 STATE_FILE = "broker.json"
 LOG_FILE = "broker.log"
+PORTS_FILE = "ports.json"
 _COMPLETE = "COMPLETE"
 _NODE_ID = 1
 _MVN_TIMEOUT_S = 900.0
 _FORMAT_TIMEOUT_S = 120.0
 _STOP_TIMEOUT_S = 30.0
 _PROBE_TIMEOUT_MS = 3_000
+
+log = logging.getLogger(__name__)
 
 # Brokers started by this process, so that we can reap them (no zombies) when we stop them ourselves.
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
@@ -195,6 +200,40 @@ def free_ports(count: int = 2) -> tuple[int, ...]:
     finally:
         for sock in socks:
             sock.close()
+
+
+def port_is_free(port: int) -> bool:
+    """Whether a listener could bind 127.0.0.1:`port` now. SO_REUSEADDR as the JVM sets it: connections of a
+    stopped broker lingering in TIME_WAIT do not make its port taken, another listener does."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def choose_ports(
+    previous: tuple[int, int] | None,
+    is_free: Callable[[int], bool] = port_is_free,
+    pick: Callable[[int], tuple[int, ...]] = free_ports,
+) -> tuple[tuple[int, int], list[int]]:
+    """(broker port, controller port) for a start, and the previous ports that were taken.
+
+    A restart keeps each previous port that is still free, so clients and running services configured with the
+    old bootstrap address reach the restarted broker; only a taken port is replaced by a new free one."""
+    if previous is None:
+        broker, controller = pick(2)
+        return (broker, controller), []
+    taken = [port for port in previous if not is_free(port)]
+    if not taken:
+        return previous, []
+    kept = [port for port in previous if port not in taken]
+    fresh = [port for port in pick(len(taken) + len(kept)) if port not in kept][: len(taken)]
+    replacement = iter(fresh)
+    broker, controller = (port if port not in taken else next(replacement) for port in previous)
+    return (broker, controller), taken
 
 
 def tail(text: str, lines: int = 30) -> str:
@@ -452,6 +491,39 @@ class LocalBroker:
     def log_file(self) -> Path:
         return self.state_dir / LOG_FILE
 
+    @property
+    def ports_file(self) -> Path:
+        return self.state_dir / PORTS_FILE
+
+    def previous_ports(self) -> tuple[int, int] | None:
+        """(broker port, controller port) of the last start of this state dir, None if never started (or unreadable)."""
+        try:
+            data = json.loads(self.ports_file.read_text(encoding="utf-8"))
+            ports = (int(data["broker_port"]), int(data["controller_port"]))
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return None
+        if len(set(ports)) != 2 or not all(0 < port < 65536 for port in ports):
+            return None
+        return ports
+
+    def _choose_ports(self, progress: Progress | None) -> tuple[int, int]:
+        previous = self.previous_ports()
+        (broker_port, controller_port), taken = choose_ports(previous, port_is_free, free_ports)
+        if previous is not None and taken:
+            old_bootstrap = f"127.0.0.1:{previous[0]}"
+            ports = ("port " if len(taken) == 1 else "ports ") + " and ".join(str(p) for p in taken)
+            message = (
+                f"{ports} of the previous start {'is' if len(taken) == 1 else 'are'} taken by another process; "
+                f"the local broker now listens on 127.0.0.1:{broker_port} (controller port {controller_port})"
+            )
+            if previous[0] != broker_port:
+                message += f": restart anything still configured with {old_bootstrap}"
+            if progress:
+                progress(message)
+            else:
+                log.warning("%s", message)
+        return broker_port, controller_port
+
     def read_state(self) -> BrokerState | None:
         """The recorded broker if its process is still alive; a stale or unreadable state file is removed."""
         try:
@@ -491,7 +563,10 @@ class LocalBroker:
         java = require_java()
         heap = heap_options(self.local.heap)
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        broker_port, controller_port = free_ports(2)
+        broker_port, controller_port = self._choose_ports(progress)
+        _write_atomically(
+            self.ports_file, json.dumps({"broker_port": broker_port, "controller_port": controller_port}) + "\n"
+        )
         server_props = self.state_dir / "server.properties"
         log4j_props = self.state_dir / "log4j.properties"
         server_props.write_text(
@@ -818,6 +893,7 @@ __all__ = [
     "MissingToolError",
     "TopicInfo",
     "check_version",
+    "choose_ports",
     "create_topics",
     "describe_topics",
     "ensure_jars",
@@ -828,6 +904,7 @@ __all__ = [
     "log_excerpt",
     "new_cluster_id",
     "parse_java_major",
+    "port_is_free",
     "probe",
     "render_log4j_properties",
     "render_pom",

@@ -89,3 +89,48 @@ def test_start_reuses_a_running_broker_and_stop_ends_it(kafka_broker: LocalBroke
     assert not broker.state_file.exists()
     assert not broker.status().running
     assert broker.stop() is None
+
+
+def test_a_restart_keeps_the_bootstrap_address(kafka_broker: LocalBroker, tmp_path: Path) -> None:
+    """`safeguard kafka stop` then `start`: running services keep their bootstrap address (the ports are reused)."""
+    local = LocalKafkaSettings(cache_dir=kafka_broker.local.cache_dir, state_dir=tmp_path / "restarted")
+    broker = LocalBroker(local)
+    first = broker.start()
+    broker.stop()
+    said: list[str] = []
+    second = broker.start(progress=said.append)
+    try:
+        assert second.bootstrap == first.bootstrap
+        assert (second.broker_port, second.controller_port) == (first.broker_port, first.controller_port)
+        assert second.pid != first.pid
+        assert not [line for line in said if "taken" in line]
+        assert broker.status().answering
+    finally:
+        broker.stop()
+
+
+def test_a_restart_whose_port_is_taken_picks_a_new_one_and_says_so(kafka_broker: LocalBroker, tmp_path: Path) -> None:
+    import socket
+
+    local = LocalKafkaSettings(cache_dir=kafka_broker.local.cache_dir, state_dir=tmp_path / "port-taken")
+    broker = LocalBroker(local)
+    first = broker.start()
+    broker.stop()
+    said: list[str] = []
+    with socket.socket() as squatter:  # another program took the broker's port while it was stopped
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", first.broker_port))
+        squatter.listen()
+        second = broker.start(progress=said.append)
+    try:
+        assert second.broker_port != first.broker_port
+        assert second.controller_port == first.controller_port
+        assert any(
+            f"port {first.broker_port} of the previous start is taken" in line
+            and f"now listens on {second.bootstrap}" in line
+            and f"restart anything still configured with {first.bootstrap}" in line
+            for line in said
+        ), said
+        assert broker.status().answering
+    finally:
+        broker.stop()

@@ -20,6 +20,7 @@ from safeguard.kafka_local import (
     LocalBroker,
     MissingToolError,
     check_version,
+    choose_ports,
     ensure_jars,
     free_ports,
     heap_options,
@@ -28,6 +29,7 @@ from safeguard.kafka_local import (
     log_excerpt,
     new_cluster_id,
     parse_java_major,
+    port_is_free,
     render_log4j_properties,
     render_pom,
     render_server_properties,
@@ -179,6 +181,71 @@ def test_free_ports_are_distinct_and_bindable() -> None:
     for port in ports:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", port))
+
+
+def test_a_first_start_takes_new_free_ports() -> None:
+    assert choose_ports(None, is_free=lambda port: True, pick=lambda n: (40001, 40002)[:n]) == ((40001, 40002), [])
+
+
+def test_a_restart_reuses_the_previous_ports_when_they_are_free() -> None:
+    def pick(n: int) -> tuple[int, ...]:
+        raise AssertionError("no new port is needed")
+
+    assert choose_ports((40001, 40002), is_free=lambda port: True, pick=pick) == ((40001, 40002), [])
+
+
+def test_only_a_taken_port_is_replaced() -> None:
+    fresh = (40002, 40009, 40010)  # the kernel may offer the still-free controller port again: not picked twice
+    assert choose_ports((40001, 40002), is_free=lambda p: p != 40001, pick=lambda n: fresh[:n]) == (
+        (40009, 40002),
+        [40001],
+    )
+    assert choose_ports((40001, 40002), is_free=lambda p: p != 40002, pick=lambda n: (40001, 40011)[:n]) == (
+        (40001, 40011),
+        [40002],
+    )
+    assert choose_ports((40001, 40002), is_free=lambda p: False, pick=lambda n: (40020, 40021)[:n]) == (
+        (40020, 40021),
+        [40001, 40002],
+    )
+
+
+def test_a_listening_port_is_taken_and_a_closed_one_is_free() -> None:
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = int(listener.getsockname()[1])
+        assert not port_is_free(port)
+    assert port_is_free(port)
+
+
+def test_previous_ports_come_from_the_state_dir(local: LocalKafkaSettings) -> None:
+    broker = LocalBroker(local)
+    assert broker.previous_ports() is None
+    broker.state_dir.mkdir(parents=True)
+    broker.ports_file.write_text('{"broker_port": 40001, "controller_port": 40002}\n', encoding="utf-8")
+    assert broker.previous_ports() == (40001, 40002)
+    for bad in ("not json", '{"broker_port": 40001}', '{"broker_port": 5, "controller_port": 5}'):
+        broker.ports_file.write_text(bad, encoding="utf-8")
+        assert broker.previous_ports() is None
+
+
+def test_a_taken_previous_port_is_said_clearly(local: LocalKafkaSettings, monkeypatch: pytest.MonkeyPatch) -> None:
+    import safeguard.kafka_local as kafka_local
+
+    broker = LocalBroker(local)
+    broker.state_dir.mkdir(parents=True)
+    broker.ports_file.write_text('{"broker_port": 40001, "controller_port": 40002}\n', encoding="utf-8")
+    monkeypatch.setattr(kafka_local, "port_is_free", lambda port: port != 40001)
+    monkeypatch.setattr(kafka_local, "free_ports", lambda n=2: (40005, 40006)[:n])
+    said: list[str] = []
+    assert broker._choose_ports(said.append) == (40005, 40002)
+    assert said == [
+        "port 40001 of the previous start is taken by another process; the local broker now listens on "
+        "127.0.0.1:40005 (controller port 40002): restart anything still configured with 127.0.0.1:40001"
+    ]
 
 
 # ------------------------------------------------------------------------------------------------ tools and jars
