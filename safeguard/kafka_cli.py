@@ -73,16 +73,27 @@ def status(settings: Settings) -> None:
 @kafka.command("topics")
 @pass_settings
 def topics(settings: Settings) -> None:
-    """Create any missing contract topics on the configured (or local) Kafka and list them."""
+    """Create any missing contract topics on the configured (or local) Kafka and list them.
+
+    Also aligns the dead-letter topic's retention with SAFEGUARD_KAFKA__DEAD_LETTER_RETENTION (it holds rejected
+    bytes, so it is not kept forever like the event topics)."""
     from safeguard.kafka_clients import client_options
-    from safeguard.kafka_local import create_topics, describe_topics, resolve_bootstrap
+    from safeguard.kafka_local import create_topics, describe_topics, resolve_bootstrap, retention_text
 
     bootstrap = resolve_bootstrap(settings)
     options = client_options(settings.kafka, bootstrap)
-    created = set(create_topics(options, settings.kafka.topic_partitions, settings.kafka.replication_factor))
+    created = set(
+        create_topics(
+            options,
+            settings.kafka.topic_partitions,
+            settings.kafka.replication_factor,
+            dead_letter_retention_ms=settings.kafka.dead_letter_retention_ms,
+            progress=_progress,
+        )
+    )
     click.echo(f"contract topics on {bootstrap}:")
     for info in describe_topics(options):
-        retention = {None: "?", -1: "forever"}.get(info.retention_ms, f"{info.retention_ms} ms")
+        retention = retention_text(info.retention_ms)
         note = "  (created)" if info.name in created else ""
         click.echo(
             f"  {info.name:<40} partitions={info.partitions:<3} cleanup.policy={info.cleanup_policy or '?':<8} "

@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from safeguard.clock import Clock, system_clock
-from safeguard.settings import LocalKafkaSettings, Settings
+from safeguard.settings import KafkaSettings, LocalKafkaSettings, Settings
 from schemas.errors import LocalKafkaError
-from schemas.topics import DEFAULT_PARTITIONS, TOPICS, TopicSpec
+from schemas.topics import DEAD_LETTER, DEFAULT_PARTITIONS, TOPICS, TopicSpec
 
 Progress = Callable[[str], None]
 
@@ -471,17 +471,25 @@ class LocalBroker:
         local: LocalKafkaSettings,
         *,
         partitions: int = DEFAULT_PARTITIONS,
+        dead_letter_retention_ms: int | None = None,
         clock: Clock = system_clock,
     ) -> None:
         self.local = local
         self.partitions = partitions
+        self.dead_letter_retention_ms = dead_letter_retention_ms
         self.clock = clock
         self.state_dir = local.state_dir.expanduser().resolve()
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock = system_clock) -> LocalBroker:
-        """The broker of the project settings, creating topics with `kafka.topic_partitions` partitions."""
-        return cls(settings.local_kafka, partitions=settings.kafka.topic_partitions, clock=clock)
+        """The broker of the project settings, creating topics with `kafka.topic_partitions` partitions and the
+        dead-letter topic with (and aligned to) `kafka.dead_letter_retention`."""
+        return cls(
+            settings.local_kafka,
+            partitions=settings.kafka.topic_partitions,
+            dead_letter_retention_ms=settings.kafka.dead_letter_retention_ms,
+            clock=clock,
+        )
 
     @property
     def state_file(self) -> Path:
@@ -555,7 +563,13 @@ class LocalBroker:
                 self._wait_until_answering(state, None)
             else:
                 state = self._launch(progress)
-        create_topics(_plain_options(state.bootstrap), self.partitions, 1)
+        create_topics(
+            _plain_options(state.bootstrap),
+            self.partitions,
+            1,
+            dead_letter_retention_ms=self.dead_letter_retention_ms,
+            progress=progress,
+        )
         return state
 
     def _launch(self, progress: Progress | None) -> BrokerState:
@@ -790,18 +804,47 @@ def _partition_counts(admin: Any, names: list[str]) -> dict[str, int]:
     return {str(t["name"]): len(t.get("partitions") or []) for t in described if t.get("error_code", 0) == 0}
 
 
+DEFAULT_DEAD_LETTER_RETENTION_MS: int = KafkaSettings().dead_letter_retention_ms
+"""The dead-letter topic's retention when the caller does not pass the setting (the setting's default, 90 days)."""
+
+
+def retention_text(retention_ms: int | None) -> str:
+    """`retention.ms` for people: forever, N days, or milliseconds when it is not whole days."""
+    if retention_ms is None:
+        return "?"
+    if retention_ms < 0:
+        return "forever"
+    days, rest = divmod(retention_ms, 24 * 3600 * 1000)
+    if rest or not days:
+        return f"{retention_ms} ms"
+    return f"{days} day" + ("s" if days != 1 else "")
+
+
 def create_topics(
     client_options: dict[str, Any],
     partitions: int,
     replication_factor: int,
     specs: Sequence[TopicSpec] = TOPICS,
+    *,
+    dead_letter_retention_ms: int | None = None,
+    progress: Progress | None = None,
 ) -> list[str]:
     """Create every contract topic (or each of `specs`) that is missing; returns the names created.
 
     An existing topic with another partition count is an error, not a warning: stateful processing joins topics
     by key and needs them co-partitioned, and Kafka can never shrink a topic.
+
+    The dead-letter topic holds rejected bytes, so it is not kept forever like the event topics: it is created
+    with `dead_letter_retention_ms` (`KafkaSettings.dead_letter_retention`; the setting's default when None), and
+    when the setting is passed an existing dead-letter topic is aligned to it (an incremental config change that
+    touches nothing else), so a deployed cluster follows a changed setting at the next start.
     """
     from kafka.errors import TopicAlreadyExistsError, for_code
+
+    def retention(spec: TopicSpec) -> int:
+        if spec.name != DEAD_LETTER.name:
+            return spec.retention_ms
+        return DEFAULT_DEAD_LETTER_RETENTION_MS if dead_letter_retention_ms is None else dead_letter_retention_ms
 
     with _admin(client_options) as admin:
         existing = set(admin.list_topics())
@@ -812,7 +855,7 @@ def create_topics(
                 spec.name: {
                     "num_partitions": partitions,
                     "replication_factor": replication_factor,
-                    "configs": {"cleanup.policy": spec.cleanup_policy, "retention.ms": str(spec.retention_ms)},
+                    "configs": {"cleanup.policy": spec.cleanup_policy, "retention.ms": str(retention(spec))},
                 }
                 for spec in missing
             }
@@ -827,6 +870,12 @@ def create_topics(
             if failures:
                 raise LocalKafkaError("Kafka did not create the contract topics:\n  " + "\n  ".join(failures))
             admin.wait_for_topics([spec.name for spec in missing], timeout_ms=30_000)
+        if (
+            dead_letter_retention_ms is not None
+            and DEAD_LETTER.name in existing
+            and any(spec.name == DEAD_LETTER.name for spec in specs)
+        ):
+            _align_retention(admin, DEAD_LETTER.name, dead_letter_retention_ms, progress)
         counts = _partition_counts(admin, [spec.name for spec in specs])
     wrong = [f"{name} has {counts[name]}" for name in sorted(counts) if counts[name] != partitions]
     if wrong:
@@ -838,6 +887,39 @@ def create_topics(
     if not_visible:
         raise LocalKafkaError(f"contract topics not visible after creation: {', '.join(not_visible)}")
     return created
+
+
+def _topic_config(admin: Any, topic: str, key: str) -> str | None:
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    resource = ConfigResource(ConfigResourceType.TOPIC, topic, [key])
+    described: dict[str, Any] = admin.describe_configs([resource], config_filter="all").get("topic", {})
+    entry = described.get(topic, {}).get(key)
+    value = entry.get("value") if isinstance(entry, dict) else None
+    return None if value is None else str(value)
+
+
+def _align_retention(admin: Any, topic: str, retention_ms: int, progress: Progress | None) -> None:
+    """Set an existing topic's `retention.ms` when it differs (IncrementalAlterConfigs: other configs stay)."""
+    from kafka.admin import AlterConfigOp, ConfigResource, ConfigResourceType
+
+    current = _topic_config(admin, topic, "retention.ms")
+    if current is not None and int(current) == retention_ms:
+        return
+    resource = ConfigResource(ConfigResourceType.TOPIC, topic, {"retention.ms": (AlterConfigOp.SET, str(retention_ms))})
+    result = admin.alter_configs([resource], raise_on_unknown=False, incremental=True).get("topic", {}).get(topic)
+    if result != "OK":
+        raise LocalKafkaError(
+            f"Kafka refused to set retention.ms of {topic} to {retention_ms} ({retention_text(retention_ms)}): "
+            f"{result}. Grant the pipeline's principal AlterConfigs on the topic, set it with kafka-configs.sh, "
+            f"or set SAFEGUARD_KAFKA__DEAD_LETTER_RETENTION to the topic's current retention"
+        )
+    old = retention_text(int(current)) if current is not None else "unknown"
+    message = f"{topic}: retention changed from {old} to {retention_text(retention_ms)}"
+    if progress:
+        progress(message)
+    else:
+        log.info("%s", message)
 
 
 def describe_topics(client_options: dict[str, Any]) -> list[TopicInfo]:
@@ -885,6 +967,7 @@ def resolve_bootstrap(settings: Settings) -> str:
 
 
 __all__ = [
+    "DEFAULT_DEAD_LETTER_RETENTION_MS",
     "JAVA_MISSING",
     "MVN_MISSING",
     "BrokerState",
@@ -912,4 +995,5 @@ __all__ = [
     "require_java",
     "require_mvn",
     "resolve_bootstrap",
+    "retention_text",
 ]

@@ -38,6 +38,22 @@ class KafkaSettings(_Section):
     topic_partitions: int = Field(default=6, ge=1, le=1000, description="partitions of each contract topic at creation")
     replication_factor: int = Field(default=1, ge=1)
     request_timeout_ms: int = Field(default=30_000, ge=1000)
+    dead_letter_retention: str = Field(
+        default="P90D",
+        description="retention of the dead-letter topic (it holds the rejected bytes): days, ISO 8601 days or weeks "
+        "(P90D, P13W), or forever; set at creation and aligned by `safeguard kafka topics`",
+    )
+
+    @field_validator("dead_letter_retention")
+    @classmethod
+    def _kafka_retention(cls, value: str) -> str:
+        kafka_retention_ms(value)
+        return value
+
+    @property
+    def dead_letter_retention_ms(self) -> int:
+        """The dead-letter topic's `retention.ms` (-1: forever)."""
+        return kafka_retention_ms(self.dead_letter_retention)
 
 
 class LocalKafkaSettings(_Section):
@@ -83,6 +99,22 @@ def retention_parts(value: str) -> tuple[int, int, int] | None:
     years, months, weeks, days = (int(g) if g else 0 for g in match.groups())
     parts = (years, months, weeks * 7 + days)
     return None if parts == (0, 0, 0) else parts
+
+
+_DAY_MS = 24 * 3600 * 1000
+
+
+def kafka_retention_ms(value: str) -> int:
+    """A Kafka `retention.ms` from a retention in days or weeks (`90`, `P90D`, `P13W`), or -1 for forever.
+
+    Years and months are refused: Kafka retention is an exact duration, and a year is not a fixed number of days."""
+    parts = retention_parts(value)
+    if parts is None:
+        return -1
+    years, months, days = parts
+    if years or months:
+        raise ValueError(f"{value!r}: a Kafka retention is exact, so give it in days or weeks (P90D, P13W) or forever")
+    return days * _DAY_MS
 
 
 class ClickHouseSettings(_Section):

@@ -15,9 +15,11 @@ from safeguard.kafka_local import (
     is_our_broker,
     resolve_bootstrap,
 )
-from safeguard.settings import LocalKafkaSettings, Settings
+from safeguard.settings import KafkaSettings, LocalKafkaSettings, Settings
 from schemas.errors import LocalKafkaError
-from schemas.topics import ALERTS, TOPICS
+from schemas.topics import ALERTS, DEAD_LETTER, TOPICS
+
+DAY_MS = 24 * 3600 * 1000
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +44,57 @@ def test_contract_topics_exist_with_partitions_and_policies(kafka_bootstrap: str
     assert infos[ALERTS.name].cleanup_policy == "compact"
     for spec in TOPICS:
         assert infos[spec.name].cleanup_policy == spec.cleanup_policy
-        assert infos[spec.name].retention_ms == spec.retention_ms
+        if spec.name != DEAD_LETTER.name:
+            assert infos[spec.name].retention_ms == spec.retention_ms == -1, "event topics are kept forever"
+    assert infos[DEAD_LETTER.name].retention_ms == 90 * DAY_MS, "dead letters hold rejected bytes: P90D by default"
+
+
+def _retention(bootstrap: str, topic: str) -> int | None:
+    """retention.ms as the broker has it (describe_configs)."""
+    return {info.name: info.retention_ms for info in describe_topics(_options(bootstrap))}[topic]
+
+
+def test_the_dead_letter_topic_is_created_with_the_setting(kafka_broker: LocalBroker, tmp_path: Path) -> None:
+    local = LocalKafkaSettings(cache_dir=kafka_broker.local.cache_dir, state_dir=tmp_path / "dead-letter-retention")
+    settings = Settings(_env_file=None, local_kafka=local, kafka=KafkaSettings(dead_letter_retention="P2W"))
+    broker = LocalBroker.from_settings(settings)
+    state = broker.start()
+    try:
+        assert _retention(state.bootstrap, DEAD_LETTER.name) == 14 * DAY_MS
+        assert _retention(state.bootstrap, ALERTS.name) == -1
+    finally:
+        broker.stop()
+
+
+def test_an_existing_dead_letter_topic_is_aligned_with_a_changed_setting(kafka_settings: Settings) -> None:
+    """A deployed cluster follows the setting at the next `safeguard kafka topics` (the compose `topics` job)."""
+    bootstrap = kafka_settings.kafka.bootstrap_servers
+    assert bootstrap is not None
+    before = _retention(bootstrap, DEAD_LETTER.name)
+    try:
+        changed = Settings(_env_file=None, kafka=KafkaSettings(bootstrap_servers=bootstrap, dead_letter_retention="7"))
+        result = CliRunner().invoke(kafka, ["topics"], obj=changed)
+        assert result.exit_code == 0, result.output
+        assert f"{DEAD_LETTER.name}: retention changed from 90 days to 7 days" in result.output
+        assert f"{DEAD_LETTER.name}" in result.output and "retention=7 days" in result.output
+        assert _retention(bootstrap, DEAD_LETTER.name) == 7 * DAY_MS
+        assert _retention(bootstrap, ALERTS.name) == -1, "only the dead-letter topic changes"
+        infos = {info.name: info for info in describe_topics(_options(bootstrap))}
+        assert infos[DEAD_LETTER.name].cleanup_policy == "delete", "an incremental change leaves other configs alone"
+
+        # Aligned already: nothing to change, nothing said.
+        assert create_topics(_options(bootstrap), 6, 1, dead_letter_retention_ms=7 * DAY_MS) == []
+        forever: list[str] = []
+        create_topics(_options(bootstrap), 6, 1, dead_letter_retention_ms=-1, progress=forever.append)
+        assert forever == [f"{DEAD_LETTER.name}: retention changed from 7 days to forever"]
+        assert _retention(bootstrap, DEAD_LETTER.name) == -1
+
+        # Without the setting (a caller that does not pass it) an existing topic is left as it is.
+        create_topics(_options(bootstrap), 6, 1)
+        assert _retention(bootstrap, DEAD_LETTER.name) == -1
+    finally:
+        create_topics(_options(bootstrap), 6, 1, dead_letter_retention_ms=before)
+    assert _retention(bootstrap, DEAD_LETTER.name) == before
 
 
 def test_create_topics_is_idempotent(kafka_bootstrap: str) -> None:

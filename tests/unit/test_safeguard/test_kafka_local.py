@@ -35,6 +35,7 @@ from safeguard.kafka_local import (
     render_server_properties,
     require_java,
     resolve_bootstrap,
+    retention_text,
 )
 from safeguard.settings import KafkaSettings, LocalKafkaSettings, Settings
 from schemas.errors import LocalKafkaError
@@ -246,6 +247,42 @@ def test_a_taken_previous_port_is_said_clearly(local: LocalKafkaSettings, monkey
         "port 40001 of the previous start is taken by another process; the local broker now listens on "
         "127.0.0.1:40005 (controller port 40002): restart anything still configured with 127.0.0.1:40001"
     ]
+
+
+@pytest.mark.parametrize(
+    ("ms", "text"),
+    [(-1, "forever"), (None, "?"), (86_400_000, "1 day"), (90 * 86_400_000, "90 days"), (3_600_000, "3600000 ms")],
+)
+def test_retention_is_shown_in_days(ms: int | None, text: str) -> None:
+    assert retention_text(ms) == text
+
+
+class _RefusingAdmin:
+    """An admin client whose cluster refuses config changes (no AlterConfigs ACL)."""
+
+    def __init__(self) -> None:
+        self.altered: list[object] = []
+
+    def describe_configs(self, resources: list[object], config_filter: str = "") -> dict[str, object]:
+        return {"topic": {"safeguarding.dead-letter.v1": {"retention.ms": {"value": "-1"}}}}
+
+    def alter_configs(self, resources: list[object], **options: object) -> dict[str, object]:
+        self.altered.extend(resources)
+        assert options.get("incremental") is True, "only retention.ms changes: IncrementalAlterConfigs"
+        return {"topic": {"safeguarding.dead-letter.v1": "TopicAuthorizationFailedError: denied"}}
+
+
+def test_a_refused_retention_change_says_what_to_do() -> None:
+    from safeguard.kafka_local import _align_retention
+
+    admin = _RefusingAdmin()
+    with pytest.raises(LocalKafkaError) as caught:
+        _align_retention(admin, "safeguarding.dead-letter.v1", 90 * 86_400_000, None)
+    message = str(caught.value)
+    assert "retention.ms of safeguarding.dead-letter.v1 to 7776000000 (90 days)" in message
+    assert "TopicAuthorizationFailedError" in message
+    assert "AlterConfigs" in message and "SAFEGUARD_KAFKA__DEAD_LETTER_RETENTION" in message
+    assert len(admin.altered) == 1
 
 
 # ------------------------------------------------------------------------------------------------ tools and jars

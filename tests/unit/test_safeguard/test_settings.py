@@ -81,3 +81,29 @@ def test_stray_faust_environment_does_not_override_the_broker(monkeypatch: pytes
     app = faust.App("t", **faust_options(Settings(_env_file=None), "127.0.0.1:9092"))  # type: ignore[call-arg]
     assert [str(u) for u in app.conf.broker] == ["kafka://127.0.0.1:9092"]
     assert "evil" not in str(app.conf.datadir)
+
+
+@pytest.mark.parametrize(
+    ("value", "ms"),
+    [("P90D", 90 * 86_400_000), ("90", 90 * 86_400_000), ("P13W", 91 * 86_400_000), ("p1w2d", 9 * 86_400_000),
+     ("forever", -1), ("0", -1)],
+)  # fmt: skip
+def test_dead_letter_retention_is_days_or_weeks_or_forever(value: str, ms: int) -> None:
+    assert KafkaSettings(dead_letter_retention=value).dead_letter_retention_ms == ms
+
+
+def test_dead_letter_retention_defaults_to_the_dead_letter_tables(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings()
+    assert settings.kafka.dead_letter_retention == settings.clickhouse.retention_dead_letters == "P90D"
+    assert settings.kafka.dead_letter_retention_ms == 90 * 86_400_000
+
+
+@pytest.mark.parametrize("value", ["P1Y", "P18M", "PT12H", "a while", "-3"])
+def test_a_dead_letter_retention_kafka_cannot_keep_exactly_names_the_variable(
+    value: str, monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SAFEGUARD_KAFKA__DEAD_LETTER_RETENTION", value)
+    with pytest.raises(ConfigError, match="SAFEGUARD_KAFKA__DEAD_LETTER_RETENTION"):
+        load_settings()
