@@ -8,14 +8,27 @@ acknowledged what), `sessions` (hashes of session tokens).
 
 An alert is committed here, with its `raised` event and its place in a group, before the consumer commits its
 Kafka offset: a crash between the two re-reads the alert, and the primary key drops the repeat. WAL mode with
-`synchronous=FULL`: a committed alert survives a power cut. All access is from one thread (the service's event
-loop); times are stored as epoch seconds.
+`synchronous=FULL`: a committed alert survives a power cut. Times are stored as epoch seconds.
+
+**Threads.** A `sqlite3` connection must not be shared between threads, so each thread that uses the store gets a
+connection of its own (opened on first use, all closed by `close`). The service's event loop does the alert work;
+the acknowledgement page reads pages and writes its audit rows from its own worker threads, so a large page never
+holds the loop. WAL lets those readers run beside the loop's writes; `busy_timeout` covers two writers meeting.
+
+**Permissions.** The database holds pseudonyms, session hashes and the audit trail: a data directory the store
+creates is mode 0700, and the database file and its `-wal`, `-shm` and `-journal` files are 0600 (created so, and an
+existing file is tightened when the store opens it).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sqlite3
+import stat
+import threading
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +46,12 @@ from notify.core import (
 from notify.rota import Rota
 from schemas.alerts import AlertLifecycle, AlertRaised
 from schemas.codec import decode_alert, encode
+
+log = logging.getLogger(__name__)
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+_SIDE_FILES = ("-wal", "-shm", "-journal")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -55,6 +74,10 @@ CREATE TABLE IF NOT EXISTS alerts (
 CREATE INDEX IF NOT EXISTS alerts_team_open ON alerts (team, acked_at);
 CREATE INDEX IF NOT EXISTS alerts_repeat ON alerts (team, rule_id, subject_id, suppressed);
 CREATE INDEX IF NOT EXISTS alerts_escalation ON alerts (acked_at, escalation_done, level_started_at);
+CREATE INDEX IF NOT EXISTS alerts_open_page ON alerts (
+    team, (CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END),
+    received_at DESC, alert_id
+) WHERE acked_at IS NULL;
 CREATE TABLE IF NOT EXISTS messages (
     message_id INTEGER PRIMARY KEY,
     group_key TEXT NOT NULL,
@@ -180,30 +203,92 @@ class AuditEntry:
     detail: str
 
 
+@dataclass(frozen=True)
+class AlertPage:
+    """One page of a team's open alerts, most severe first, newest first within a severity."""
+
+    records: tuple[AlertRecord, ...]
+    page: int  # 1-based, within 1..pages
+    pages: int  # at least 1, also when there are no open alerts
+    total: int  # open alerts of the team
+    linked: frozenset[str]  # ids of the asked-for message's alerts (highlighted where shown)
+    linked_open: int  # how many of those are open (on this page or another)
+
+
 class NotifyStore:
-    """The SQLite state. Every public method is one transaction."""
+    """The SQLite state. Every public method is one transaction; any thread may call any method."""
 
     def __init__(self, path: Path | str) -> None:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=10000")
-        self._db.executescript(SCHEMA)
+        if str(path) == ":memory:":  # one database shared by the threads' connections while the store is open
+            self._target, self._uri = f"file:notify-{uuid.uuid4().hex}?mode=memory&cache=shared", True
+        else:
+            _private_directory(Path(path).parent)
+            _private_file(Path(path))
+            self._target, self._uri = str(path), False
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._closed = False
+        db = self._db
+        db.execute("PRAGMA journal_mode=WAL")
+        db.executescript(SCHEMA)
+        if not self._uri:
+            _tighten_side_files(Path(path))
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """This thread's connection (opened on its first use)."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = self._connect()
+            self._local.db = db
+        return db
+
+    def _connect(self) -> sqlite3.Connection:
+        with self._lock:
+            if self._closed:
+                raise sqlite3.ProgrammingError("the notifier store is closed")
+            # check_same_thread=False only so that close() may close every thread's connection; each connection
+            # is used by the thread that opened it.
+            db = sqlite3.connect(self._target, isolation_level=None, check_same_thread=False, uri=self._uri)
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA busy_timeout=10000")
+            self._connections.append(db)
+        return db
 
     def close(self) -> None:
-        self._db.close()
+        """Close every thread's connection. Call it when no thread uses the store any more."""
+        with self._lock:
+            self._closed = True
+            connections, self._connections = self._connections, []
+        for db in reversed(connections):  # the first one last: it keeps an in-memory database alive
+            db.close()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
+        """A write transaction. This process's writers take turns on a lock first: a thread waiting for another's
+        commit then waits exactly that long, where SQLite's busy handler would sleep in growing steps (up to 100 ms
+        each, on the event loop when the loop is the one waiting)."""
+        db = self._db
+        with self._write_lock:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: every query in it sees the same snapshot (a page and its count agree)."""
+        db = self._db
+        db.execute("BEGIN")
         try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            yield db
+        finally:
+            db.execute("COMMIT")
 
     # -- taking alerts on -------------------------------------------------------------------------------------
 
@@ -430,6 +515,25 @@ class NotifyStore:
         ).fetchall()
         return [_record(r) for r in rows]
 
+    def alerts_page(self, team: str, page: int | None, size: int, message_id: int | None = None) -> AlertPage:
+        """Page `page` (1-based) of the team's open alerts; out of range gives the nearest page (the last one).
+
+        Without a page, the one holding the first open alert of `message_id` (a message's link), else the first."""
+        size = max(1, size)
+        with self._read() as db:
+            total = int(db.execute(_COUNT_OPEN, (team,)).fetchone()[0])
+            pages = max(1, -(-total // size))
+            linked: frozenset[str] = frozenset()
+            linked_open = 0
+            if message_id is not None:
+                linked = frozenset(r[0] for r in db.execute(_MESSAGE_IDS, (message_id,)).fetchall())
+                first, linked_open = db.execute(_FIRST_LINKED, (team, message_id)).fetchone()
+                if page is None and first is not None:
+                    page = int(first) // size + 1
+            page = min(max(1, page or 1), pages)
+            rows = db.execute(_OPEN_PAGE, (team, size, (page - 1) * size)).fetchall()
+        return AlertPage(tuple(_record(r) for r in rows), page, pages, total, linked, int(linked_open or 0))
+
     def recently_acknowledged(self, team: str, limit: int = 20) -> list[AlertRecord]:
         rows = self._db.execute(
             f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE team = ? AND acked_at IS NOT NULL "  # noqa: S608 (constant columns)
@@ -563,6 +667,63 @@ class NotifyStore:
 
 
 _ALERT_COLUMNS = "payload, team, chain, received_at, suppressed, level, level_started_at, acked_by, acked_at, ack_note"
+# The page order; the same expression as the index alerts_open_page, so a page is read from it without sorting.
+_PAGE_ORDER = (
+    "CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END, "
+    "received_at DESC, alert_id"
+)
+_COUNT_OPEN = "SELECT COUNT(*) FROM alerts WHERE team = ? AND acked_at IS NULL"
+_OPEN_PAGE = (
+    f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE team = ? AND acked_at IS NULL "  # noqa: S608 (constant text)
+    f"ORDER BY {_PAGE_ORDER} LIMIT ? OFFSET ?"
+)
+_MESSAGE_IDS = "SELECT alert_id FROM message_alerts WHERE message_id = ?"
+# The position (0-based, in page order) of a message's first open alert, and how many of its alerts are open.
+_FIRST_LINKED = (
+    "SELECT MIN(pos), COUNT(*) FROM (SELECT alert_id, ROW_NUMBER() OVER (ORDER BY "  # noqa: S608 (constant text)
+    f"{_PAGE_ORDER}) - 1 AS pos FROM alerts WHERE team = ? AND acked_at IS NULL) "
+    "WHERE alert_id IN (SELECT alert_id FROM message_alerts WHERE message_id = ?)"
+)
+
+
+def _private_directory(directory: Path) -> None:
+    """Create `directory` (and missing parents) with mode 0700; warn about an existing one others can enter."""
+    missing = [d for d in (directory, *directory.parents) if not d.exists()]
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=DIR_MODE)
+        except FileExistsError:  # made meanwhile by someone else: leave its mode alone
+            continue
+        os.chmod(d, DIR_MODE)  # mkdir's mode is reduced by the umask; this sets it exactly
+    if not missing and stat.S_IMODE(directory.stat().st_mode) & 0o077:
+        log.warning("the notifier's data directory %s is open to other users; chmod 700 it", directory)
+
+
+def _private_file(path: Path) -> None:
+    """Create the database file 0600 before SQLite opens it (no moment of a wider mode), or tighten an existing one.
+
+    SQLite creates the `-wal`, `-shm` and `-journal` files with the database file's mode."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    os.close(fd)
+    _tighten(path)
+    _tighten_side_files(path)
+
+
+def _tighten_side_files(path: Path) -> None:
+    for suffix in _SIDE_FILES:
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            _tighten(side)
+
+
+def _tighten(path: Path) -> None:
+    try:
+        if stat.S_IMODE(path.stat().st_mode) != FILE_MODE:
+            os.chmod(path, FILE_MODE)
+    except FileNotFoundError:  # a side file SQLite removed meanwhile
+        return
+    except PermissionError:  # another user's file: we can read it, but not change it
+        log.warning("cannot make %s private (mode 0600): it belongs to another user", path)
 
 
 def _record(row: Sequence[object]) -> AlertRecord:
