@@ -7,23 +7,36 @@ Security, in order of the request:
   URL is https) whose SHA-256 is stored with its user, team, CSRF token and expiry;
 - every POST carries a CSRF token (the session's, or for the login form one keyed on a pre-session cookie),
   compared in constant time, and a foreign `Origin` is refused;
+- failed logins slow later attempts per client and per user name (`notify.security.LoginThrottle`): a waiting
+  client gets 429 with Retry-After before its password is looked at, and a clean client is never locked out;
 - a manager only ever reads or acknowledges alerts whose routed team is their own (from settings, not the link);
-- every login, failed login, view (with the alert ids shown), acknowledgement and refusal is in the audit table;
+- every login, failed or throttled login, view (one row: page and number shown), acknowledgement and refusal is
+  in the audit table;
 - responses carry a strict Content-Security-Policy, no-store and a same-origin referrer policy (the link token
   never leaves the site; same-origin POSTs still carry their Origin, which is checked).
-The page shows rule, severity, summary, pseudonym and evidence event ids: nothing identifying beyond the pseudonym.
+The page shows rule, severity, summary, pseudonym and evidence event ids: nothing identifying beyond the pseudonym;
+a note that holds an identifier (`schemas.identifiers.find_identifiers`) is refused, naming the kind found.
+
+Load: the open alerts come a page at a time (`page_size`, most severe first), and every store call and the
+rendering of a page run in the app's own small thread pool, never on the event loop, so a flood of views queues
+there while `/healthz`, logins and the service's own work carry on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import html
 import logging
+import math
 import re
-from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from urllib.parse import quote, urlsplit
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import ParamSpec, TypeVar
+from urllib.parse import quote, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -31,6 +44,11 @@ from aiohttp import web
 from notify.security import (
     DUMMY_HASH,
     LinkRefused,
+    LoginThrottle,
+    Throttled,
+    ThrottlePolicy,
+    client_address,
+    client_key,
     keyed_token,
     new_token,
     same_token,
@@ -38,9 +56,18 @@ from notify.security import (
     verify_link,
     verify_password,
 )
-from notify.store import AlertRecord, NotifyStore, Session
+from notify.store import AlertPage, AlertRecord, NotifyStore, Session
 from safeguard.clock import Clock
-from schemas.identifiers import is_nhs_number, is_upn
+from schemas.identifiers import (
+    DATE_OF_BIRTH,
+    NHS_NUMBER,
+    PERSON_NAME,
+    PHONE_NUMBER,
+    POSTCODE,
+    STREET_ADDRESS,
+    UPN,
+    find_identifiers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +76,8 @@ PRE_COOKIE = "sg_pre"
 MAX_NOTE = 1000
 _NEXT = re.compile(r"^/(l/[A-Za-z0-9_\-.]{1,2000}|alerts)$")
 _ALERT_ID = re.compile(r"^[0-9a-f]{16,64}$")
+_PAGE_NUMBER = re.compile(r"^[0-9]{1,9}$")
+_MESSAGE_ID = re.compile(r"^[0-9]{1,17}$")
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
@@ -73,14 +102,45 @@ class WebConfig:
     session_ttl_s: float
     users: Mapping[str, WebUser]
     timezone: str = "Europe/London"
-    max_failed_logins: int = 5
-    lockout_s: float = 900.0
+    throttle: ThrottlePolicy = field(default_factory=ThrottlePolicy)
+    page_size: int = 50
+    page_threads: int = 2  # SQLite reads and page rendering; more would only contend for the GIL
+    trusted_proxies: frozenset[str] = frozenset()  # addresses whose X-Forwarded-For names the client
 
 
 STORE_KEY = web.AppKey("store", NotifyStore)
 CONFIG_KEY = web.AppKey("config", WebConfig)
 CLOCK_KEY: web.AppKey[Clock] = web.AppKey("clock")
-FAILURES_KEY: web.AppKey[dict[str, deque[float]]] = web.AppKey("failures")
+THROTTLE_KEY = web.AppKey("throttle", LoginThrottle)
+EXECUTOR_KEY = web.AppKey("executor", ThreadPoolExecutor)
+LOCKS_KEY: web.AppKey[KeyedLocks] = web.AppKey("login_locks")
+
+
+class KeyedLocks:
+    """An asyncio lock per key, kept only while someone holds or waits for it (the dict never outgrows the
+    requests in flight). Login attempts of one client are considered one after another, so concurrent guesses
+    cannot all pass the throttle before the first failure is recorded."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, holders = self._locks.get(key, (None, 0))
+        lock = lock or asyncio.Lock()
+        self._locks[key] = (lock, holders + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, holders = self._locks[key]
+            if holders == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, holders - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
 
 
 def make_app(store: NotifyStore, config: WebConfig, clock: Clock) -> web.Application:
@@ -89,7 +149,11 @@ def make_app(store: NotifyStore, config: WebConfig, clock: Clock) -> web.Applica
     app[STORE_KEY] = store
     app[CONFIG_KEY] = config
     app[CLOCK_KEY] = clock
-    app[FAILURES_KEY] = {}
+    app[THROTTLE_KEY] = LoginThrottle(config.throttle, config.users)
+    app[LOCKS_KEY] = KeyedLocks()
+    # threads start on first use and end at cleanup, before the service closes the store
+    app[EXECUTOR_KEY] = ThreadPoolExecutor(max(1, config.page_threads), thread_name_prefix="notify-page")
+    app.on_cleanup.append(_stop_executor)
     app.add_routes(
         [
             web.get("/", _root),
@@ -105,7 +169,13 @@ def make_app(store: NotifyStore, config: WebConfig, clock: Clock) -> web.Applica
     return app
 
 
+async def _stop_executor(app: web.Application) -> None:
+    await asyncio.to_thread(app[EXECUTOR_KEY].shutdown, True, cancel_futures=True)
+
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @web.middleware
@@ -136,16 +206,33 @@ def _now(request: web.Request) -> float:
     return float(request.app[CLOCK_KEY]().timestamp())
 
 
+async def _off_loop(request: web.Request, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """`fn(*args)` in the page's thread pool: SQLite and rendering never run on the event loop."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(request.app[EXECUTOR_KEY], functools.partial(fn, *args, **kwargs))
+
+
+async def _audit(
+    request: web.Request, actor: str, action: str, alert_ids: tuple[str, ...] = (), detail: str = ""
+) -> None:
+    await _off_loop(request, _store(request).audit, request.app[CLOCK_KEY](), actor, action, alert_ids, detail)
+
+
 def _secure(request: web.Request) -> bool:
     return _cfg(request).base_url.startswith("https://")
 
 
-def _session(request: web.Request) -> tuple[str, Session] | None:
+def _client(request: web.Request) -> str:
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    return client_key(client_address(request.remote, forwarded, _cfg(request).trusted_proxies))
+
+
+async def _session(request: web.Request) -> tuple[str, Session] | None:
     token = request.cookies.get(SESSION_COOKIE)
     if not token or len(token) > 200:
         return None
     hashed = token_hash(token)
-    session = _store(request).session(hashed, request.app[CLOCK_KEY]())
+    session = await _off_loop(request, _store(request).session, hashed, request.app[CLOCK_KEY]())
     return (hashed, session) if session else None
 
 
@@ -161,7 +248,11 @@ def _same_origin(request: web.Request) -> bool:
 
 
 def _page(title: str, body: str, *, status: int = 200) -> web.Response:
-    doc = f"""<!doctype html>
+    return web.Response(text=_document(title, body), content_type="text/html", status=status)
+
+
+def _document(title: str, body: str) -> str:
+    return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <meta name="referrer" content="same-origin"><title>{html.escape(title)}</title>
 <style>
@@ -178,8 +269,8 @@ tr.linked{{outline:3px solid #457b9d}} code{{font-size:.8rem;word-break:break-al
 .flash{{background:#e9f5ec;border:1px solid #2a9d8f;padding:.5rem;margin-bottom:1rem}}
 .error{{background:#fdecea;border:1px solid #b00020;padding:.5rem;margin-bottom:1rem}}
 form.inline{{display:flex;gap:.3rem}} input[type=text]{{width:14rem}}
+nav.pages{{display:flex;gap:1rem;align-items:center;margin:.6rem 0}}
 </style></head><body>{body}</body></html>"""
-    return web.Response(text=doc, content_type="text/html", status=status)
 
 
 def _refused(title: str, detail: str, status: int = 403) -> web.Response:
@@ -189,8 +280,6 @@ def _refused(title: str, detail: str, status: int = 403) -> web.Response:
 
 
 def _fmt(ts: float | None, zone: ZoneInfo) -> str:
-    from datetime import UTC, datetime
-
     if ts is None:
         return ""
     return datetime.fromtimestamp(ts, UTC).astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
@@ -217,7 +306,7 @@ def _login_page(request: web.Request, nxt: str, error: str = "", status: int = 2
     if not pre or len(pre) > 100:
         pre = new_token()
     csrf = keyed_token(_cfg(request).link_secret, "login", pre)
-    err = f'<p class="error">{html.escape(error)}</p>' if error else ""
+    err = f'<p class="error" id="login-error">{html.escape(error)}</p>' if error else ""
     body = f"""<header><strong>Safeguarding alerts</strong></header><main>
 <h1>Log in</h1>{err}
 <form method="post" action="/login" id="login">
@@ -240,26 +329,31 @@ async def _login(request: web.Request) -> web.Response:
     pre = request.cookies.get(PRE_COOKIE, "")
     expected = keyed_token(cfg.link_secret, "login", pre) if pre else ""
     if not _same_origin(request) or not expected or not same_token(str(form.get("csrf", "")), expected):
-        store.audit(clock(), "anonymous", "csrf_refused", (), "login form")
+        await _audit(request, "anonymous", "csrf_refused", (), "login form")
         return _login_page(request, nxt, "The form expired; please try again.", status=403)
     username = str(form.get("username", ""))[:100]
     password = str(form.get("password", ""))[:1000]
-    failures: dict[str, deque[float]] = request.app[FAILURES_KEY]
-    recent = failures.setdefault(username, deque(maxlen=cfg.max_failed_logins))
-    now = _now(request)
-    if len(recent) >= cfg.max_failed_logins and now - recent[0] < cfg.lockout_s:
-        store.audit(clock(), username or "anonymous", "login_locked", (), "too many failed attempts")
-        return _login_page(request, nxt, "Too many failed attempts; try again later.", status=429)
-    user = cfg.users.get(username)
-    ok = await asyncio.to_thread(verify_password, password, user.password_hash if user else DUMMY_HASH)
-    if not ok or user is None:
-        recent.append(now)
-        store.audit(clock(), username or "anonymous", "login_failed", (), "")
-        return _login_page(request, nxt, "Wrong user name or password.", status=401)
-    recent.clear()
+    client = _client(request)
+    throttle, locks = request.app[THROTTLE_KEY], request.app[LOCKS_KEY]
+    async with contextlib.AsyncExitStack() as held:
+        # one attempt per client at a time; and per name, for clients that failed recently (a clean client never
+        # waits behind an attacker's attempts on the same name)
+        await held.enter_async_context(locks.hold(f"client {client}"))
+        if not throttle.is_clean(client, _now(request)):
+            await held.enter_async_context(locks.hold(f"user {username}"))
+        refusal = throttle.check(client, username, _now(request))
+        if refusal is not None:
+            return await _throttled(request, nxt, username, client, refusal)
+        user = cfg.users.get(username)
+        ok = await asyncio.to_thread(verify_password, password, user.password_hash if user else DUMMY_HASH)
+        if not ok or user is None:
+            throttle.failed(client, username, _now(request))
+            await _audit(request, username or "anonymous", "login_failed", (), f"from {client}")
+            return _login_page(request, nxt, "Wrong user name or password.", status=401)
     token, csrf = new_token(), new_token()
-    store.create_session(token_hash(token), username, user.team, csrf, clock(), cfg.session_ttl_s)
-    store.audit(clock(), username, "login", (), f"team {user.team}")
+    await _off_loop(request, store.create_session, token_hash(token), username, user.team, csrf, clock(),
+                    cfg.session_ttl_s)  # fmt: skip
+    await _audit(request, username, "login", (), f"team {user.team}")
     response = web.HTTPSeeOther(nxt)
     response.set_cookie(
         SESSION_COOKIE, token, httponly=True, samesite="Lax", secure=_secure(request), path="/",
@@ -269,30 +363,42 @@ async def _login(request: web.Request) -> web.Response:
     raise response
 
 
+async def _throttled(request: web.Request, nxt: str, username: str, client: str, refusal: Throttled) -> web.Response:
+    """429 with Retry-After; the first refusal of a wait is audited (a client hammering during its wait would
+    otherwise write an audit row per request)."""
+    seconds = max(1, math.ceil(refusal.retry_after_s))
+    if refusal.first:
+        detail = f"from {client}: {refusal.scope} delay, {seconds} s left (further attempts in this wait not audited)"
+        await _audit(request, username or "anonymous", "login_throttled", (), detail)
+    response = _login_page(request, nxt, f"Too many failed attempts; try again in {seconds} seconds.", status=429)
+    response.headers["Retry-After"] = str(seconds)
+    return response
+
+
 async def _logout(request: web.Request) -> web.Response:
-    found = _session(request)
+    found = await _session(request)
     form = await request.post()
     if found is None:
         raise web.HTTPSeeOther("/login")
     hashed, session = found
     if not _same_origin(request) or not same_token(str(form.get("csrf", "")), session.csrf):
         return _refused("Refused", "The form was not sent from this page.")
-    _store(request).end_session(hashed)
-    _store(request).audit(request.app[CLOCK_KEY](), session.user, "logout")
+    await _off_loop(request, _store(request).end_session, hashed)
+    await _audit(request, session.user, "logout")
     response = web.HTTPSeeOther("/login")
     response.del_cookie(SESSION_COOKIE, path="/")
     raise response
 
 
 async def _link(request: web.Request) -> web.Response:
-    cfg, store, clock = _cfg(request), _store(request), request.app[CLOCK_KEY]
+    cfg, clock = _cfg(request), request.app[CLOCK_KEY]
     token = request.match_info["token"]
-    found = _session(request)
+    found = await _session(request)
     who = found[1].user if found else "anonymous"
     try:
         claims = verify_link(cfg.link_secret, token, clock())
     except LinkRefused as exc:
-        store.audit(clock(), who, "link_refused", (), exc.reason)
+        await _audit(request, who, "link_refused", (), exc.reason)
         title = "Link expired" if exc.reason == "expired" else "Link not valid"
         detail = (
             "This link has expired. Log in to see your team's open alerts."
@@ -304,33 +410,67 @@ async def _link(request: web.Request) -> web.Response:
         raise web.HTTPSeeOther(f"/login?next={quote('/l/' + token, safe='')}")
     _, session = found
     if session.team != claims.team:
-        store.audit(clock(), session.user, "link_refused", (), f"link for team {claims.team}")
+        await _audit(request, session.user, "link_refused", (), f"link for team {claims.team}")
         return _refused("Not your team", "This message was for another team.")
     raise web.HTTPSeeOther(f"/alerts?m={claims.message_id}")
 
 
+# -- the alerts page ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ViewQuery:
+    """What `/alerts?…` asks for, validated: anything malformed is as if absent."""
+
+    page: int | None = None  # None: the page of the linked message's first open alert, else the first
+    message: int | None = None  # `m`: the message whose link was followed (its alerts are highlighted)
+    acked: str = ""  # an alert id just acknowledged
+    error: str = ""  # a key of _ERRORS
+    kinds: tuple[str, ...] = ()  # for error "note": codes of the kinds of identifier found
+
+    @classmethod
+    def parse(cls, query: Mapping[str, str]) -> ViewQuery:
+        page, m = query.get("page", ""), query.get("m", "")
+        acked, error = query.get("acked", ""), query.get("error", "")
+        kinds = tuple(k for k in query.get("kinds", "").split(",")[:8] if k in _CODE_KINDS)
+        return cls(
+            page=int(page) if _PAGE_NUMBER.match(page) else None,
+            message=int(m) if _MESSAGE_ID.match(m) else None,
+            acked=acked if _ALERT_ID.match(acked) else "",
+            error=error if error in _ERRORS else "",
+            kinds=kinds,
+        )
+
+
 async def _alerts(request: web.Request) -> web.Response:
-    found = _session(request)
+    found = await _session(request)
     if found is None:
         raise web.HTTPSeeOther("/login?next=/alerts")
     _, session = found
-    store, cfg, clock = _store(request), _cfg(request), request.app[CLOCK_KEY]
+    view = ViewQuery.parse(request.query)
+    doc = await _off_loop(request, _alerts_document, _store(request), _cfg(request), session, view,
+                          request.app[CLOCK_KEY]())  # fmt: skip
+    return web.Response(text=doc, content_type="text/html")
+
+
+def _alerts_document(store: NotifyStore, cfg: WebConfig, session: Session, view: ViewQuery, now: datetime) -> str:
+    """The whole alerts page for one view, and its audit row. Runs in the page's thread pool."""
     zone = ZoneInfo(cfg.timezone)
-    linked: set[str] = set()
-    m = request.query.get("m", "")
-    if m.isdigit() and len(m) < 18:
-        linked = set(store.message_alert_ids(int(m)))
-    records = store.open_alerts(session.team)
+    shown = store.alerts_page(session.team, view.page, cfg.page_size, view.message)
     acked = store.recently_acknowledged(session.team, 10)
-    store.audit(clock(), session.user, "viewed", [r.alert.alert_id for r in records], f"team {session.team}")
+    store.audit(
+        now, session.user, "viewed", (),
+        f"team {session.team}, page {shown.page} of {shown.pages}, {len(shown.records)} of {shown.total} shown",
+    )  # fmt: skip
     flash = ""
-    done = request.query.get("acked", "")
-    if _ALERT_ID.match(done):
-        flash = f'<p class="flash" id="flash">Acknowledged alert <code>{html.escape(done)}</code>.</p>'
-    problem = request.query.get("error", "")
-    if problem in _ERRORS:
-        flash += f'<p class="error" id="error">{html.escape(_ERRORS[problem])}</p>'
-    rows = "".join(_row(r, session, zone, r.alert.alert_id in linked) for r in records)
+    if view.acked:
+        flash = f'<p class="flash" id="flash">Acknowledged alert <code>{html.escape(view.acked)}</code>.</p>'
+    if view.error:
+        flash += f'<p class="error" id="error">{html.escape(_error_text(view))}</p>'
+    linked_here = sum(r.alert.alert_id in shown.linked for r in shown.records)
+    if shown.linked_open > linked_here:
+        flash += '<p class="flash" id="linked-elsewhere">Some of this message\'s open alerts are on other pages.</p>'
+    rows = "".join(_row(r, session, zone, r.alert.alert_id in shown.linked, shown.page) for r in shown.records)
     if not rows:
         rows = '<tr><td colspan="6" id="no-alerts">No open alerts for your team.</td></tr>'
     acked_rows = "".join(
@@ -339,20 +479,40 @@ async def _alerts(request: web.Request) -> web.Response:
         f"</td><td>{html.escape(r.ack_note or '')}</td></tr>"
         for r in acked
     )
+    pager = _pager(shown, view)
     body = f"""<header><strong>Safeguarding alerts · team {html.escape(session.team)}</strong>
 <form method="post" action="/logout" class="inline"><span>{html.escape(session.user)}</span>
 <input type="hidden" name="csrf" value="{html.escape(session.csrf)}"><button type="submit">Log out</button></form>
 </header><main>{flash}
-<h1>Open alerts</h1>
+<h1>Open alerts</h1>{pager}
 <table id="open-alerts"><thead><tr><th>Severity</th><th>Rule</th><th>Summary</th><th>Pseudonym</th>
-<th>Evidence (event ids)</th><th>Acknowledge</th></tr></thead><tbody>{rows}</tbody></table>
+<th>Evidence (event ids)</th><th>Acknowledge</th></tr></thead><tbody>{rows}</tbody></table>{pager}
 <h2>Recently acknowledged</h2>
 <table id="acked-alerts"><thead><tr><th>Rule</th><th>Pseudonym</th><th>By</th><th>When</th><th>Note</th></tr></thead>
 <tbody>{acked_rows}</tbody></table></main>"""
-    return _page(f"Alerts · {session.team}", body)
+    return _document(f"Alerts · {session.team}", body)
 
 
-def _row(record: AlertRecord, session: Session, zone: ZoneInfo, linked: bool) -> str:
+def _alerts_url(**params: object) -> str:
+    given = {k: v for k, v in params.items() if v not in (None, "")}
+    return "/alerts?" + urlencode(given) if given else "/alerts"
+
+
+def _pager(shown: AlertPage, view: ViewQuery) -> str:
+    """Previous / next links (keeping a followed message's highlight) and where this page is."""
+    page, pages = shown.page, shown.pages
+
+    def link(to: int, text: str, rel: str) -> str:
+        href = html.escape(_alerts_url(page=to, m=view.message))
+        return f'<a href="{href}" rel="{rel}" class="{rel}-page">{text}</a>'
+
+    prev = link(page - 1, "← Previous", "prev") if page > 1 else "<span>← Previous</span>"
+    nxt = link(page + 1, "Next →", "next") if page < pages else "<span>Next →</span>"
+    count = f"{shown.total} open alert{'' if shown.total == 1 else 's'}"
+    return f'<nav class="pages">{prev}<span class="page-status">Page {page} of {pages} · {count}</span>{nxt}</nav>'
+
+
+def _row(record: AlertRecord, session: Session, zone: ZoneInfo, linked: bool, page: int) -> str:
     a = record.alert
     aid = html.escape(a.alert_id)
     state = f"escalated to level {record.level}" if record.level else ("not messaged (repeat)" if record.suppressed
@@ -367,19 +527,45 @@ def _row(record: AlertRecord, session: Session, zone: ZoneInfo, linked: bool) ->
 <td>{html.escape(a.subject_type)}<br><code>{html.escape(a.subject_id)}</code></td>
 <td>{evidence}</td>
 <td><form method="post" action="/alerts/{aid}/ack" class="ack">
-<input type="hidden" name="csrf" value="{html.escape(session.csrf)}">
-<input type="text" name="note" maxlength="{MAX_NOTE}" placeholder="note (no names or NHS numbers)" aria-label="note">
-<button type="submit" class="ack-button">Acknowledge</button></form></td></tr>"""
+<input type="hidden" name="csrf" value="{html.escape(session.csrf)}"><input type="hidden" name="page" value="{page}">
+<input type="text" name="note" maxlength="{MAX_NOTE}" placeholder="note (no names, addresses or NHS numbers)"
+aria-label="note"><button type="submit" class="ack-button">Acknowledge</button></form></td></tr>"""
 
 
 _ERRORS = {
-    "note": "The note looks like it holds an NHS number or UPN; notes must not identify anyone. Not acknowledged.",
+    "note": "The note looks like it holds {kinds}; notes must not identify anyone. Not acknowledged.",
     "gone": "That alert is not an open alert of your team.",
 }
+# The kinds find_identifiers reports, by the short code that carries them in the redirect (never the value found).
+_KIND_CODES = {
+    NHS_NUMBER: "nhs",
+    UPN: "upn",
+    POSTCODE: "postcode",
+    PERSON_NAME: "name",
+    STREET_ADDRESS: "address",
+    PHONE_NUMBER: "phone",
+    DATE_OF_BIRTH: "dob",
+}
+_CODE_KINDS = {code: kind for kind, code in _KIND_CODES.items()} | {"other": "an identifier"}
+
+
+def _error_text(view: ViewQuery) -> str:
+    kinds = [_CODE_KINDS[k] for k in view.kinds] or ["an identifier"]
+    listed = kinds[0] if len(kinds) == 1 else ", ".join(kinds[:-1]) + " and " + kinds[-1]
+    return _ERRORS[view.error].format(kinds=listed)
+
+
+def identifier_kinds(note: str) -> list[str]:
+    """The kinds of identifier in an acknowledgement note (`an NHS number`, `a street address`, …), each once."""
+    kinds: list[str] = []
+    for match in find_identifiers(note, context="text"):
+        if match.kind not in kinds:
+            kinds.append(match.kind)
+    return kinds
 
 
 async def _ack(request: web.Request) -> web.Response:
-    found = _session(request)
+    found = await _session(request)
     form = await request.post()
     if found is None:
         raise web.HTTPSeeOther("/login")
@@ -387,21 +573,19 @@ async def _ack(request: web.Request) -> web.Response:
     store, clock = _store(request), request.app[CLOCK_KEY]
     alert_id = request.match_info["alert_id"]
     if not _same_origin(request) or not same_token(str(form.get("csrf", "")), session.csrf):
-        store.audit(clock(), session.user, "csrf_refused", [alert_id] if _ALERT_ID.match(alert_id) else [], "ack")
+        await _audit(request, session.user, "csrf_refused", (alert_id,) if _ALERT_ID.match(alert_id) else (), "ack")
         return _refused("Refused", "The form was not sent from this page; nothing was acknowledged.")
+    page_field = str(form.get("page", ""))
+    page = int(page_field) if _PAGE_NUMBER.match(page_field) else None
     if not _ALERT_ID.match(alert_id):
-        raise web.HTTPSeeOther("/alerts?error=gone")
+        raise web.HTTPSeeOther(_alerts_url(page=page, error="gone"))
     note = " ".join(str(form.get("note", "")).split())[:MAX_NOTE]
-    if _identifying(note):
-        store.audit(clock(), session.user, "ack_refused", [alert_id], "note looked identifying")
-        raise web.HTTPSeeOther("/alerts?error=note")
-    outcome = store.acknowledge(alert_id, session.user, session.team, note or None, clock())
+    kinds = identifier_kinds(note)
+    if kinds:
+        await _audit(request, session.user, "ack_refused", (alert_id,), "note looked identifying: " + ", ".join(kinds))
+        codes = ",".join(_KIND_CODES.get(kind, "other") for kind in kinds)
+        raise web.HTTPSeeOther(_alerts_url(page=page, error="note", kinds=codes))
+    outcome = await _off_loop(request, store.acknowledge, alert_id, session.user, session.team, note or None, clock())
     if outcome == "not_found":
-        raise web.HTTPSeeOther("/alerts?error=gone")
-    raise web.HTTPSeeOther(f"/alerts?acked={alert_id}")
-
-
-def _identifying(note: str) -> bool:
-    """A note holding an NHS number or a UPN (the checks the contract applies to identifiers)."""
-    joined = re.sub(r"(?<=\d)[ -](?=\d)", "", note)  # 943 476 5919 -> 9434765919
-    return any(is_nhs_number(w) or is_upn(w) for w in re.findall(r"[A-Za-z0-9]+", joined))
+        raise web.HTTPSeeOther(_alerts_url(page=page, error="gone"))
+    raise web.HTTPSeeOther(_alerts_url(page=page, acked=alert_id))
