@@ -8,25 +8,29 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic_core import from_json
+
 from producers.pseudonymise import Pseudonymiser
-from schemas.codec import decode_event, validate_event
-from schemas.deadletter import DeadLetter, dead_letter_from_file
-from schemas.errors import ContractError, DecodeError, Issue
+from schemas.codec import decode_event, parse_json_object, validate_event
+from schemas.deadletter import ORIGINAL_CAP, DeadLetter, dead_letter_from_file
+from schemas.errors import ContractError, DecodeError, InvalidEvent, Issue
 from schemas.events import AgencyEvent
 from schemas.identifiers import is_pseudonym
+from schemas.limits import DEFAULT_WINDOW, LIMITS, EventTimeWindow, check_size, event_time_issues
 
 FileFormat = Literal["jsonl", "csv"]
 Clock = Callable[[], Any]
 
 # CSV cells are text; these fields hold numbers or lists in the contract.
 _INT_FIELDS = frozenset({"schema_version", "dash_score", "previous_plans"})
+_BOOL_FIELDS = frozenset({"purge", "looked_after", "is_crime", "marac_referral"})
+_BOOLEANS = {"true": True, "false": False}
 _LIST_FIELDS = frozenset({"concerns", "children"})
 
 
@@ -82,10 +86,12 @@ class Ingestor:
         clock: Clock,
         pseudonymiser: Pseudonymiser | None = None,
         pseudonymise_fields: frozenset[str] = frozenset(),
+        window: EventTimeWindow = DEFAULT_WINDOW,
     ) -> None:
         if pseudonymise_fields and pseudonymiser is None:
             raise ValueError("pseudonymising fields needs a pseudonymiser (a key)")
         self._clock = clock
+        self._window = window
         self._pseudonymiser = pseudonymiser
         self._fields = pseudonymise_fields
 
@@ -103,19 +109,25 @@ class Ingestor:
     def _validate(
         self, path: Path, line: int, original: bytes, parsed: dict[str, Any] | DecodeError | None
     ) -> Accepted | Rejected:
+        """One record's outcome. Never raises: whatever the line holds, it is accepted or rejected with a reason."""
         try:
             if isinstance(parsed, DecodeError):
                 raise parsed
             if parsed is None:  # JSONL: decode the raw bytes ourselves for precise errors
                 if self._fields:
-                    parsed = _json_object(original)
+                    event = validate_event(self._pseudonymise(parse_json_object(original)))
                 else:
-                    return Accepted(line, decode_event(original))
-            return Accepted(line, validate_event(self._pseudonymise(parsed)))
+                    event = decode_event(original)
+            else:
+                event = validate_event(self._pseudonymise(parsed))
+            issues = event_time_issues(event, reference=self._clock(), window=self._window)
+            if issues:
+                raise InvalidEvent(issues)
+            return Accepted(line, event)
         except ContractError as exc:
             return Rejected(line, self._dead_letter(path, line, original, exc.reason_code, exc.reason))
-        except ValueError as exc:  # e.g. an empty identifier to pseudonymise
-            return Rejected(line, self._dead_letter(path, line, original, "invalid", str(exc)))
+        except (ValueError, TypeError, RecursionError, OverflowError) as exc:  # e.g. an empty id to pseudonymise
+            return Rejected(line, self._dead_letter(path, line, original, "invalid", str(exc) or type(exc).__name__))
 
     def _dead_letter(self, path: Path, line: int, original: bytes, code: str, error: str) -> DeadLetter:
         return dead_letter_from_file(
@@ -141,9 +153,28 @@ class Ingestor:
         return value
 
     @staticmethod
-    def _jsonl_records(path: Path, summary: IngestSummary | None) -> Iterator[tuple[int, bytes, None]]:
+    def _jsonl_records(
+        path: Path, summary: IngestSummary | None
+    ) -> Iterator[tuple[int, bytes, dict[str, Any] | DecodeError | None]]:
+        """Lines of the file, each read with bounded memory: a line over the message limit is not held whole,
+        only its first bytes (what a dead letter keeps) and its length."""
+        limit = LIMITS.max_message_bytes
         with path.open("rb") as fh:
-            for number, raw in enumerate(fh, start=1):
+            number = 0
+            while True:
+                raw = fh.readline(limit + 2)
+                if not raw:
+                    return
+                number += 1
+                size = len(raw)
+                if not raw.endswith(b"\n") and size > limit:
+                    kept = raw[:ORIGINAL_CAP]
+                    while raw and not raw.endswith(b"\n"):  # skip the rest of the over-long line
+                        raw = fh.readline(1 << 20)
+                        size += len(raw)
+                    too_large = _too_large(size - (1 if raw.endswith(b"\n") else 0))
+                    yield number, kept, too_large
+                    continue
                 text = raw.rstrip(b"\r\n")
                 if not text.strip():
                     if summary is not None:
@@ -155,14 +186,34 @@ class Ingestor:
     def _csv_records(path: Path) -> Iterator[tuple[int, bytes, dict[str, Any] | DecodeError | None]]:
         with path.open("r", encoding="utf-8", newline="", errors="surrogateescape") as fh:
             reader = csv.reader(fh)
-            header = next(reader, None)
+            try:
+                header = next(reader, None)
+            except csv.Error as exc:
+                yield 1, b"", DecodeError([Issue("", f"the header row cannot be read as CSV ({exc})", "bad_csv_row")])
+                return
             if header is None:
                 return
             names = [h.strip() for h in header]
-            for row in reader:
+            while True:
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as exc:  # e.g. a cell over the csv module's field size limit
+                    yield (
+                        reader.line_num,
+                        b"",
+                        DecodeError([Issue("", f"the row is not valid CSV ({exc})", "bad_csv_row")]),
+                    )
+                    continue
                 if not any(cell.strip() for cell in row):
                     continue
                 original = _csv_line(row)
+                try:
+                    check_size(original)
+                except DecodeError as exc:
+                    yield reader.line_num, original[:ORIGINAL_CAP], exc
+                    continue
                 if len(row) != len(names):
                     problem = f"the row has {len(row)} cells but the header has {len(names)} columns"
                     yield reader.line_num, original, DecodeError([Issue("", problem, "bad_csv_row")])
@@ -170,16 +221,17 @@ class Ingestor:
                 yield reader.line_num, original, _csv_row_to_object(dict(zip(names, row, strict=True)))
 
 
-def _json_object(original: bytes) -> dict[str, Any]:
-    try:
-        obj = json.loads(original)
-    except UnicodeDecodeError:
-        raise DecodeError([Issue("", "the line is not UTF-8 text", "not_utf8")]) from None
-    except ValueError as exc:
-        raise DecodeError([Issue("", f"the line is not valid JSON ({exc})", "not_json")]) from None
-    if not isinstance(obj, dict):
-        raise DecodeError([Issue("", "the line must be a JSON object, one event per line", "not_object")])
-    return obj
+def _too_large(size: int) -> DecodeError:
+    return DecodeError(
+        [
+            Issue(
+                "",
+                f"the line has {size:,} bytes; the contract allows at most {LIMITS.max_message_bytes:,} "
+                "(one event per line)",
+                "too_large",
+            )
+        ]
+    )
 
 
 def _csv_line(row: list[str]) -> bytes:
@@ -195,8 +247,10 @@ def _csv_row_to_object(row: dict[str, str]) -> dict[str, Any]:
         value = cell.strip()
         if not value:
             continue
-        if name in _INT_FIELDS and value.lstrip("-").isdigit():
+        if name in _INT_FIELDS and value.lstrip("-").isdigit() and len(value) <= 20:
             obj[name] = int(value)
+        elif name in _BOOL_FIELDS and value.lower() in _BOOLEANS:
+            obj[name] = _BOOLEANS[value.lower()]
         elif name in _LIST_FIELDS:
             obj[name] = _csv_list(value)
         else:
@@ -207,7 +261,7 @@ def _csv_row_to_object(row: dict[str, str]) -> dict[str, Any]:
 def _csv_list(value: str) -> Any:
     if value.startswith("["):
         try:
-            return json.loads(value)
+            return from_json(value)  # bounded: the parser refuses nesting past its recursion limit
         except ValueError:
             return value  # let validation say it is not a list
     return [part.strip() for part in value.split(";") if part.strip()]

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.errors import ConfigError
+from schemas.limits import EventTimeWindow
 
 
 class _Section(BaseModel):
@@ -282,6 +283,10 @@ class Settings(BaseSettings):
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     grafana: GrafanaSettings = GrafanaSettings()
     notify: NotifySettings = NotifySettings()
+    event_time: EventTimeWindow = Field(
+        default_factory=EventTimeWindow,
+        description="the contract's event-time window, applied by publish, the worker and the sink alike",
+    )
     pseudonym_key: SecretStr | None = Field(
         default=None, description="key of the keyed HMAC-SHA256 that turns source identifiers into pseudonyms"
     )

@@ -6,12 +6,14 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from pydantic_core import ErrorDetails
+from pydantic_core import ErrorDetails, from_json
 
 from schemas.alerts import AlertLifecycle, AlertRaised
 from schemas.deadletter import DeadLetter
 from schemas.errors import DecodeError, InvalidEvent, Issue
 from schemas.events import AGENCY_EVENT_ADAPTER, EVENT_MODELS, AgencyEvent
+from schemas.identifiers import mask_identifiers
+from schemas.limits import LIMITS, REASON_TOO_DEEP, MessageLimits, check_shape, check_size
 
 T = TypeVar("T")
 
@@ -31,13 +33,39 @@ def to_json_obj(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(mode="json", exclude_none=True)
 
 
-def decode_event(data: bytes | str) -> AgencyEvent:
-    """Decode and validate one agency event. Raises DecodeError or InvalidEvent naming every broken rule."""
-    return _decode(AGENCY_EVENT_ADAPTER, data)
+def decode_event(data: bytes | str, *, limits: MessageLimits = LIMITS) -> AgencyEvent:
+    """Decode and validate one agency event within the contract's limits (`schemas.limits`).
+
+    Raises DecodeError (not UTF-8 JSON, not an object, too large, too deep) or InvalidEvent naming every
+    broken rule. The size is checked before anything parses the bytes, the shape before the models run.
+    """
+    return validate_event(parse_json_object(data, limits=limits), limits=limits)
 
 
-def validate_event(obj: Mapping[str, Any]) -> AgencyEvent:
-    """Validate an already-parsed JSON object (a CSV row, a generator record) as an agency event."""
+def parse_json_object(data: bytes | str, *, limits: MessageLimits = LIMITS) -> dict[str, Any]:
+    """The JSON object of one message, or DecodeError. Bounded: over-size bytes are never parsed, and the
+    parser refuses nesting beyond its recursion limit (200) with an error, not a crash."""
+    check_size(data, limits)
+    _check_text(data)
+    try:
+        obj = from_json(data)
+    except ValueError as exc:
+        detail = str(exc)
+        if "recursion limit" in detail:
+            raise DecodeError(
+                [Issue("", f"the message is nested more than {limits.max_depth} levels deep", REASON_TOO_DEEP)]
+            ) from None
+        raise DecodeError([Issue("", f"the message is not valid JSON ({detail})", "not_json")]) from None
+    if not isinstance(obj, dict):
+        raise DecodeError([Issue("", "the message must be a JSON object, one event per message", "not_object")])
+    return obj
+
+
+def validate_event(obj: Mapping[str, Any], *, limits: MessageLimits = LIMITS) -> AgencyEvent:
+    """Validate a parsed JSON object (a message, a CSV row) as an agency event, shape limits first."""
+    issues = check_shape(obj, limits)
+    if issues:
+        raise InvalidEvent(issues)
     try:
         return AGENCY_EVENT_ADAPTER.validate_python(obj)
     except ValidationError as exc:
@@ -56,7 +84,7 @@ def decode_dead_letter(data: bytes | str) -> DeadLetter:
     return _decode(_DEAD_LETTER_ADAPTER, data)
 
 
-def _decode(adapter: TypeAdapter[T], data: bytes | str) -> T:
+def _check_text(data: bytes | str) -> None:
     try:
         if isinstance(data, bytes):
             data.decode("utf-8")
@@ -72,6 +100,10 @@ def _decode(adapter: TypeAdapter[T], data: bytes | str) -> T:
         )
     if not data or (isinstance(data, bytes | str) and not data.strip()):
         raise DecodeError([Issue("", "the message is empty; expected one JSON object", "empty")])
+
+
+def _decode(adapter: TypeAdapter[T], data: bytes | str) -> T:
+    _check_text(data)
     try:
         return adapter.validate_json(data)
     except ValidationError as exc:
@@ -102,7 +134,7 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
         elif part in EVENT_MODELS or part.startswith(("function-", "literal[")):
             continue  # the union branch or validator name, not a field
         else:
-            parts.append(("." if parts else "") + part)
+            parts.append(("." if parts else "") + mask_identifiers(part[:80])[0])  # a key can be anything sent
     return "".join(parts)
 
 
@@ -136,7 +168,11 @@ def _json_kind(value: Any) -> str:
 
 
 def _shown(value: Any, limit: int = 60) -> str:
-    text = repr(value)
+    """A value quoted in an error, shortened, with anything that looks like a personal identifier masked."""
+    if isinstance(value, str):
+        text = repr(mask_identifiers(value[: 4 * limit], context="code")[0])
+    else:
+        text = mask_identifiers(repr(value)[: 4 * limit], context="opaque")[0]
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -34,6 +34,22 @@ class Issue:
         return f"field `{self.field}`: {self.rule}" if self.field else self.rule
 
 
+_REASON_PRIORITY = (
+    "raw_identifier",
+    "too_large",
+    "too_deep",
+    "too_many_items",
+    "too_many_fields",
+    "too_long",
+    "in_the_future",
+    "too_old",
+    "unknown_event_type",
+    "wrong_topic",
+    "key_mismatch",
+)
+"""Issue codes that name a dead letter's reason when present, most useful first ("dead letters by reason")."""
+
+
 class ContractError(SafeguardError):
     """A message breaks the event contract. `reason_code` is a short, stable category."""
 
@@ -42,6 +58,11 @@ class ContractError(SafeguardError):
     def __init__(self, issues: list[Issue]) -> None:
         self.issues = issues
         super().__init__("; ".join(str(i) for i in issues))
+        codes = {i.code for i in issues}
+        for code in _REASON_PRIORITY:
+            if code in codes:
+                self.reason_code = code
+                break
 
     @property
     def reason(self) -> str:
@@ -58,15 +79,6 @@ class InvalidEvent(ContractError):
     """The JSON object breaks one or more field rules of the contract."""
 
     reason_code = "invalid"
-
-    def __init__(self, issues: list[Issue]) -> None:
-        super().__init__(issues)
-        codes = {i.code for i in issues}
-        # The most useful single category for dashboards ("dead letters by reason").
-        for code in ("raw_identifier", "unknown_event_type", "wrong_topic", "key_mismatch"):
-            if code in codes:
-                self.reason_code = code
-                break
 
 
 class ConfigError(SafeguardError):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
@@ -12,10 +11,12 @@ from schemas.types import (
     AbsenceType,
     AgencyCode,
     AgencyType,
+    CalendarDate,
     Concern,
     ContactSource,
     DashRisk,
     EventId,
+    Flag,
     InterviewStep,
     LaCode,
     Outcome,
@@ -24,8 +25,10 @@ from schemas.types import (
     Pseudonym,
     RiskLevel,
     Route,
+    SchemaVersion1,
     SourceId,
     Timestamp,
+    WholeNumber,
 )
 
 SCHEMA_VERSION = 1
@@ -42,13 +45,13 @@ class Envelope(ContractModel):
 
     event_id: EventId
     event_type: str
-    schema_version: Literal[1]
+    schema_version: SchemaVersion1
     la_code: LaCode
     agency_type: AgencyType
     agency_code: AgencyCode
     occurred_at: Timestamp
     recorded_at: Timestamp
-    purge: bool = False
+    purge: Flag = False
 
     @model_validator(mode="after")
     def _recorded_after_occurred(self) -> Self:
@@ -89,7 +92,7 @@ class ContactDecided(Envelope):
 class _MissingEpisode(Envelope):
     episode_id: SourceId
     child_id: Pseudonym
-    looked_after: bool
+    looked_after: Flag
     absence_type: AbsenceType
     risk_level: RiskLevel
 
@@ -117,7 +120,7 @@ class IncidentChild(ContractModel):
     """A child of the household; `present` means the child saw or heard the incident."""
 
     child_id: Pseudonym
-    present: bool
+    present: Flag
     school_urn: Annotated[str, Field(pattern=r"^[0-9]{6}$")] | None = None
 
 
@@ -130,18 +133,18 @@ class DomesticIncidentRecorded(Envelope):
     victim_id: Pseudonym | None = None
     perpetrator_id: Pseudonym | None = None
     dash_risk: DashRisk
-    dash_score: Annotated[int, Field(ge=0, le=27)] | None = None
-    is_crime: bool
+    dash_score: Annotated[WholeNumber, Field(ge=0, le=27)] | None = None
+    is_crime: Flag
     children: list[IncidentChild]
-    marac_referral: bool = False
+    marac_referral: Flag = False
 
 
 class _CpPlan(Envelope):
     plan_id: SourceId
     child_id: Pseudonym
     category: PlanCategory
-    previous_plans: Annotated[int, Field(ge=0)] | None = None
-    previous_plan_ended_at: date | None = None
+    previous_plans: Annotated[WholeNumber, Field(ge=0)] | None = None
+    previous_plan_ended_at: CalendarDate | None = None
 
 
 class CpPlanStarted(_CpPlan):

@@ -7,6 +7,7 @@ from typing import Literal
 
 from schemas.errors import Issue
 from schemas.events import Envelope
+from schemas.identifiers import mask_identifiers
 
 DEFAULT_PARTITIONS = 6
 _FOREVER = -1
@@ -110,7 +111,7 @@ def placement_issues(spec: TopicSpec, event: Envelope, key: bytes | None) -> lis
         ]
     expected = message_key(event)
     if key is None or key.decode("utf-8", "replace") != expected:
-        got = "no key" if key is None else f"key {key.decode('utf-8', 'replace')[:80]!r}"
+        got = "no key" if key is None else f"key {mask_identifiers(key.decode('utf-8', 'replace')[:80])[0]!r}"
         return [
             Issue(
                 "",

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Annotated, Literal
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, Field
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, Strict
 from pydantic_core import PydanticCustomError
 
-from schemas.identifiers import PSEUDONYM_PATTERN, is_pseudonym, raw_identifier_kind
+from schemas.identifiers import PSEUDONYM_PATTERN, find_identifiers, is_pseudonym, raw_identifier_kind
 
 AgencyType = Literal["police", "health", "education", "local_authority", "other"]
 ContactSource = Literal[
@@ -54,15 +55,61 @@ def _pseudonym(value: str) -> str:
     )
 
 
-def _source_id(value: str) -> str:
-    kind = raw_identifier_kind(value)
-    if kind:
-        raise PydanticCustomError(
-            "raw_identifier",
-            "looks like {kind}; a source record id must not carry a personal identifier",
-            {"kind": kind},
-        )
-    return value
+def _no_identifier_inside(what: str) -> Any:
+    def check(value: str) -> str:
+        found = find_identifiers(value, context="code")
+        if found:
+            raise PydanticCustomError(
+                "raw_identifier",
+                "holds what looks like {kind}; {what} must not carry a personal identifier",
+                {"kind": found[0].kind, "what": what},
+            )
+        return value
+
+    return check
+
+
+_source_id = _no_identifier_inside("a source record id")
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float):
+        return "a number"
+    return "a string" if isinstance(value, str) else type(value).__name__
+
+
+# The offset is left to AwareDatetime, whose error for a naive timestamp is the clearer one.
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})?$")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _rfc3339_text(value: Any) -> Any:
+    """Only an RFC 3339 string (or a datetime, from code): no epoch numbers, as the exported JSON Schema says."""
+    if isinstance(value, datetime) or (isinstance(value, str) and _RFC3339.match(value)):
+        return value
+    got = _json_kind(value) if not isinstance(value, str) else "text in another format"
+    raise PydanticCustomError(
+        "bad_timestamp",
+        "must be an RFC 3339 timestamp with an offset, e.g. 2025-03-01T21:15:00+00:00; got {got}",
+        {"got": got},
+    )
+
+
+def _iso_date_text(value: Any) -> Any:
+    if (isinstance(value, date) and not isinstance(value, datetime)) or (
+        isinstance(value, str) and _ISO_DATE.match(value)
+    ):
+        return value
+    got = _json_kind(value) if not isinstance(value, str) else "text in another format"
+    raise PydanticCustomError("bad_timestamp", "must be an RFC 3339 date, e.g. 2025-03-01; got {got}", {"got": got})
+
+
+def _exact_int(value: Any) -> Any:
+    if type(value) is int:
+        return value
+    raise PydanticCustomError("wrong_type", "must be a whole number; got {got}", {"got": _json_kind(value)})
 
 
 def _event_uuid(value: str) -> str:
@@ -99,8 +146,17 @@ AgencyCode = Annotated[
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,19}$",
         description="Short code of the publishing organisation, e.g. WYP, LTHT, LCC.",
     ),
+    AfterValidator(_no_identifier_inside("an agency code")),
 ]
-Timestamp = Annotated[AwareDatetime, Field(description="RFC 3339 timestamp with an offset.")]
+Timestamp = Annotated[
+    AwareDatetime, BeforeValidator(_rfc3339_text), Field(description="RFC 3339 timestamp with an offset.")
+]
+CalendarDate = Annotated[date, BeforeValidator(_iso_date_text), Field(description="RFC 3339 date, e.g. 2025-03-01.")]
+Flag = Annotated[bool, Strict()]
+"""true or false, exactly: no "yes", no 1 (as the exported JSON Schema says)."""
+WholeNumber = Annotated[int, Strict()]
+"""A JSON integer, exactly: no "5", no 5.0."""
+SchemaVersion1 = Annotated[Literal[1], BeforeValidator(_exact_int)]
 IsoDuration = Annotated[
     str,
     Field(

@@ -9,15 +9,13 @@ partition and offset are -1, and `ingested_at` defaults to the event's own `reco
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from schemas.alerts import AlertLifecycle, AlertRaised
-from schemas.deadletter import DeadLetter
+from schemas.deadletter import DeadLetter, safe_error, safe_key, stored_original
 from schemas.events import (
     AgencyEvent,
     ContactDecided,
@@ -50,6 +48,8 @@ _ENVELOPE = (
     "purge",
 )
 _SOURCE = ("kafka_topic", "kafka_partition", "kafka_offset", "ingested_at")
+_ORIGINAL = ("original_size", "original_sha256", "original_truncated", "original_masked")
+"""What a dead letter or finding says of the rejected message it keeps (migration 0002)."""
 
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "contacts": (
@@ -178,6 +178,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "claimed_event_id",
         "claimed_event_type",
         *_SOURCE,
+        *_ORIGINAL,
     ),
     "data_quality_findings": (
         "finding_id",
@@ -194,6 +195,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "row_stored",
         "found_at",
         "ingested_at",
+        *_ORIGINAL,
     ),
 }
 """Every table the sink writes, with its columns in insert order (the DDL in sinks/migrations/ has the types)."""
@@ -467,19 +469,12 @@ def row_for_dead_letter(
             "claimed_event_id": letter.claimed_event_id,
             "claimed_event_type": letter.claimed_event_type,
             **_source(DEAD_LETTER.name, source, ingested_at or letter.dead_lettered_at),
+            "original_size": letter.original_size,
+            "original_sha256": letter.original_sha256,
+            "original_truncated": letter.original_truncated,
+            "original_masked": letter.original_masked,
         },
     )
-
-
-def _claims(original: bytes) -> tuple[str | None, str | None]:
-    try:
-        obj = json.loads(original)
-    except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the parser goes (a poison pill)
-        return None, None
-    if not isinstance(obj, dict):
-        return None, None
-    eid, etype = obj.get("event_id"), obj.get("event_type")
-    return (eid if isinstance(eid, str) else None, etype if isinstance(etype, str) else None)
 
 
 def finding_id(source: KafkaSource, reason_code: str) -> str:
@@ -504,8 +499,7 @@ def row_for_finding(
     `message_timestamp` is the Kafka record's timestamp: fixed for the message, so partitioning and TTL are
     the same on every re-read.
     """
-    original = value or b""
-    claimed_id, claimed_type = _claims(original)
+    kept = stored_original(value or b"")
     return (
         "data_quality_findings",
         {
@@ -514,15 +508,19 @@ def row_for_finding(
             "kafka_partition": source.partition,
             "kafka_offset": source.offset,
             "message_timestamp": _utc(message_timestamp),
-            "message_key": key.decode("utf-8", "replace") if key is not None else None,
-            "original_b64": base64.b64encode(original).decode("ascii"),
+            "message_key": safe_key(key),
+            "original_b64": kept.b64,
             "reason_code": reason_code,
-            "error": error,
-            "claimed_event_id": claimed_id,
-            "claimed_event_type": claimed_type,
+            "error": safe_error(error),
+            "claimed_event_id": kept.claimed_event_id,
+            "claimed_event_type": kept.claimed_event_type,
             "row_stored": row_stored,
             "found_at": _utc(found_at),
             "ingested_at": _utc(found_at),
+            "original_size": kept.size,
+            "original_sha256": kept.sha256,
+            "original_truncated": kept.truncated,
+            "original_masked": kept.masked,
         },
     )
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from schemas.limits import DEFAULT_WINDOW, EventTimeWindow
 from schemas.topics import TOPICS
 from sinks.mapping import KEY_COLUMNS, TOPIC_TABLES
 from sinks.migrate import expired
@@ -101,9 +102,17 @@ def keys_present(client: Client, database: str, topic: str, partition: int) -> s
     return present
 
 
-def message_row(msg: Message) -> tuple[str, str, dict[str, Any]]:
-    """The table, key and row standing for a message (its first row, as the sink maps it)."""
-    table, row = rows_for_message(msg, datetime(2000, 1, 1, tzinfo=UTC))[0]
+def message_row(msg: Message, window: EventTimeWindow = DEFAULT_WINDOW) -> tuple[str, str, dict[str, Any]]:
+    """The table, key and row standing for a message (its first row, as the sink maps it).
+
+    The sink measured the event-time window from the record's timestamp (it reads after the record was
+    written), so that is the time given here; for a record without a timestamp the sink used its wall clock
+    of the time, which is not known here, so the window is not checked.
+    """
+    if msg.timestamp_ms > 0:
+        table, row = rows_for_message(msg, msg.timestamp, window)[0]
+    else:
+        table, row = rows_for_message(msg, datetime(2000, 1, 1, tzinfo=UTC), None)[0]
     return table, str(row[KEY_COLUMNS.get(table, "finding_id")]), row
 
 

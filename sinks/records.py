@@ -14,7 +14,8 @@ from datetime import UTC, date, datetime
 from pydantic import BaseModel
 
 from schemas.codec import decode_alert, decode_alert_lifecycle, decode_dead_letter, decode_event
-from schemas.errors import ContractError
+from schemas.errors import ContractError, InvalidEvent
+from schemas.limits import DEFAULT_WINDOW, EventTimeWindow, event_time_issues, reference_time
 from schemas.topics import ALERT_LIFECYCLE, ALERTS, DEAD_LETTER, EVENT_TOPICS, placement_issues, topic_named
 from sinks.mapping import (
     TABLE_COLUMNS,
@@ -101,15 +102,27 @@ _SINGLE: dict[str, tuple[_Decoder, Callable[..., TableRow]]] = {
 }
 
 
-def rows_for_message(msg: Message, ingested_at: datetime) -> list[TableRow]:
+def rows_for_message(
+    msg: Message, ingested_at: datetime, window: EventTimeWindow | None = DEFAULT_WINDOW
+) -> list[TableRow]:
     """The rows of one message: its table rows (plus a finding when a valid event breaks a placement rule),
-    or a single finding when it cannot be stored."""
+    or a single finding when it cannot be stored.
+
+    An agency event is checked as the worker checks it (the contract's limits, and its event-time window
+    measured from the record's timestamp, never later than `ingested_at`): what the worker dead-letters
+    is a finding here, with the same reason code, and never a row of the measures. `window=None` skips the
+    event-time check (for `reconcile`, re-mapping a record whose timestamp is unknown).
+    """
     if msg.value is None:
         return [_finding(msg, ingested_at, "tombstone", "a message without a value (a Kafka tombstone)")]
     rows: list[TableRow]
     try:
         if msg.topic in _EVENT_TOPIC_NAMES:
             event = decode_event(msg.value)
+            reference = reference_time(msg.timestamp, ingested_at)
+            out_of_window = [] if window is None else event_time_issues(event, reference=reference, window=window)
+            if out_of_window:
+                raise InvalidEvent(out_of_window)
             rows = rows_for_event(event, msg.source, ingested_at)
             issues = placement_issues(topic_named(msg.topic), event, msg.key)
             for issue in issues:
@@ -120,7 +133,7 @@ def rows_for_message(msg: Message, ingested_at: datetime) -> list[TableRow]:
         else:
             return [_finding(msg, ingested_at, "unknown_topic", f"{msg.topic} is not a contract topic")]
     except ContractError as exc:
-        return [_finding(msg, ingested_at, exc.reason_code, str(exc)[:2000])]
+        return [_finding(msg, ingested_at, exc.reason_code, str(exc))]
     except (OverflowError, ValueError) as exc:  # e.g. a timestamp in year 1 with an offset cannot become UTC
         return [_finding(msg, ingested_at, "out_of_range", f"a value cannot be stored: {exc}")]
     problem = _unstorable(rows)

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections import Counter
 from collections.abc import Callable, Iterator, MutableMapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
@@ -30,7 +31,7 @@ from safeguard.clock import Clock, system_clock
 from safeguard.settings import Settings
 from schemas.alerts import AlertRaised
 from schemas.codec import encode
-from schemas.deadletter import DeadLetter, dead_letter_from_kafka
+from schemas.deadletter import DeadLetter, dead_letter_from_kafka, safe_error
 from schemas.events import AgencyEvent
 from schemas.topics import ALERTS, DEAD_LETTER, EVENT_TOPICS, TopicSpec
 from streams.intake import check_record
@@ -103,6 +104,8 @@ class Worker:
             load_catalogue(streams.rules_file) if streams.rules_file else Catalogue.default()
         )
         self.partitions = settings.kafka.topic_partitions
+        self.event_time = settings.event_time
+        self._exit: Callable[[int], None] = exit_process
         self.batch_size = streams.batch_size
         self.batch_within_s = streams.batch_within_s
         self.accepted: Counter[str] = Counter()
@@ -186,24 +189,57 @@ class Worker:
             await self._deliver(step)
 
     async def _deliver(self, step: Step) -> None:
-        """Publish and then write state, retrying with back-off until both succeed.
+        """Publish and then write state; retry while the broker is unavailable, never for a message that cannot go.
 
-        Giving up is never safe here: Faust acks the batch once this returns (or raises), so a batch whose
-        alerts were not delivered would be lost. While the broker is unreachable the lane waits; if the process
-        is stopped meanwhile, nothing was committed and the batch is read again on restart.
+        Giving up on a batch is never safe here: Faust acks the batch once this returns (or raises), so a batch
+        whose alerts were not delivered would be lost. So while the broker is unreachable the lane waits. A
+        message the broker refuses for what it is (too large, corrupt) is not retried: it is replaced by a dead
+        letter saying so (`_unpublishable`), and the lane moves on. A stop while the batch is undelivered exits
+        the process at once without committing (as a crash would: the batch is read again on restart), because
+        a graceful stop would ack and commit the undelivered batch.
         """
         delay = 0.5
         while True:
             try:
-                await self._publish(step)
+                refused = await self._publish(step)
+                if refused:
+                    replacements = [self._unpublishable(item, exc) for item, exc in refused]
+                    step = Step(dead_letters=[letter for letter in replacements if letter is not None])
+                    continue
                 self.processor.flush()
                 return
             except asyncio.CancelledError:
+                if self.app.should_stop:
+                    self._exit_undelivered(step, "the worker was cancelled while delivering a batch")
                 raise
             except Exception:
                 log.exception("publishing a batch's alerts or writing its state failed; retrying in %.1f s", delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+            await self._wait_or_exit(delay, step)
+            delay = min(delay * 2, 30.0)
+
+    async def _wait_or_exit(self, seconds: float, step: Step) -> None:
+        """Back off, in short sleeps, so that a stop (SIGTERM) while the broker is away takes effect at once."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + seconds
+        while True:
+            if self.app.should_stop:
+                self._exit_undelivered(step, "stopping while the broker does not accept a batch")
+            left = until - loop.time()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(left, 0.2))
+
+    def _exit_undelivered(self, step: Step, why: str) -> None:
+        log.warning(
+            "%s: exiting without committing its offsets (%d alerts, %d obligations, %d dead letters undelivered); "
+            "the batch is read again on restart, without double counting",
+            why,
+            len(step.alerts),
+            len(step.obligations),
+            len(step.dead_letters),
+        )
+        logging.shutdown()
+        self._exit(EXIT_UNDELIVERED)
 
     def _intake_one(self, message: Any, step: Step) -> None:
         outcome = check_record(
@@ -213,6 +249,8 @@ class Worker:
             key=message.key,
             value=message.value,
             at=self.clock(),
+            timestamp=_record_time(message),
+            window=self.event_time,
         )
         if isinstance(outcome, DeadLetter):
             step.dead_letters.append(outcome)
@@ -234,25 +272,33 @@ class Worker:
         step.alerts += applied.alerts
         step.obligations += applied.obligations
 
-    async def _publish(self, step: Step) -> None:
-        """Send everything the step produced and wait until the broker has acknowledged all of it."""
-        sent = []
-        for obligation in step.obligations:
-            child_key, value = obligation.child_id.encode("utf-8"), obligation.model_dump_json().encode("utf-8")
-            sent.append(await self.obligations_topic.send(key=child_key, value=value))
+    async def _publish(self, step: Step) -> list[tuple[Outgoing, BaseException]]:
+        """Send everything the step produced and wait until the broker has acknowledged all of it.
+
+        Returns the messages the broker refused for what they are (never accepted, whatever the retries);
+        raises for anything else (the broker unavailable), to be retried.
+        """
+        outgoing: list[Outgoing] = [*step.obligations, *step.alerts, *step.dead_letters]
+        pending = [asyncio.ensure_future(self._send(item)) for item in outgoing]
+        results = await asyncio.gather(*pending, return_exceptions=True) if pending else []
+        refused: list[tuple[Outgoing, BaseException]] = []
+        for item, result in zip(outgoing, results, strict=True):
+            if isinstance(result, asyncio.CancelledError):
+                raise result
+            if isinstance(result, BaseException):
+                if not refused_for_itself(result):
+                    raise result
+                refused.append((item, result))
         for alert in step.alerts:
-            sent.append(await self.alerts_topic.send(key=alert.alert_id.encode("utf-8"), value=encode(alert)))
-        for letter in step.dead_letters:
-            key = letter.source_key.encode("utf-8") if letter.source_key else None
-            sent.append(await self.dead_letter_topic.send(key=key, value=encode(letter)))
-        if sent:
-            await asyncio.gather(*sent)
-        for alert in step.alerts:
+            if any(item is alert for item, _ in refused):
+                continue
             self.alerts_sent[alert.rule_id] += 1
             log.info("alert %s %s %s: %s", alert.alert_id, alert.rule_id, alert.severity, alert.summary)
             if self._on_alert is not None:
                 self._on_alert(alert)
         for letter in step.dead_letters:
+            if any(item is letter for item, _ in refused):
+                continue
             self.dead_lettered[letter.reason_code] += 1
             log.warning(
                 "dead-lettered %s[%s]@%s: %s",
@@ -261,6 +307,53 @@ class Worker:
                 letter.source_offset,
                 letter.error,
             )
+        return refused
+
+    async def _send(self, item: Outgoing) -> Any:
+        """Send one message and wait for the broker's acknowledgement."""
+        key: bytes | None
+        if isinstance(item, DaObligation):
+            topic, key, value = self.obligations_topic, item.child_id.encode("utf-8"), item.model_dump_json().encode()
+        elif isinstance(item, AlertRaised):
+            topic, key, value = self.alerts_topic, item.alert_id.encode("utf-8"), encode(item)
+        else:
+            topic, value = self.dead_letter_topic, encode(item)
+            key = item.source_key.encode("utf-8") if item.source_key else None
+        return await (await topic.send(key=key, value=value))
+
+    def _unpublishable(self, item: Outgoing, exc: BaseException) -> DeadLetter | None:
+        """The dead letter that stands for a message the broker refused for itself (it can never be published).
+
+        For a dead letter, the same one without the original bytes; for an alert or an obligation, a dead letter
+        naming it (the record that raised it stays on its topic, so it can be reprocessed once the broker's
+        limits are fixed). Logged as an error: this needs an operator.
+        """
+        reason = f"{type(exc).__name__}: {exc}"
+        log.error("the broker refused a %s for what it is (%s); dead-lettering it instead", type(item).__name__, reason)
+        now = self.clock()
+        if isinstance(item, DeadLetter):
+            if not item.original_b64:  # already the smallest form: nothing smaller can be sent
+                log.error(
+                    "dead letter %s cannot be published at all; its source record stays on %s[%s]@%s",
+                    item.dead_letter_id,
+                    item.source_topic,
+                    item.source_partition,
+                    item.source_offset,
+                )
+                self.dead_lettered["unpublishable"] += 1
+                return None
+            return item.model_copy(update={"original_b64": "", "original_truncated": True})
+        what = f"alert {item.alert_id} ({item.rule_id})" if isinstance(item, AlertRaised) else "an incident obligation"
+        return dead_letter_from_kafka(
+            topic=ALERTS.name if isinstance(item, AlertRaised) else self.obligations_topic.get_topic_name(),
+            partition=-1,
+            offset=-1,
+            key=None,
+            value=b"",
+            reason_code="unpublishable",
+            error=f"{what} could not be published: {reason}",
+            at=now,
+        )
 
     async def _forget_cached_states(self, *args: Any, **kwargs: Any) -> None:
         self.processor.forget_cached_states()
@@ -296,10 +389,17 @@ class Worker:
             (_parse_clock_key(key.decode("utf-8")), _clock_from_json(value))
             for key, value in list(self.saved_clocks.items())
         ]
-        self.processor.restore_clocks(saved)
+        reset = self.processor.restore_clocks(saved, wall_clock=self.clock())
         self._clocks_saved.update(saved)
         if saved:
             log.info("restored %d partition clocks", len(saved))
+        for topic, partition in reset:
+            log.warning(
+                "the saved clock of %s[%d] was ahead of the wall clock by more than %s; brought back to that bound",
+                topic,
+                partition,
+                self.catalogue.deadlines.max_lead,
+            )
 
     async def _log_counts(self) -> None:
         log.info(
@@ -313,7 +413,13 @@ class Worker:
     # --- dead letters -------------------------------------------------------------------------------
 
     def _processing_error(self, message: Any, exc: Exception) -> DeadLetter:
-        log.exception("processing %s[%s]@%s failed", message.topic, message.partition, message.offset)
+        log.error(
+            "processing %s[%s]@%s failed: %s",
+            message.topic,
+            message.partition,
+            message.offset,
+            safe_error(f"{type(exc).__name__}: {exc}"),
+        )
         return dead_letter_from_kafka(
             topic=message.topic,
             partition=message.partition,
@@ -363,6 +469,35 @@ class Utf8Keys(MutableMapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self.table)
+
+
+Outgoing = DaObligation | AlertRaised | DeadLetter
+"""What a batch publishes."""
+
+EXIT_UNDELIVERED = 75
+"""Exit status of a worker stopped while a batch was undelivered (EX_TEMPFAIL: try again later)."""
+
+_REFUSED_FOR_ITSELF = frozenset(
+    {"MessageSizeTooLargeError", "RecordTooLargeError", "RecordListTooLargeError", "CorruptRecordException"}
+)
+
+
+def refused_for_itself(exc: BaseException) -> bool:
+    """The broker (or the client, before sending) refuses this message for what it is: retrying cannot help."""
+    return type(exc).__name__ in _REFUSED_FOR_ITSELF or isinstance(exc, TypeError | ValueError | UnicodeError)
+
+
+def exit_process(code: int) -> None:
+    """Leave at once, running no shutdown code: Faust's graceful stop would commit the undelivered batch."""
+    os._exit(code)
+
+
+def _record_time(message: Any) -> datetime | None:
+    """The Kafka timestamp of a Faust message, or None when the record has none."""
+    timestamp = getattr(message, "timestamp", None)
+    if not isinstance(timestamp, int | float) or timestamp <= 0:
+        return None
+    return datetime.fromtimestamp(timestamp, tz=UTC)
 
 
 def obligations_topic_name(app_id: str) -> str:

@@ -117,7 +117,9 @@ class RuleProcessor:
             self._store(result.state, partition)
         if not isinstance(item, DaObligation) and topic in clock_topics("child") + clock_topics("household"):
             key = (topic, partition)
-            self.clocks[key] = self.clocks.get(key, PartitionClock()).observe(item.occurred_at)
+            self.clocks[key] = self.clocks.get(key, PartitionClock()).observe(
+                item.occurred_at, wall_clock=raised_at, settings=self.catalogue.deadlines
+            )
         for clock_topic in clock_topics(subject_type):
             step.alerts += self._fire_due((clock_topic, partition), raised_at)
         return step
@@ -135,11 +137,22 @@ class RuleProcessor:
             alerts += self._fire_due(key, wall_clock)
         return alerts
 
-    def restore_clocks(self, saved: Iterable[tuple[ClockKey, PartitionClock]]) -> None:
-        """Clocks persisted by an earlier run: a clock never goes back, so each field takes the later value."""
+    def restore_clocks(
+        self, saved: Iterable[tuple[ClockKey, PartitionClock]], *, wall_clock: datetime
+    ) -> list[ClockKey]:
+        """Clocks persisted by an earlier run: a clock never goes back, so each field takes the later value.
+
+        A saved clock further ahead of `wall_clock` than `max_lead` (persisted before clocks were bounded) is
+        brought back to that bound; the keys of such clocks are returned so the caller can say so.
+        """
+        reset: list[ClockKey] = []
         for key, clock in saved:
+            bounded = clock.bounded(wall_clock, self.catalogue.deadlines)
+            if bounded != clock:
+                reset.append(key)
             current = self.clocks.get(key)
-            self.clocks[key] = clock if current is None else _merge(current, clock)
+            self.clocks[key] = bounded if current is None else _merge(current, bounded)
+        return reset
 
     @property
     def pending_deadlines(self) -> int:

@@ -5,7 +5,7 @@ No I/O, no framework imports, no wall clock: time comes in as arguments. The wor
     catalogue = load_catalogue(settings.streams.rules_file) if settings.streams.rules_file else Catalogue.default()
     result = evaluate(table.get(key), event, raised_at=now, catalogue=catalogue)   # per input
     table[key] = result.state                                                      # always store the new state
-    clock = clocks[topic, partition].observe(event.occurred_at)                    # per input, after applying it
+    clock = clocks[topic, partition].observe(event.occurred_at, wall_clock=now, settings=catalogue.deadlines)
     result = advance(state, clock.reading, now, catalogue, clock_topic=topic)      # for each subject now due
 
 Layout: `definitions/` one module per rule (metadata, params model, pure evaluate); `engine`

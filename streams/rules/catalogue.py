@@ -36,6 +36,10 @@ class DeadlineSettings(ParamsModel):
     live_horizon: PositiveDuration = Field(
         default=Duration(days=1), description="newest event time must be this close to the wall clock to run live"
     )
+    max_lead: Annotated[Duration, AfterValidator(_exact)] = Field(
+        default=Duration(minutes=15),
+        description="a clock never runs further than this ahead of the wall clock, whatever an event says",
+    )
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,11 @@ worker has caught up with that input and its newest event time is within `live_h
 clock, the clock also follows the wall clock minus `allowed_lateness`, so deadlines fire in live
 running without waiting for more traffic. Replaying old event times never fires a deadline early.
 
+A clock is protected from outliers: an event time more than `max_lead` after the wall clock (a typo of
+2030 for 2020 that got past the contract's event-time window, or a clock persisted by an older version)
+moves the clock only to the wall clock plus `max_lead`, never further, so one bad event can never fire
+every deadline of a partition at once or hold the clock in the future.
+
 The wall clock is an argument: the worker reads it, this module never does.
 """
 
@@ -26,11 +31,21 @@ class PartitionClock:
     newest_event_at: datetime | None = None
     reading: datetime | None = None
 
-    def observe(self, occurred_at: datetime) -> PartitionClock:
-        """After applying an event from the partition: the clock is at least its event time."""
-        at = utc(occurred_at)
+    def observe(self, occurred_at: datetime, *, wall_clock: datetime, settings: DeadlineSettings) -> PartitionClock:
+        """After applying an event from the partition: the clock is at least its event time, bounded by
+        the wall clock plus `max_lead`."""
+        at = min(utc(occurred_at), utc(wall_clock) + settings.max_lead.exact)
         newest = at if self.newest_event_at is None else max(self.newest_event_at, at)
         return replace(self, newest_event_at=newest, reading=_latest(self.reading, newest))
+
+    def bounded(self, wall_clock: datetime, settings: DeadlineSettings) -> PartitionClock:
+        """This clock with nothing later than the wall clock plus `max_lead` (for a clock restored from storage)."""
+        limit = utc(wall_clock) + settings.max_lead.exact
+
+        def cap(moment: datetime | None) -> datetime | None:
+            return None if moment is None else min(moment, limit)
+
+        return PartitionClock(newest_event_at=cap(self.newest_event_at), reading=cap(self.reading))
 
     def tick(self, wall_clock: datetime, *, caught_up: bool, settings: DeadlineSettings) -> PartitionClock:
         """On a timer: follow the wall clock (minus the allowed lateness) if the partition is live.

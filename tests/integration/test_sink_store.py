@@ -45,7 +45,7 @@ def _count(client: Any, table: str) -> int:
 
 def test_migrate_creates_every_table_once(store: tuple[Any, Settings]) -> None:
     client, settings = store
-    assert migrate(client, settings) == ["0001_initial"]
+    assert migrate(client, settings) == ["0001_initial", "0002_dead_letter_originals"]
     assert migrate(client, settings) == []
     tables = {r[0] for r in client.query("SELECT name FROM system.tables WHERE database = 'safeguard'").result_rows}
     assert set(TABLE_COLUMNS) | {"schema_migrations", "schema_retention"} == tables
@@ -163,7 +163,7 @@ def test_a_second_process_is_refused_with_a_clear_error(store: tuple[Any, Settin
 def test_pending_tells_what_migrate_would_apply_with_reads_only(store: tuple[Any, Settings]) -> None:
     """A sink on a server checks the schema instead of migrating it (its account only inserts)."""
     client, settings = store
-    assert pending(client, settings) == ["0001_initial"]
+    assert pending(client, settings) == ["0001_initial", "0002_dead_letter_originals"]
     migrate(client, settings)
     assert pending(client, settings) == []
     assert pending(client, _settings(Path("unused"), retention_events="P25Y"))[:2] == [

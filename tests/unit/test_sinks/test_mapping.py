@@ -32,12 +32,19 @@ from tests.unit.test_schemas import examples as ex
 
 AT = datetime(2025, 3, 2, 8, 0, tzinfo=UTC)
 SRC = KafkaSource("safeguarding.contacts.v1", 3, 41)
-DDL = (Path(__file__).parents[3] / "sinks" / "migrations" / "0001_initial.sql").read_text()
+MIGRATIONS = Path(__file__).parents[3] / "sinks" / "migrations"
+DDL = (MIGRATIONS / "0001_initial.sql").read_text()
 
 
 def _ddl_columns(table: str) -> list[str]:
+    """The table's columns as created, then as later migrations add them (`ADD COLUMN IF NOT EXISTS`), in order."""
     block = DDL.split(f"CREATE TABLE IF NOT EXISTS {{{{db}}}}.{table}\n(", 1)[1].split("\n)", 1)[0]
-    return [line.strip().split()[0] for line in block.strip().splitlines()]
+    columns = [line.strip().split()[0] for line in block.strip().splitlines()]
+    for path in sorted(MIGRATIONS.glob("*.sql"))[1:]:
+        for statement in path.read_text().split(";"):
+            if f"ALTER TABLE {{{{db}}}}.{table}\n" in statement:
+                columns += re.findall(r"ADD COLUMN IF NOT EXISTS (\w+)", statement)
+    return columns
 
 
 @pytest.mark.parametrize("table", sorted(TABLE_COLUMNS))

@@ -94,7 +94,15 @@ def test_unstorable_message_becomes_one_finding_with_its_bytes(topic: str, value
     assert table == "data_quality_findings"
     assert row["reason_code"] == reason
     assert row["row_stored"] is False
-    assert base64.b64decode(row["original_b64"]) == value
+    kept = base64.b64decode(row["original_b64"])
+    if reason == "raw_identifier":  # the identifier is masked in what is kept, and the rest is the same JSON
+        assert b"9434765919" not in kept and b"[masked: an NHS number]" in kept and row["original_masked"] is True
+        assert json.loads(kept) == {**json.loads(value), "child_id": "[masked: an NHS number]"}
+    elif topic == "safeguarding.alerts.v1":  # "in 90 days": no identifier; the alert's summary is kept as sent
+        assert kept == value and row["original_masked"] is False
+    else:
+        assert kept == value and row["original_masked"] is False
+    assert row["original_size"] == len(value) and row["original_truncated"] is False
     assert (row["kafka_topic"], row["kafka_partition"], row["kafka_offset"]) == (topic, 2, 7)
     assert row["message_timestamp"] == datetime(2025, 3, 2, 7, 20, tzinfo=UTC)
     assert row["error"]
@@ -121,23 +129,44 @@ def test_valid_event_on_the_wrong_topic_is_stored_and_noted() -> None:
     assert rows[1][1]["reason_code"] == "wrong_topic"
 
 
-@pytest.mark.parametrize(
-    "changes",
-    [
-        {"previous_plans": 10**30},
-        {"occurred_at": "0001-01-01T00:30:00+01:00", "recorded_at": "0001-01-01T00:30:00+01:00"},
-        {"occurred_at": "2400-01-01T00:00:00+00:00", "recorded_at": "2400-01-01T00:00:00+00:00"},
-        {"previous_plan_ended_at": "1850-01-01"},
-    ],
-)
-def test_values_the_store_cannot_hold_become_a_finding(changes: dict[str, Any]) -> None:
-    [(table, row)] = rows_for_message(_event_msg("cp_plan.started", **changes), AT)
+def test_values_the_store_cannot_hold_become_a_finding() -> None:
+    [(table, row)] = rows_for_message(_event_msg("cp_plan.started", previous_plans=10**30), AT)
     assert (table, row["reason_code"]) == ("data_quality_findings", "out_of_range")
 
 
-@pytest.mark.parametrize("value", [b"[" * 100_000, b'{"a":' * 100_000])
-def test_json_nested_too_deep_is_a_finding_not_a_crash(value: bytes) -> None:
-    """Past the JSON parser's recursion limit: one finding (a crash would stop the sink at this offset for good)."""
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"occurred_at": "0001-01-01T00:30:00+01:00", "recorded_at": "0001-01-01T00:30:00+01:00"}, "too_old"),
+        ({"occurred_at": "2400-01-01T00:00:00+00:00", "recorded_at": "2400-01-01T00:00:00+00:00"}, "in_the_future"),
+        ({"occurred_at": "2025-03-02T07:00:00+00:00", "recorded_at": "2030-03-02T07:00:00+00:00"}, "in_the_future"),
+        ({"previous_plan_ended_at": "1850-01-01"}, "too_old"),
+    ],
+)
+def test_event_times_outside_the_contract_window_are_findings_with_the_workers_reason(
+    changes: dict[str, Any], reason: str
+) -> None:
+    """The window is measured from the record's timestamp (07:20), as the worker measures it."""
+    [(table, row)] = rows_for_message(_event_msg("cp_plan.started", **changes), AT)
+    assert (table, row["reason_code"]) == ("data_quality_findings", reason)
+
+
+def test_the_window_is_measured_from_the_record_not_the_time_of_reading() -> None:
+    """Read years later (a replay), an event recorded when its record was written is still stored."""
+    msg = _event_msg(
+        "cp_plan.started", occurred_at="2025-03-02T07:10:00+00:00", recorded_at="2025-03-02T07:20:00+00:00"
+    )
+    years_later = datetime(2031, 1, 1, tzinfo=UTC)
+    assert [t for t, _ in rows_for_message(msg, years_later)] == ["cp_plans"]
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"), [(b"[" * 100_000, "too_large"), (b'{"a":' * 100_000, "too_large"), (b"[" * 1000, "too_deep")]
+)
+def test_json_nested_too_deep_is_a_finding_not_a_crash(value: bytes, reason: str) -> None:
+    """Past the contract's size or the parser's depth: one finding (a crash would stop the sink at this offset)."""
     [(table, row)] = rows_for_message(_msg("safeguarding.missing-episodes.v1", value, b"k"), AT)
-    assert (table, row["reason_code"], row["claimed_event_id"]) == ("data_quality_findings", "undecodable", None)
-    assert base64.b64decode(row["original_b64"]) == value
+    assert (table, row["reason_code"], row["claimed_event_id"]) == ("data_quality_findings", reason, None)
+    kept = base64.b64decode(row["original_b64"])
+    assert kept == value[: len(kept)] and len(kept) == min(len(value), 16 * 1024)
+    assert row["original_size"] == len(value) and row["original_truncated"] is (len(value) > 16 * 1024)

@@ -21,27 +21,54 @@ from tests.unit.test_streams.factories import (
 
 SETTINGS = DeadlineSettings()
 TOPIC = MISSING_EPISODES.name
+WALL = day(1000)
+"""A wall clock long after the events of these tests (replaying history)."""
 
 
 def test_the_reading_is_the_largest_event_time_and_never_goes_back() -> None:
-    clock = PartitionClock().observe(day(5)).observe(day(2))
+    clock = (
+        PartitionClock()
+        .observe(day(5), wall_clock=WALL, settings=SETTINGS)
+        .observe(day(2), wall_clock=WALL, settings=SETTINGS)
+    )
     assert clock.newest_event_at == clock.reading == day(5)
     assert PartitionClock().reading is None
 
 
+def test_an_event_far_ahead_of_the_wall_clock_moves_the_clock_only_to_the_bound() -> None:
+    """A typo of 2030 for 2020 must not fire every deadline of the partition (a clock never runs ahead)."""
+    wall = day(5)
+    clock = PartitionClock().observe(day(4), wall_clock=wall, settings=SETTINGS)
+    typo = clock.observe(day(5) + timedelta(days=3650), wall_clock=wall, settings=SETTINGS)
+    assert typo.reading == typo.newest_event_at == wall + timedelta(minutes=15)
+    later = typo.observe(day(6), wall_clock=day(6), settings=SETTINGS)
+    assert later.reading == day(6), "once the wall clock passes the bound, true events move the clock again"
+
+
+def test_a_restored_clock_in_the_future_is_brought_back_to_the_bound() -> None:
+    persisted = PartitionClock(newest_event_at=day(3650), reading=day(3650))
+    bounded = persisted.bounded(day(5), SETTINGS)
+    assert bounded.reading == bounded.newest_event_at == day(5) + timedelta(minutes=15)
+    assert PartitionClock(reading=day(4)).bounded(day(5), SETTINGS) == PartitionClock(reading=day(4))
+
+
 def test_no_live_advance_unless_caught_up() -> None:
-    clock = PartitionClock().observe(day(5))
+    clock = PartitionClock().observe(day(5), wall_clock=WALL, settings=SETTINGS)
     assert clock.tick(day(5, hours=2), caught_up=False, settings=SETTINGS) == clock
 
 
 def test_live_advance_follows_the_wall_clock_minus_the_allowed_lateness() -> None:
-    clock = PartitionClock().observe(day(5)).tick(day(5, hours=2), caught_up=True, settings=SETTINGS)
+    clock = (
+        PartitionClock()
+        .observe(day(5), wall_clock=WALL, settings=SETTINGS)
+        .tick(day(5, hours=2), caught_up=True, settings=SETTINGS)
+    )
     assert clock.reading == day(5, hours=2) - timedelta(minutes=10)
     assert clock.newest_event_at == day(5)
 
 
 def test_live_horizon_is_inclusive() -> None:
-    clock = PartitionClock().observe(day(5))
+    clock = PartitionClock().observe(day(5), wall_clock=WALL, settings=SETTINGS)
     assert clock.tick(day(6), caught_up=True, settings=SETTINGS).reading == day(6) - timedelta(minutes=10)
     assert clock.tick(day(6) + timedelta(seconds=1), caught_up=True, settings=SETTINGS).reading == day(5)
 
@@ -51,13 +78,17 @@ def test_a_partition_with_no_events_has_no_clock() -> None:
 
 
 def test_the_wall_clock_going_back_does_not_move_the_reading_back() -> None:
-    clock = PartitionClock().observe(day(5)).tick(day(5, hours=6), caught_up=True, settings=SETTINGS)
+    clock = (
+        PartitionClock()
+        .observe(day(5), wall_clock=WALL, settings=SETTINGS)
+        .tick(day(5, hours=6), caught_up=True, settings=SETTINGS)
+    )
     assert clock.tick(day(5, hours=1), caught_up=True, settings=SETTINGS).reading == clock.reading
 
 
 def test_settings_override() -> None:
     settings = DeadlineSettings(allowed_lateness=Duration(minutes=1), live_horizon=Duration(hours=1))
-    clock = PartitionClock().observe(day(5))
+    clock = PartitionClock().observe(day(5), wall_clock=WALL, settings=SETTINGS)
     assert clock.tick(day(5, hours=1), caught_up=True, settings=settings).reading == day(5, hours=1) - timedelta(
         minutes=1
     )
@@ -86,7 +117,9 @@ def _worker(deliveries: Sequence[Delivery], *, caught_up: bool, final_wall_clock
         result = evaluate(states.get(event.child_id), event, RAISED_AT, DEFAULTS)
         states[event.child_id] = result.state
         alerts += result.alerts
-        clock = clock.observe(event.occurred_at).tick(wall_clock, caught_up=caught_up, settings=SETTINGS)
+        clock = clock.observe(event.occurred_at, wall_clock=wall_clock, settings=SETTINGS).tick(
+            wall_clock, caught_up=caught_up, settings=SETTINGS
+        )
         fire_due()
     clock = clock.tick(final_wall_clock, caught_up=True, settings=SETTINGS)
     fire_due()
