@@ -56,6 +56,14 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
 }
 
 
+_REFUSED_FOR_ITSELF = frozenset({"MessageSizeTooLargeError", "RecordTooLargeError", "InvalidRecordError"})
+
+
+def refused_for_itself(exc: BaseException) -> bool:
+    """The client or broker refuses this message for what it is: sending the next one may well succeed."""
+    return type(exc).__name__ in _REFUSED_FOR_ITSELF or isinstance(exc, TypeError | ValueError)
+
+
 class EventPublisher:
     """Sends contract messages to their topics with their contract keys; counts deliveries and failures."""
 
@@ -85,12 +93,23 @@ class EventPublisher:
         self.send(DEAD_LETTER.name, key, encode(dead_letter))
 
     def send(self, topic: str, key: bytes | None, value: bytes) -> None:
-        """Send raw bytes; the outcome is counted in `report` when Kafka answers."""
+        """Send raw bytes; the outcome is counted in `report` when Kafka answers.
+
+        A message the client refuses for what it is (too large for the producer) is counted as failed and
+        the caller goes on with the next; anything else raised while handing it over (no broker answered
+        within `max_block_ms`, the producer closed) is a PublishError: later messages would fare no better.
+        """
         if self._closed:
             raise PublishError("the publisher is closed")
-        future = self._producer.send(topic, value=value, key=key)
         with self._lock:
             self.report.sent += 1
+        try:
+            future = self._producer.send(topic, value=value, key=key)
+        except Exception as exc:
+            self._failed(topic, exc)
+            if not refused_for_itself(exc):
+                raise PublishError(f"Kafka did not take a message for {topic}: {type(exc).__name__}: {exc}") from exc
+            return
         future.add_callback(self._delivered, topic)
         future.add_errback(self._failed, topic)
 

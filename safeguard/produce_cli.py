@@ -16,6 +16,7 @@ from producers.pseudonymise import Pseudonymiser
 from producers.publisher import EventPublisher
 from safeguard.clock import system_clock
 from safeguard.settings import Settings
+from schemas.errors import PublishError
 
 pass_settings = click.make_pass_decorator(Settings)
 
@@ -66,11 +67,14 @@ def publish(
         clock=system_clock,
         pseudonymiser=_pseudonymiser(settings) if fields else None,
         pseudonymise_fields=fields,
+        window=settings.event_time,
     )
     summary = IngestSummary()
     rejections: list[str] = []
     err = Console(stderr=True)
     publisher = None if dry_run else _connect(settings)
+    stopped: tuple[int, PublishError] | None = None
+    last_line = 0
     try:
         with Progress(
             TextColumn("[bold]{task.description}"),
@@ -82,19 +86,32 @@ def publish(
             disable=not err.is_terminal,
         ) as progress:
             task = progress.add_task(f"{'checking' if dry_run else 'publishing'} {file.name}", total=_count_lines(file))
-            for outcome in ingestor.ingest(file, file_format, summary):
-                if isinstance(outcome, Accepted):
-                    if publisher is not None:
-                        publisher.publish(outcome.event)
-                else:
-                    if publisher is not None:
-                        publisher.publish_dead_letter(outcome.dead_letter)
-                    if len(rejections) < show_rejections:
-                        rejections.append(f"line {outcome.line}: {outcome.dead_letter.error}")
-                progress.update(task, completed=outcome.line)
+            try:
+                for outcome in ingestor.ingest(file, file_format, summary):
+                    last_line = outcome.line
+                    if isinstance(outcome, Accepted):
+                        if publisher is not None:
+                            publisher.publish(outcome.event)
+                    else:
+                        if publisher is not None:
+                            publisher.publish_dead_letter(outcome.dead_letter)
+                        if len(rejections) < show_rejections:
+                            rejections.append(f"line {outcome.line}: {outcome.dead_letter.error}")
+                    progress.update(task, completed=outcome.line)
+            except PublishError as exc:  # Kafka stopped answering: the lines after this one would fare no better
+                stopped = (last_line, exc)
     finally:
-        report = publisher.close() if publisher is not None else None
+        report = publisher.close(timeout=10.0 if stopped else 30.0) if publisher is not None else None
     _print_summary(file, summary, report.delivered if report else None, dry_run)
+    if stopped is not None:
+        err.print(
+            f"[red]stopped at line {stopped[0]}[/red]: {stopped[1]}. Nothing after that line was sent; "
+            "publish the file again once Kafka answers (events already delivered are not counted twice: "
+            "readers dedupe by event_id).",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(2)
     for line in rejections:
         err.print(f"[red]rejected[/red] {line}", highlight=False, soft_wrap=True)
     if summary.rejected > len(rejections):

@@ -101,3 +101,38 @@ def test_closed_publisher_refuses_to_send() -> None:
     publisher.close()  # twice is fine
     with pytest.raises(PublishError, match="closed"):
         publisher.publish(validate_event(missing_reported()))
+
+
+class RefusingProducer(RecordingProducer):
+    """Raises from `send` itself, as kafka-python does for a message too large or no broker within max_block_ms."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+    def send(self, topic: str, value: bytes | None = None, key: bytes | None = None) -> _Future:
+        raise self.error
+
+
+class MessageSizeTooLargeError(Exception):
+    """Named as kafka-python's: the client refuses this one message, the next may go."""
+
+
+class KafkaTimeoutError(Exception):
+    """Named as kafka-python's: no broker answered in time, so the next message would fare no better."""
+
+
+def test_a_message_refused_for_itself_is_counted_and_the_next_can_go() -> None:
+    publisher = EventPublisher(RefusingProducer(MessageSizeTooLargeError("1,200,000 bytes")))
+    publisher.send("t", None, b"x")
+    assert (publisher.report.sent, publisher.report.failed) == (1, 1)
+    assert "MessageSizeTooLargeError" in publisher.report.errors[0]
+    with pytest.raises(PublishError, match="1 of 1 messages were not delivered"):
+        publisher.raise_for_failures()
+
+
+def test_kafka_not_answering_raises_a_publish_error_not_a_traceback() -> None:
+    publisher = EventPublisher(RefusingProducer(KafkaTimeoutError("Failed to update metadata after 60.0 secs.")))
+    with pytest.raises(PublishError, match="Kafka did not take a message for t: KafkaTimeoutError"):
+        publisher.send("t", None, b"x")
+    assert (publisher.report.sent, publisher.report.failed) == (1, 1)
