@@ -9,6 +9,10 @@ A thin adapter around pure code (`sinks.records`, `sinks.mapping`). The guarante
 - **Nothing doubled.** A batch is inserted with a deduplication token derived from its offset ranges, so a
   retry of the same batch is dropped by the store; and every table is a ReplacingMergeTree keyed by the
   message's id, so a re-read after a crash (other batch boundaries) replaces rows: read with FINAL.
+- **Kafka going away is not fatal.** While the broker is down the consumer keeps polling and a commit that
+  fails is only logged (those messages are read again); the rebalance listener, which kafka-python runs on its
+  IO thread, neither blocks on the broker nor raises (either would stall or end the sink): a rebalance costs a
+  re-read of the messages not yet committed, never a crash or a loss.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import Any, Protocol
 
 from safeguard.clock import Clock, system_clock
 from safeguard.settings import ClickHouseSettings
-from schemas.errors import StoreError
+from schemas.errors import SafeguardError, StoreError
 from schemas.topics import TOPICS
 from sinks.mapping import TableRow
 from sinks.records import Message, rows_for_message
@@ -34,6 +38,10 @@ log = logging.getLogger(__name__)
 
 SINK_TOPICS: tuple[str, ...] = tuple(spec.name for spec in TOPICS)
 """Every contract topic: the four event topics, alerts, alert lifecycle, dead letters."""
+
+
+class SinkKafkaError(SafeguardError):
+    """Kafka refused the sink's consumer for good (not a broker that is away for a while): the sink stops."""
 
 
 class RowStore(Protocol):
@@ -130,6 +138,7 @@ class ConsumerLike(Protocol):
     def subscribe(self, topics: Iterable[str] = ..., pattern: Any = ..., listener: Any = ...) -> None: ...
     def poll(self, timeout_ms: int = ..., max_records: int | None = ..., update_offsets: bool = ...) -> Any: ...
     def commit(self, offsets: Any = ..., timeout_ms: Any = ...) -> None: ...
+    def commit_async(self, offsets: Any = ..., callback: Any = ...) -> Any: ...
     def assignment(self) -> set[Any]: ...
     def pause(self, *partitions: Any) -> None: ...
     def resume(self, *partitions: Any) -> None: ...
@@ -151,6 +160,7 @@ class SinkService:
         *,
         clock: Clock = system_clock,
         monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
         progress_every_s: float = 10.0,
     ) -> None:
         self._consumer = consumer
@@ -158,6 +168,7 @@ class SinkService:
         self._settings = settings
         self._clock = clock
         self._monotonic = monotonic
+        self._sleep = sleep
         self._progress_every_s = progress_every_s
         self._batch = _Batch()
         self._inflight: tuple[_Batch, Future[None]] | None = None
@@ -176,47 +187,85 @@ class SinkService:
         service = self
 
         class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+            # kafka-python calls these on its IO thread, inside poll() or close(): see _on_revoked.
             def on_partitions_revoked(self, revoked: Any) -> None:
-                service._on_revoked()
+                service._on_revoked(lost=False)
+
+            def on_partitions_lost(self, lost: Any) -> None:
+                service._on_revoked(lost=True)
 
             def on_partitions_assigned(self, assigned: Any) -> None:
                 log.info("assigned %d partitions", len(assigned))
 
         self._consumer.subscribe(list(SINK_TOPICS), listener=_Listener())
         last_progress = self._monotonic()
+        failure: SinkKafkaError | None = None
         try:
-            while not self._stopping:
-                room = max(self._settings.batch_rows - self._batch.messages, 1)
-                polled = self._consumer.poll(timeout_ms=self._poll_timeout_ms(), max_records=room)
-                for records in polled.values():
-                    for record in records:
-                        self._add(record)
-                if self._due() or (until_caught_up and not polled):
-                    self._flush(wait=False)  # catching up: nothing more to read right now, so no reason to wait
-                if until_caught_up and not polled and not self._batch.messages:
-                    self._complete()
-                    if self._caught_up() and not self._batch.messages:
-                        log.info("caught up with every partition")
+            try:
+                while not self._stopping:
+                    room = max(self._settings.batch_rows - self._batch.messages, 1)
+                    polled = self._poll(self._poll_timeout_ms(), max_records=room)
+                    for records in polled.values():
+                        for record in records:
+                            self._add(record)
+                    if self._due() or (until_caught_up and not polled):
+                        self._flush(wait=False)  # catching up: nothing more to read right now, so no reason to wait
+                    if until_caught_up and not polled and not self._batch.messages:
+                        self._complete()
+                        if self._caught_up() and not self._batch.messages:
+                            log.info("caught up with every partition")
+                            break
+                    if self._inflight is not None and (self._inflight[1].done() or not polled):
+                        # Commit a finished insert now (or wait for it when there is nothing to read), never only
+                        # when the next batch is flushed: after the last batch of a burst there may be no next batch
+                        # for hours, and its offsets would stay uncommitted until a stop.
+                        self._complete()
+                    if self._abandoned:
                         break
-                if self._inflight is not None and (self._inflight[1].done() or not polled):
-                    # Commit a finished insert now (or wait for it when there is nothing to read), never only when
-                    # the next batch is flushed: after the last batch of a burst there may be no next batch for
-                    # hours, and its offsets would stay uncommitted until a stop.
-                    self._complete()
-                if self._abandoned:
-                    break
-                if self._monotonic() - last_progress >= self._progress_every_s:
-                    last_progress = self._monotonic()
-                    self._log_progress()
-            self._flush()
+                    if self._monotonic() - last_progress >= self._progress_every_s:
+                        last_progress = self._monotonic()
+                        self._log_progress()
+                self._flush()
+            except SinkKafkaError as exc:
+                failure = exc
+                unsettled = self._batch.messages + (self._inflight[0].messages if self._inflight is not None else 0)
+                log.error(
+                    "stopping: %s; the messages read since the last commit (%d or more) are not committed and will "
+                    "be read again",
+                    exc,
+                    unsettled,
+                )
         finally:
             self._pool.shutdown(wait=True)
             self._log_progress()
             try:
                 self._consumer.close(autocommit=False)
+            except Exception as exc:  # a broker that is away cannot be told we leave; the group times us out
+                log.warning("closing the Kafka consumer failed (the group will notice by itself): %s", exc)
             finally:
                 self._store.close()
+        if failure is not None:
+            raise failure
         return self.stats
+
+    def _poll(self, timeout_ms: int, max_records: int | None = None) -> dict[Any, list[Any]]:
+        """Poll. A Kafka error that may pass (a broker restarting, a coordinator moving) is logged and gives
+        nothing: polling goes on. Any other error raises SinkKafkaError, and the sink stops without committing
+        more (whatever it read since its last commit is read again by the next sink)."""
+        from kafka.errors import KafkaError
+
+        try:
+            polled: dict[Any, list[Any]] = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        except KafkaError as exc:
+            if not getattr(exc, "retriable", False):
+                raise SinkKafkaError(f"the sink's Kafka consumer failed: {type(exc).__name__}: {exc}") from exc
+            log.warning("Kafka is not answering, still trying: %s: %s", type(exc).__name__, exc)
+            self._sleep(0.5)
+            return {}
+        except Exception as exc:
+            log.debug("the sink's Kafka consumer failed", exc_info=True)
+            raise SinkKafkaError(f"the sink's Kafka consumer failed: {type(exc).__name__}: {exc}") from exc
+        return polled
 
     # -- batching -------------------------------------------------------------------------------------------
 
@@ -307,7 +356,8 @@ class SinkService:
                     error = exc
         finally:
             if paused:
-                self._consumer.resume(*paused)
+                still = self._consumer.assignment()  # a rebalance meanwhile may have taken some away
+                self._consumer.resume(*[tp for tp in paused if tp in still])
 
     def _wait(self, seconds: float) -> None:
         """Back off while staying in the group: the partitions are paused, so polling returns nothing."""
@@ -316,7 +366,7 @@ class SinkService:
             left = deadline - self._monotonic()
             if left <= 0:
                 return
-            polled = self._consumer.poll(timeout_ms=int(min(left, 0.5) * 1000))
+            polled = self._poll(int(min(left, 0.5) * 1000))
             for records in polled.values():  # a rebalance may hand us new, unpaused partitions
                 for record in records:
                     self._add(record)
@@ -337,39 +387,72 @@ class SinkService:
             self.stats.committed[(t, p)] = last + 1
         self.stats.last_commit_at = self._monotonic()
 
-    def _on_revoked(self) -> None:
-        """Partitions are leaving: store what was read from them now, or forget it so it is read again.
+    def _commit_async(self, batch: _Batch) -> None:
+        """Commit without waiting (for the rebalance listener, which must not block); a failure is only logged:
+        the rows are stored, so whoever reads these offsets again replaces them."""
+        from kafka.structs import OffsetAndMetadata, TopicPartition
 
-        Runs inside `poll`, so no back-off here (that would poll again): one attempt, then rewind."""
-        batches: list[_Batch] = []
-        if self._inflight is not None:
-            batch, future = self._inflight
-            self._inflight = None
-            try:
-                future.result()
-            except StoreError:
-                batches.append(batch)
-            else:
-                self._commit(batch)
+        offsets = {TopicPartition(t, p): OffsetAndMetadata(last + 1, "", -1) for (t, p), last in batch.last.items()}
+
+        def done(_offsets: Any, response: Any) -> None:
+            if isinstance(response, BaseException):
+                log.warning("committing offsets failed (they will be read again, without double counting): %s",
+                            response)  # fmt: skip
+                return
+            for (t, p), last in batch.last.items():
+                self.stats.committed[(t, p)] = last + 1
+            self.stats.last_commit_at = self._monotonic()
+
+        self._consumer.commit_async(offsets=offsets, callback=done)
+
+    def _on_revoked(self, *, lost: bool) -> None:
+        """Partitions are leaving (a rebalance; `lost` when the group already gave them away, e.g. after Kafka was
+        unreachable for longer than the session timeout).
+
+        kafka-python runs this on its IO thread, inside `poll` or `close`. So it must not block on the broker
+        (kafka-python refuses a blocking commit there, and with a dead broker it would stall the rebalance) and it
+        must not raise (kafka-python re-raises from `poll`, which would end the sink). Nothing is stored or
+        committed synchronously: an insert that already succeeded has its offsets committed asynchronously
+        (unless the partitions are lost: the group has moved on); everything else read is forgotten and read
+        again from the committed offsets by whoever owns the partitions next (the consumer's eager rebalancing
+        revokes every partition, and the new assignment starts from the committed offsets). The tables dedupe by
+        id, so the cost is a re-read, never a loss or a double count."""
+        try:
+            stored: _Batch | None = None
+            if self._inflight is not None and not lost:
+                batch, future = self._inflight
+                if future.done() and future.exception() is None:
+                    self._inflight = None
+                    stored = batch
+            forgotten = self._forget_uncommitted()
+            if forgotten:
+                log.warning(
+                    "partitions %s: %d messages read but not yet committed will be read again (the tables dedupe "
+                    "them by id)",
+                    "lost" if lost else "revoked",
+                    forgotten,
+                )
+            if stored is not None:
                 self.stats.batches += 1
-                self.stats.rows += len(batch.rows)
-        if self._batch.messages:
-            if batches:
-                batches.append(self._batch)
-            else:
-                try:
-                    self._store.write(self._batch.rows, self._batch.token())
-                except StoreError:
-                    batches.append(self._batch)
-                else:
-                    self._commit(self._batch)
-                    self.stats.batches += 1
-                    self.stats.rows += len(self._batch.rows)
-        if batches:
-            log.warning("partitions revoked while the store is unavailable; %d messages will be read again",
-                        sum(b.messages for b in batches))  # fmt: skip
-            self._rewind(batches)
+                self.stats.rows += len(stored.rows)
+                self.stats.findings += sum(1 for table, _ in stored.rows if table == "data_quality_findings")
+                self._commit_async(stored)
+        except Exception:  # never out of the listener: kafka-python would re-raise it from poll and end the sink
+            log.exception("handling the revoked partitions failed; uncommitted messages will be read again")
+            self._inflight = None
+            self._batch = _Batch()
+
+    def _forget_uncommitted(self) -> int:
+        """Drop the buffered batch and the insert in flight (not waited for: it may still land, and a re-read
+        replaces its rows), rewinding the partitions still assigned. Returns how many messages are forgotten."""
+        batches = [self._batch] if self._batch.messages else []
+        if self._inflight is not None:
+            batches.insert(0, self._inflight[0])
+            self._inflight = None
         self._batch = _Batch()
+        if batches:
+            self._rewind(batches)
+        return sum(b.messages for b in batches)
 
     def _rewind(self, batches: list[_Batch]) -> None:
         """Forget unstored batches; partitions still assigned go back to their first offsets (nothing skipped)."""
@@ -384,24 +467,32 @@ class SinkService:
         for (t, p), offset in first.items():
             tp = TopicPartition(t, p)
             if tp in assigned:
-                self._consumer.seek(tp, offset)
+                try:
+                    self._consumer.seek(tp, offset)
+                except Exception as exc:  # e.g. taken away meanwhile: its next owner starts from the commit
+                    log.warning("could not rewind %s to offset %d: %s", tp, offset, exc)
 
     # -- progress -------------------------------------------------------------------------------------------
 
     def _caught_up(self) -> bool:
-        """Every partition of every existing sink topic is assigned and read to its end."""
+        """Every partition of every existing sink topic is assigned and read to its end (not while Kafka is away)."""
+        from kafka.errors import KafkaError
         from kafka.structs import TopicPartition
 
-        assigned = self._consumer.assignment()
-        expected = {
-            TopicPartition(topic, p)
-            for topic in SINK_TOPICS
-            for p in (self._consumer.partitions_for_topic(topic) or ())
-        }
-        if not expected or not expected <= assigned:
+        try:
+            assigned = self._consumer.assignment()
+            expected = {
+                TopicPartition(topic, p)
+                for topic in SINK_TOPICS
+                for p in (self._consumer.partitions_for_topic(topic) or ())
+            }
+            if not expected or not expected <= assigned:
+                return False
+            ends = self._consumer.end_offsets(sorted(expected))
+            return all(self._consumer.position(tp) >= end for tp, end in ends.items())
+        except KafkaError as exc:
+            log.warning("cannot tell whether the sink is caught up (Kafka is not answering, still trying): %s", exc)
             return False
-        ends = self._consumer.end_offsets(sorted(expected))
-        return all(self._consumer.position(tp) >= end for tp, end in ends.items())
 
     def _log_progress(self) -> None:
         """Buffered or in-flight counts that stay above 0 while the topics are quiet mean a batch is not committed."""

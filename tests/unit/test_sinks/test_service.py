@@ -8,13 +8,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, NodeNotReadyError
 from kafka.structs import TopicPartition
 
 from safeguard.settings import ClickHouseSettings
 from schemas.codec import encode, validate_event
 from schemas.errors import StoreError
 from sinks.mapping import TableRow
-from sinks.service import SINK_TOPICS, SinkService
+from sinks.service import SINK_TOPICS, SinkKafkaError, SinkService
 from tests.unit.test_schemas import examples as ex
 
 Record = namedtuple("Record", "topic partition offset key value timestamp")
@@ -41,13 +43,46 @@ class MemoryConsumer:
         self.events: list[str] = []
         self.closed = False
         self.before_poll: Callable[[], None] | None = None
+        self.listener: Any = None
+        self.in_listener = False
+        self.rebalances: list[str] = []
+        """Rebalances the next polls run first, as kafka-python does inside poll: "revoked" or "lost"."""
+        self.async_commits: list[dict[TopicPartition, int]] = []
+        self.poll_errors: list[Exception] = []
 
     def subscribe(self, topics: Any = (), pattern: Any = None, listener: Any = None) -> None:
         assert set(topics) == set(SINK_TOPICS)
+        self.listener = listener
+
+    def _committed(self, tp: TopicPartition) -> int:
+        return next((c[tp] for c in reversed(self.commits + self.async_commits) if tp in c), 0)
+
+    def _rebalance(self, how: str) -> None:
+        """Eager rebalancing the way kafka-python does it: the listener runs on the IO thread (where a blocking
+        commit raises), an exception out of it comes back out of poll, and the new assignment starts every
+        partition from its committed offset."""
+        self.in_listener = True
+        try:
+            if how == "lost":
+                self.listener.on_partitions_lost(set(self.records))
+            else:
+                self.listener.on_partitions_revoked(set(self.records))
+        except Exception as exc:
+            raise KafkaError("User rebalance callback throws an error") from exc
+        finally:
+            self.in_listener = False
+        self.pos = {tp: self._committed(tp) for tp in self.records}
+        self.events.append(how)
+        self.listener.on_partitions_assigned(set(self.records))
 
     def poll(self, timeout_ms: int = 0, max_records: int | None = None, update_offsets: bool = True) -> Any:
         if self.before_poll is not None:
             self.before_poll()
+        if self.poll_errors:
+            self.clock.now += timeout_ms / 1000
+            raise self.poll_errors.pop(0)
+        if self.rebalances:
+            self._rebalance(self.rebalances.pop(0))
         out: dict[TopicPartition, list[Record]] = {}
         budget = max_records or 500
         for tp, recs in self.records.items():
@@ -63,8 +98,16 @@ class MemoryConsumer:
         return out
 
     def commit(self, offsets: Any = None, timeout_ms: Any = None) -> None:
+        if self.in_listener:
+            raise RuntimeError("Cannot block on net.run() from the IO thread itself.")
         self.commits.append({tp: om.offset for tp, om in offsets.items()})
         self.events.append("commit")
+
+    def commit_async(self, offsets: Any = None, callback: Any = None) -> None:
+        self.async_commits.append({tp: om.offset for tp, om in offsets.items()})
+        self.events.append("commit_async")
+        if callback is not None:
+            callback(offsets, None)
 
     def assignment(self) -> set[TopicPartition]:
         return set(self.records)
@@ -126,7 +169,14 @@ def _service(
     consumer = MemoryConsumer(records, clock)
     store = FlakyStore(consumer, failures)
     section = ClickHouseSettings(**{"batch_rows": 4, "batch_seconds": 1.0, "retry_initial_s": 0.5, **settings})
-    service = SinkService(consumer, store, section, clock=lambda: datetime(2025, 3, 2, tzinfo=UTC), monotonic=clock)
+    service = SinkService(
+        consumer,
+        store,
+        section,
+        clock=lambda: datetime(2025, 3, 2, tzinfo=UTC),
+        monotonic=clock,
+        sleep=lambda seconds: None,
+    )
     return service, consumer, store
 
 
@@ -277,3 +327,143 @@ def test_progress_says_what_is_buffered_and_in_flight(caplog: Any) -> None:
     service._log_progress()
     assert "3 messages read (0 buffered, 0 in flight), 3 rows stored" in caplog.text, caplog.text
     assert consumer.commits == [{tp: 2}, {tp: 3}]
+
+
+# -- Kafka going away: the rebalance listener, failed commits, failed polls ---------------------------------------
+
+
+@pytest.mark.parametrize("how", ["revoked", "lost"])
+def test_a_rebalance_while_a_batch_is_buffered_is_a_re_read_not_a_crash(how: str) -> None:
+    """kafka-python runs the listener on its IO thread inside poll: a blocking commit there raises, and the error
+    comes back out of poll. The listener stores and commits nothing; the batch is read again and stored once."""
+    tp = TopicPartition(TOPIC, 0)
+    service, consumer, store = _service({tp: _records(3)}, batch_rows=1000, batch_seconds=2.0)
+
+    def rebalance_once_buffered_then_stop() -> None:
+        if service._batch.messages and "rebalanced" not in consumer.events:
+            consumer.rebalances.append(how)
+            consumer.events.append("rebalanced")
+        if consumer.clock.now >= 30:
+            service.stop()
+
+    consumer.before_poll = rebalance_once_buffered_then_stop
+    stats = service.run()
+    assert consumer.events == ["rebalanced", how, "write", "commit"]
+    assert _stored_offsets(store) == [(0, 0), (0, 1), (0, 2)]
+    assert consumer.commits == [{tp: 3}] and consumer.async_commits == []
+    assert stats.messages == stats.rows == 3 and stats.committed == {(TOPIC, 0): 3}
+
+
+def _stored_in_flight(service: SinkService, records: list[Record]) -> None:
+    for record in records:
+        service._add(record)
+    service._flush(wait=False)
+    assert service._inflight is not None
+    service._inflight[1].result()  # the insert finished; its offsets are not committed yet
+
+
+def test_revoked_after_a_finished_insert_commits_it_without_blocking() -> None:
+    tp = TopicPartition(TOPIC, 0)
+    records = _records(4)
+    service, consumer, _store = _service({tp: records}, batch_rows=1000)
+    _stored_in_flight(service, records[:3])
+    service._add(records[3])  # buffered, not stored: read again
+    consumer.in_listener = True
+    service._on_revoked(lost=False)
+    assert consumer.commits == [] and consumer.async_commits == [{tp: 3}]
+    assert service.stats.committed == {(TOPIC, 0): 3} and service.stats.rows == 3
+    assert service._inflight is None and not service._batch.messages
+    assert consumer.pos[tp] == 3 and service.stats.messages == 3
+
+
+def test_lost_partitions_commit_nothing_and_are_read_again() -> None:
+    tp = TopicPartition(TOPIC, 0)
+    records = _records(3)
+    service, consumer, _store = _service({tp: records}, batch_rows=1000)
+    consumer.pos[tp] = 3
+    _stored_in_flight(service, records)
+    consumer.in_listener = True
+    service._on_revoked(lost=True)
+    assert consumer.commits == [] and consumer.async_commits == []
+    assert consumer.pos[tp] == 0, "rewound: the group gave the partitions away, their next owner reads them"
+    assert service.stats.messages == 0 and service.stats.committed == {}
+
+
+def test_nothing_raises_out_of_the_listener(caplog: Any) -> None:
+    tp = TopicPartition(TOPIC, 0)
+    records = _records(2)
+    service, consumer, _ = _service({tp: records}, batch_rows=1000)
+    for record in records:
+        service._add(record)
+
+    def broken() -> set[TopicPartition]:
+        raise RuntimeError("no assignment")
+
+    consumer.assignment = broken  # type: ignore[method-assign]
+    service._on_revoked(lost=False)
+    assert "handling the revoked partitions failed" in caplog.text
+    assert not service._batch.messages and service._inflight is None
+
+
+def test_a_partition_that_cannot_be_rewound_does_not_stop_the_others(caplog: Any) -> None:
+    tp0, tp1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
+    service, consumer, _ = _service({tp0: _records(2, 0), tp1: _records(2, 1)}, batch_rows=1000)
+    for record in _records(2, 0) + _records(2, 1):
+        service._add(record)
+    consumer.pos = {tp0: 2, tp1: 2}
+    seek = consumer.seek
+
+    def seek_or_fail(partition: TopicPartition, offset: int) -> None:
+        if partition == tp0:
+            raise ValueError("Unassigned partition")
+        seek(partition, offset)
+
+    consumer.seek = seek_or_fail  # type: ignore[method-assign]
+    service._on_revoked(lost=False)
+    assert consumer.pos[tp1] == 0
+    assert "could not rewind" in caplog.text and "handling the revoked" not in caplog.text
+
+
+def test_a_failed_commit_is_logged_and_the_sink_goes_on(caplog: Any) -> None:
+    tp = TopicPartition(TOPIC, 0)
+    service, consumer, store = _service({tp: _records(8)})
+    commit = consumer.commit
+    failed: list[bool] = []
+
+    def commit_once_failing(offsets: Any = None, timeout_ms: Any = None) -> None:
+        if not failed:
+            failed.append(True)
+            raise KafkaTimeoutError("no coordinator")
+        commit(offsets, timeout_ms)
+
+    consumer.commit = commit_once_failing  # type: ignore[method-assign]
+    stats = service.run(until_caught_up=True)
+    assert "committing offsets failed" in caplog.text
+    assert consumer.commits == [{tp: 8}], "the next batch's commit covers the one that failed"
+    assert _stored_offsets(store) == [(0, i) for i in range(8)]
+    assert stats.committed == {(TOPIC, 0): 8}
+
+
+def test_kafka_not_answering_for_a_while_is_waited_out(caplog: Any) -> None:
+    tp = TopicPartition(TOPIC, 0)
+    service, consumer, _store = _service({tp: _records(4)})
+    consumer.poll_errors = [KafkaConnectionError("111 ECONNREFUSED"), NodeNotReadyError("1"), KafkaTimeoutError()]
+    stats = service.run(until_caught_up=True)
+    assert "Kafka is not answering, still trying" in caplog.text
+    assert consumer.commits == [{tp: 4}] and stats.rows == 4
+
+
+def test_a_kafka_error_that_will_not_pass_stops_the_sink_with_a_clear_error() -> None:
+    tp = TopicPartition(TOPIC, 0)
+    service, consumer, store = _service({tp: _records(6)}, batch_rows=1000)
+
+    def fail_after_reading() -> None:
+        if service._batch.messages and not consumer.poll_errors and "failed" not in consumer.events:
+            consumer.events.append("failed")
+            consumer.poll_errors.append(KafkaError("group authorization failed"))
+
+    consumer.before_poll = fail_after_reading
+    with pytest.raises(SinkKafkaError, match="group authorization failed"):
+        service.run()
+    assert consumer.commits == [] and store.batches == []
+    assert consumer.closed and store.closed
