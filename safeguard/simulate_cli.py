@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -15,9 +17,11 @@ from producers.publisher import DeliveryReport, EventPublisher
 from producers.simulate import SCENARIOS, Scenario, calibration_rows, figures, generate, replay, to_jsonl
 from producers.simulate.timeline import local_epoch, to_datetime
 from safeguard.settings import Settings
+from schemas.errors import PublishError
 from schemas.events import AgencyEvent, Envelope
 
 pass_settings = click.make_pass_decorator(Settings)
+log = logging.getLogger(__name__)
 
 
 def _connect(settings: Settings) -> EventPublisher:
@@ -51,11 +55,17 @@ def simulate(
     scenario = SCENARIOS[name]
     if publish:
         publisher = _connect(settings)  # before generating: no Kafka should fail at once, not after a year's work
+        stopped: PublishError | None = None
+        events = _generate(scenario, seed, days)
         try:
-            _replay(scenario, _generate(scenario, seed, days), publisher, speed)
+            _replay(scenario, events, publisher, speed)
+        except PublishError as exc:  # Kafka stopped taking messages: the events after this one would fare no better
+            stopped = exc
         finally:
-            report = publisher.close()
+            report, unflushed = _close(publisher, timeout=10.0 if stopped else 30.0)
         _print_delivery(report)
+        if stopped is not None or unflushed is not None or report.pending:
+            _kafka_stopped_answering(report, len(events), stopped or unflushed)
         publisher.raise_for_failures()
         return
     events = _generate(scenario, seed, days)
@@ -71,6 +81,30 @@ def _generate(scenario: Scenario, seed: int, days: int | None) -> list[AgencyEve
     took = time.perf_counter() - began
     click.echo(f"{scenario.title}, seed {seed}: {len(events):,} events generated in {took:.1f} s", err=True)
     return events
+
+
+def _close(publisher: EventPublisher, timeout: float) -> tuple[DeliveryReport, Exception | None]:
+    """Flush and close; a flush Kafka does not answer in time is returned, not raised (what it held is unanswered)."""
+    try:
+        return publisher.close(timeout=timeout), None
+    except Exception as exc:
+        log.debug("closing the publisher failed", exc_info=True)
+        return publisher.report, exc
+
+
+def _kafka_stopped_answering(report: DeliveryReport, total: int, cause: Exception | None) -> None:
+    """One line on stderr (how far it got, why), exit 2: a broker that went away mid-run is not a traceback."""
+    detail = str(cause) if cause is not None else "deliveries unanswered"
+    if cause is not None and not isinstance(cause, PublishError) and not detail.startswith(type(cause).__name__):
+        detail = f"{type(cause).__name__}: {detail}"  # kafka-python's errors already start with their name
+    click.secho(
+        f"error: Kafka stopped answering: {report.delivered:,} of {total:,} events delivered "
+        f"({report.failed:,} failed, {report.pending:,} unanswered, {total - report.sent:,} not sent) ({detail}); "
+        "run the same simulation again once Kafka answers (same seed, same event ids: readers dedupe by event_id)",
+        fg="red",
+        err=True,
+    )
+    sys.exit(2)
 
 
 def _replay(scenario: Scenario, events: list[AgencyEvent], publisher: EventPublisher, speed: float | None) -> None:

@@ -17,7 +17,6 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,25 +24,14 @@ from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 
 from safeguard.kafka_local import LocalBroker
-from safeguard.settings import ClickHouseSettings, LocalKafkaSettings, Settings
+from safeguard.settings import ClickHouseSettings, Settings
 from schemas.topics import TOPICS
 from sinks.store import connect
 from tests.integration.kafka_reader import end_offsets
+from tests.integration.own_broker import own_broker  # noqa: F401 (a fixture)
 from tests.integration.test_sink_kafka import DECISIONS, _committed, _decisions, _env, _publish, _sink_cmd, _wait_for
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def own_broker(kafka_broker: LocalBroker, tmp_path: Path) -> Iterator[LocalBroker]:
-    """A broker only this test stops and starts (skipped like the session broker when Java or Maven is missing)."""
-    local = LocalKafkaSettings(cache_dir=kafka_broker.local.cache_dir, state_dir=tmp_path / "broker")
-    broker = LocalBroker(local)
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 def _stored(store: Path, ids: list[str]) -> int:
@@ -79,7 +67,8 @@ def _another_member(bootstrap: str, group: str, seconds: float) -> None:
 
 
 def test_the_sink_survives_its_broker_dying_and_resumes_when_it_is_back(
-    own_broker: LocalBroker, tmp_path: Path
+    own_broker: LocalBroker,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
 ) -> None:
     state = own_broker.read_state()
     assert state is not None

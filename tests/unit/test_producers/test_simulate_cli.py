@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
+from kafka.errors import KafkaTimeoutError
 
 import safeguard.simulate_cli as simulate_cli
 from producers.publisher import EventPublisher
@@ -18,34 +19,45 @@ ARGS = ["simulate", "--scenario", "leicester-2019", "--seed", "7", "--days", "5"
 
 
 class _Future:
-    def __init__(self, topic: str, fail: bool) -> None:
+    def __init__(self, topic: str, fail: bool, answered: bool = True) -> None:
         self.topic = topic
         self.fail = fail
+        self.answered = answered
 
     def add_callback(self, fn: Any, *args: Any) -> None:
-        if not self.fail:
+        if self.answered and not self.fail:
             fn(*args, "metadata")
 
     def add_errback(self, fn: Any, *args: Any) -> None:
-        if self.fail:
+        if self.answered and self.fail:
             fn(*args, RuntimeError("broker said no"))
 
 
 class FakeProducer:
     """Answers every send at once; fails the topics it is told to fail."""
 
-    def __init__(self, fail_topic: str | None = None) -> None:
+    def __init__(
+        self, fail_topic: str | None = None, *, gone_after: int | None = None, blocks_after: int | None = None
+    ) -> None:
         self.sent: list[tuple[str, bytes | None, bytes]] = []
         self.fail_topic = fail_topic
+        self.gone_after = gone_after
+        """The broker goes away after this many messages: later ones are buffered, never answered."""
+        self.blocks_after = blocks_after
+        """... and after this many, send gives up as kafka-python does after max_block_ms."""
         self.closed = False
 
     def send(self, topic: str, value: bytes | None = None, key: bytes | None = None) -> _Future:
         assert value is not None
+        if self.blocks_after is not None and len(self.sent) >= self.blocks_after:
+            raise KafkaTimeoutError("Failed to allocate memory within the configured max blocking time 60000 ms.")
         self.sent.append((topic, key, value))
-        return _Future(topic, topic == self.fail_topic)
+        answered = self.gone_after is None or len(self.sent) <= self.gone_after
+        return _Future(topic, topic == self.fail_topic, answered)
 
     def flush(self, timeout: float | None = None) -> None:
-        pass
+        if self.gone_after is not None and len(self.sent) > self.gone_after:
+            raise KafkaTimeoutError("Timeout waiting for future")
 
     def close(self, timeout: float | None = None) -> None:
         self.closed = True
@@ -116,3 +128,35 @@ def test_usage_errors(extra: list[str], message: str) -> None:
     result = CliRunner().invoke(cli, [*ARGS, *extra])
     assert result.exit_code == 2
     assert message in result.output
+
+
+def _the_error_line(result: Result) -> str:
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit), "a clear error, not a traceback"
+    lines = result.output.splitlines()
+    errors = [line for line in lines if line.startswith("error:")]
+    assert errors == lines[-1:], result.output
+    return errors[0]
+
+
+def test_kafka_going_away_mid_run_is_one_clear_line_and_exit_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """send() gives up (no broker within max_block_ms): the simulation stops there and says how far it got."""
+    producer = FakeProducer(gone_after=200, blocks_after=300)
+    connect_to(producer, monkeypatch)
+    result = CliRunner().invoke(cli, [*ARGS, "--publish"])
+    line = _the_error_line(result)
+    assert producer.closed
+    assert line.startswith("error: Kafka stopped answering: 200 of ") and "events delivered" in line, line
+    assert "100 unanswered" in line and "Failed to allocate memory" in line, line
+
+
+def test_kafka_going_away_after_the_last_send_is_one_clear_line_and_exit_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every event handed over, but Kafka never answered for the last ones: the flush times out."""
+    producer = FakeProducer(gone_after=100)
+    connect_to(producer, monkeypatch)
+    result = CliRunner().invoke(cli, [*ARGS, "--publish"])
+    line = _the_error_line(result)
+    assert producer.closed
+    total = len(producer.sent)
+    assert f"Kafka stopped answering: 100 of {total:,} events delivered" in line, line
+    assert f"{total - 100:,} unanswered, 0 not sent" in line and "Timeout waiting for future" in line, line
