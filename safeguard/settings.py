@@ -301,8 +301,34 @@ class Settings(BaseSettings):
         return value
 
     def redacted(self) -> dict[str, Any]:
-        """The effective settings as plain data with every secret masked (for `safeguard config show`)."""
-        return self.model_dump(mode="json")
+        """The effective settings as plain data with every secret masked (for `safeguard config show`): the
+        `SecretStr` fields, and the password of any URL with one in it, in whatever setting it is."""
+        masked: dict[str, Any] = _mask_url_passwords(self.model_dump(mode="json"))
+        return masked
+
+
+_MASK = "**********"
+_URL_PASSWORD = re.compile(
+    r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/?#@\s]*):(?P<password>\S*?)@(?=[^@/?#\s]*(?:[/?#\s]|$))"
+)
+"""`scheme://user:` then the password up to the `@` before the host (the last `@` before the path, so a password
+with an unencoded `@`, `/` or `,` is masked whole), anywhere in a string (several URLs in one setting too)."""
+
+
+def mask_url_passwords(text: str) -> str:
+    """Every `scheme://user:password@host` in `text` with the password masked; anything else unchanged."""
+    return _URL_PASSWORD.sub(lambda match: f"{match.group('head')}:{_MASK}@", text)
+
+
+def _mask_url_passwords(value: Any) -> Any:
+    """Walk dumped settings: every URL inside every string (lists and mappings included) loses its password."""
+    if isinstance(value, dict):
+        return {key: _mask_url_passwords(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_mask_url_passwords(item) for item in value]
+    if isinstance(value, str) and "://" in value:
+        return mask_url_passwords(value)
+    return value
 
 
 def load_settings(**overrides: Any) -> Settings:

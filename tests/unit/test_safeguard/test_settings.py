@@ -5,7 +5,7 @@ from click.testing import CliRunner
 
 from safeguard.cli import cli
 from safeguard.kafka_clients import client_options
-from safeguard.settings import KafkaSettings, Settings, load_settings
+from safeguard.settings import KafkaSettings, Settings, load_settings, mask_url_passwords
 from schemas.errors import ConfigError
 
 
@@ -35,6 +35,46 @@ def test_secrets_are_masked_in_config_show(monkeypatch: pytest.MonkeyPatch, tmp_
     assert "kafka-password-123" not in result.output
     shown = json.loads(result.output)
     assert shown["pseudonym_key"] == "**********"
+
+
+def test_url_passwords_are_masked_in_config_show(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SAFEGUARD_GRAFANA__URL", "http://admin:grafana-s3cret@grafana:3000")
+    monkeypatch.setenv("SAFEGUARD_STREAMS__STORE_URL", "rocksdb://worker:rocks-s3cret@store/tables")
+    monkeypatch.setenv("SAFEGUARD_NOTIFY__BASE_URL", "https://page:page%40s3cret@alerts.example:8470/ack")
+    result = CliRunner().invoke(cli, ["config", "show"])
+    assert result.exit_code == 0, result.output
+    assert "s3cret" not in result.output
+    shown = json.loads(result.output)
+    assert shown["grafana"]["url"] == "http://admin:**********@grafana:3000"
+    assert shown["streams"]["store_url"] == "rocksdb://worker:**********@store/tables"
+    assert shown["notify"]["base_url"] == "https://page:**********@alerts.example:8470/ack"
+
+
+def test_redacted_walks_every_value_and_leaves_the_settings_themselves_alone() -> None:
+    settings = Settings(_env_file=None, grafana={"url": "http://admin:secret@grafana:3000"})
+    assert settings.redacted()["grafana"]["url"] == "http://admin:**********@grafana:3000"
+    assert settings.grafana.url == "http://admin:secret@grafana:3000", "only what is shown is masked"
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("http://admin:secret@grafana:3000", "http://admin:**********@grafana:3000"),
+        ("https://u:p%40ss@h/db?x=1", "https://u:**********@h/db?x=1"),
+        ("redis://:pw@h:6379/0", "redis://:**********@h:6379/0"),
+        ("http://a:p@ss@h/x", "http://a:**********@h/x"),  # an unencoded @ in the password
+        ("http://u:pa/ss,w@h", "http://u:**********@h"),
+        ("http://a:b@h1,http://c:d@h2", "http://a:**********@h1,http://c:**********@h2"),
+        ("http://a:b@c:port/x", "http://a:**********@c:port/x"),  # urlsplit would refuse the port
+        ("http://grafana:3000", "http://grafana:3000"),
+        ("http://user@h/x", "http://user@h/x"),
+        ("http://h/?next=a:b@c", "http://h/?next=a:b@c"),
+        ("chdb://.safeguard/clickhouse", "chdb://.safeguard/clickhouse"),
+    ],
+)
+def test_url_passwords_are_masked(text: str, shown: str) -> None:
+    assert mask_url_passwords(text) == shown
 
 
 def test_external_cluster_with_sasl_scram_and_tls_is_a_settings_change() -> None:
