@@ -336,10 +336,41 @@ def load_settings(**overrides: Any) -> Settings:
     from pydantic import ValidationError
 
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         lines = []
         for err in exc.errors(include_url=False):
             name = "SAFEGUARD_" + "__".join(str(p).upper() for p in err["loc"])
             lines.append(f"{name}: {err['msg']}")
         raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from None
+    placeholders = placeholder_secrets(settings)
+    if placeholders:
+        raise ConfigError(
+            "invalid settings:\n  "
+            + "\n  ".join(
+                f"{name}: still the {PLACEHOLDER_PREFIX}... placeholder of .env.example" for name in placeholders
+            )
+            + "\nset a real secret (or unset it where it is optional)"
+        )
+    return settings
+
+
+PLACEHOLDER_PREFIX = "change-me"
+"""How every secret of .env.example starts: a secret that still does is refused (`load_settings`)."""
+
+
+def placeholder_secrets(section: BaseModel, prefix: str = "SAFEGUARD_") -> list[str]:
+    """The variables of every secret (a `SecretStr`, in any section) still set to a `change-me` placeholder."""
+    found: list[str] = []
+    for name, value in section:
+        variable = f"{prefix}{name.upper()}"
+        if isinstance(value, BaseModel):
+            found += placeholder_secrets(value, f"{variable}__")
+        elif isinstance(value, dict):  # e.g. notify.users: one variable holds them all
+            if any(
+                placeholder_secrets(item, f"{variable}__") for item in value.values() if isinstance(item, BaseModel)
+            ):
+                found.append(variable)
+        elif isinstance(value, SecretStr) and value.get_secret_value().strip().lower().startswith(PLACEHOLDER_PREFIX):
+            found.append(variable)
+    return found

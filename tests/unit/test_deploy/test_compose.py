@@ -13,6 +13,7 @@ import pytest
 
 from safeguard.cli import cli
 from safeguard.settings import load_settings
+from schemas.errors import ConfigError
 from tests.unit.test_deploy.deploy_files import (
     APP_IMAGE_NAME,
     COMPOSE_FILE,
@@ -210,7 +211,11 @@ def test_secrets_come_from_the_environment_and_only_where_needed(compose: dict[s
     holders = {name for name, env in environments.items() if "CLICKHOUSE_PASSWORD" in env}
     assert holders == {"clickhouse"}, "the ClickHouse administrator's password stays in the ClickHouse container"
     apps = app_services(compose)
-    for variable, allowed in (("CLICKHOUSE_SINK_PASSWORD", {"sink"}), ("CLICKHOUSE_MIGRATOR_PASSWORD", {"migrate"})):
+    # ... and the preflight job, which only checks that they are set to something other than a placeholder.
+    for variable, allowed in (
+        ("CLICKHOUSE_SINK_PASSWORD", {"sink", "preflight"}),
+        ("CLICKHOUSE_MIGRATOR_PASSWORD", {"migrate", "preflight"}),
+    ):
         holders = {n for n in apps if any(variable in (v or "") for v in environments[n].values())}
         assert holders == allowed, f"{variable} reaches {sorted(holders)}; only {sorted(allowed)} need it"
 
@@ -229,18 +234,47 @@ def test_application_containers_are_locked_down(compose: dict[str, Any]) -> None
         assert "user" not in service, f"{name}: the image's unprivileged user applies"
 
 
-@pytest.mark.parametrize("service", ["topics", "migrate", "worker", "sink", "notify"])
-def test_each_application_service_gets_valid_settings(
-    compose: dict[str, Any], service: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """The settings each container would load from its compose environment, with .env made from .env.example."""
+def _dot_env(*, placeholders: bool) -> dict[str, str]:
+    """The variables a .env copied from .env.example sets; without the placeholders, each secret set for real."""
     dot_env = {line.name: line.value for line in env_example_lines() if not line.commented}
+    if not placeholders:
+        dot_env = {
+            name: f"real-{name.lower()}-Zq7" if value.startswith("change-me") else value
+            for name, value in dot_env.items()
+        }
+    return dot_env
+
+
+def _compose_environment(
+    compose: dict[str, Any], service: str, dot_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The environment compose gives `service`, set in this process."""
     for name, value in service_environment(_services(compose)[service]).items():
         if value is None:
             if name in dot_env:
                 monkeypatch.setenv(name, dot_env[name])
         else:
             monkeypatch.setenv(name, interpolate(value, dot_env))
+
+
+@pytest.mark.parametrize("service", ["sink", "migrate"])
+def test_a_service_left_with_a_placeholder_secret_refuses_to_start(
+    compose: dict[str, Any], service: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Past the preflight job (the application's own check): a `change-me` secret is a ConfigError naming it."""
+    _compose_environment(compose, service, _dot_env(placeholders=True), monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="SAFEGUARD_CLICKHOUSE__PASSWORD: still the change-me"):
+        load_settings()
+
+
+@pytest.mark.parametrize("service", ["topics", "migrate", "worker", "sink", "notify"])
+def test_each_application_service_gets_valid_settings(
+    compose: dict[str, Any], service: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The settings each container would load from its compose environment, with .env made from .env.example and
+    its placeholders replaced by real secrets (as the operator must: the placeholders are refused, see below)."""
+    _compose_environment(compose, service, _dot_env(placeholders=False), monkeypatch)
     monkeypatch.chdir(tmp_path)
     settings = load_settings()  # raises ConfigError naming any bad variable
     assert settings.kafka.bootstrap_servers == "kafka:19092"

@@ -77,6 +77,46 @@ def test_url_passwords_are_masked(text: str, shown: str) -> None:
     assert mask_url_passwords(text) == shown
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("SAFEGUARD_NOTIFY__SMTP_PASSWORD", "change-me-smtp", "SAFEGUARD_NOTIFY__SMTP_PASSWORD"),
+        ("SAFEGUARD_KAFKA__SASL_PASSWORD", "Change-Me", "SAFEGUARD_KAFKA__SASL_PASSWORD"),
+        ("SAFEGUARD_GRAFANA__DATASOURCE__PASSWORD", "change-me-analyst", "SAFEGUARD_GRAFANA__DATASOURCE__PASSWORD"),
+        ("SAFEGUARD_NOTIFY__LINK_SECRET", "change-me-" + "x" * 30, "SAFEGUARD_NOTIFY__LINK_SECRET"),
+        # a password written into the url moves to the password setting, and is refused there
+        ("SAFEGUARD_CLICKHOUSE__URL", "https://sink:change-me-sink@ch:8443/db", "SAFEGUARD_CLICKHOUSE__PASSWORD"),
+    ],
+)
+def test_a_secret_left_at_its_change_me_placeholder_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path, variable: str, value: str, named: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=f"{named}: still the change-me") as raised:
+        load_settings()
+    assert "change-me-" not in str(raised.value).replace("change-me...", ""), "the value is not repeated"
+
+
+def test_real_secrets_and_change_me_in_settings_that_are_no_secret_are_accepted(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SAFEGUARD_NOTIFY__SMTP_PASSWORD", "a-real-one-7Qz")
+    monkeypatch.setenv("SAFEGUARD_GRAFANA__FOLDER", "change-me-later")
+    settings = load_settings()
+    assert settings.grafana.folder == "change-me-later"
+
+
+def test_a_placeholder_in_a_dot_env_file_is_refused_too(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("SAFEGUARD_PSEUDONYM_KEY=change-me-pseudonym-key\n")
+    result = CliRunner().invoke(cli, ["config", "show"])
+    assert result.exit_code == 2
+    assert "SAFEGUARD_PSEUDONYM_KEY: still the change-me" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_external_cluster_with_sasl_scram_and_tls_is_a_settings_change() -> None:
     kafka = KafkaSettings(
         bootstrap_servers="broker.partnership.example:9093",
