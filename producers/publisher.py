@@ -64,6 +64,13 @@ def refused_for_itself(exc: BaseException) -> bool:
     return type(exc).__name__ in _REFUSED_FOR_ITSELF or isinstance(exc, TypeError | ValueError)
 
 
+def _described(exc: BaseException) -> str:
+    """`Type: message`, without the type twice (kafka-python's errors already start with their name)."""
+    text = str(exc)
+    name = type(exc).__name__
+    return text if text.startswith(name) else f"{name}: {text}" if text else name
+
+
 class EventPublisher:
     """Sends contract messages to their topics with their contract keys; counts deliveries and failures."""
 
@@ -108,7 +115,7 @@ class EventPublisher:
         except Exception as exc:
             self._failed(topic, exc)
             if not refused_for_itself(exc):
-                raise PublishError(f"Kafka did not take a message for {topic}: {type(exc).__name__}: {exc}") from exc
+                raise PublishError(f"Kafka did not take a message for {topic}: {_described(exc)}") from exc
             return
         future.add_callback(self._delivered, topic)
         future.add_errback(self._failed, topic)

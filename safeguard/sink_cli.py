@@ -76,7 +76,7 @@ def sink_run(settings: Settings, until_caught_up: bool) -> None:
     bootstrap = resolve_bootstrap(settings)
     consumer = kafka_consumer(client_options(settings.kafka, bootstrap), section)
     store = ClickHouseStore(section, client=client)
-    service = SinkService(consumer, store, section)
+    service = SinkService(consumer, store, section, event_time=settings.event_time)
     if stopping:
         service.stop()
     click.echo(f"sink: Kafka at {bootstrap} → {section.url} (group {section.consumer_group})", err=True)

@@ -171,8 +171,10 @@ def _shown(value: Any, limit: int = 60) -> str:
     """A value quoted in an error, shortened, with anything that looks like a personal identifier masked."""
     if isinstance(value, str):
         text = repr(mask_identifiers(value[: 4 * limit], context="code")[0])
-    else:
+    elif isinstance(value, int | float) and not isinstance(value, bool):
         text = mask_identifiers(repr(value)[: 4 * limit], context="opaque")[0]
+    else:  # a list or an object: said what it is, never echoed (it can hold anything)
+        return _json_kind(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

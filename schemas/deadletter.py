@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -89,9 +90,12 @@ def stored_original(original: bytes, *, cap: int = ORIGINAL_CAP) -> StoredOrigin
     if parsed is not None:
         cleaned, masked = _mask_json(parsed)
         data = to_json(cleaned) if masked else original
-    else:
+    else:  # not JSON (or broken JSON): its string literals are read as JSON values would be, the rest as opaque
         text = original.decode("utf-8", "replace")
-        masked_text, masked = mask_identifiers(text, context="opaque")
+        literals, masked = _STRING_LITERAL.subn(lambda m: _mask_literal(m.group()), text)
+        masked = literals != text
+        masked_text, opaque = mask_identifiers(literals, context="opaque")
+        masked = masked or bool(opaque)
         data = masked_text.encode("utf-8") if masked else original
     claimed_id, claimed_type = _claims(parsed)
     return StoredOriginal(
@@ -103,6 +107,22 @@ def stored_original(original: bytes, *, cap: int = ORIGINAL_CAP) -> StoredOrigin
         claimed_event_id=claimed_id,
         claimed_event_type=claimed_type,
     )
+
+
+_STRING_LITERAL = re.compile(r'"(?:[^"\\\n]|\\.){0,2000}"')
+
+
+def _mask_literal(literal: str) -> str:
+    inner = literal[1:-1]
+    if is_pseudonym(inner):
+        return literal
+    found = find_identifiers(inner, context=_context_of(inner))
+    return '"' + mask_text(inner, found) + '"' if found else literal
+
+
+def _context_of(text: str) -> Literal["code", "text"]:
+    """A short value is read as a code (any two words there may be a name); a sentence as free text."""
+    return "code" if len(text.split()) <= 4 else "text"
 
 
 def _parse(original: bytes) -> Any:
@@ -124,8 +144,7 @@ def _mask_json(value: Any) -> tuple[Any, int]:
         nonlocal count
         if is_pseudonym(text):
             return text
-        # A short value is read as a code (any two words there may be a name); a sentence as free text.
-        found = find_identifiers(text, context="code" if len(text.split()) <= 4 else "text")
+        found = find_identifiers(text, context=_context_of(text))
         if not found:
             return text
         count += len(found)

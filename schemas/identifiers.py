@@ -140,9 +140,13 @@ _NHS_RE = re.compile(rf"(?<!\d)(?:\d{{10}}|\d{{3}}{_SEP}\d{{3}}{_SEP}\d{{4}})(?!
 _UPN_RE = re.compile(r"(?<!\d)[A-Za-z]\d{11}[A-Za-z0-9](?![0-9])")
 # Outward code A9, A99, AA9, AA99, A9A, AA9A; inward code 9AA without C, I, K, M, O, V. Capitals only outside
 # free text: "a00aa" is a field name, "A0 0AA" a postcode.
-_POSTCODE = r"[A-PR-UWYZ](?:[A-HK-Y]?\d[A-Z\d]?|\d[A-HJKPSTUW])\s{0,2}\d[ABD-HJLNP-UW-Z]{2}"
-_POSTCODE_RE = re.compile(rf"(?<![A-Za-z0-9]){_POSTCODE}(?![A-Za-z0-9])")
-_POSTCODE_IN_TEXT_RE = re.compile(rf"(?<![A-Za-z0-9]){_POSTCODE}(?![A-Za-z0-9])", re.IGNORECASE)
+_OUTWARD = r"[A-PR-UWYZ](?:[A-HK-Y]?\d[A-Z\d]?|\d[A-HJKPSTUW])"
+_INWARD = r"\d[ABD-HJLNP-UW-Z]{2}"
+# Written with its space a postcode is distinctive even glued to letters before it ("NHSLS1 4AP"); without the
+# space it must stand alone ("LS14AP", not the tail of "MPLS14AP").
+_POSTCODE = rf"(?<![0-9]){_OUTWARD}\s{{1,2}}{_INWARD}(?![A-Za-z0-9])|(?<![A-Za-z0-9]){_OUTWARD}{_INWARD}(?![A-Za-z0-9])"
+_POSTCODE_RE = re.compile(_POSTCODE)
+_POSTCODE_IN_TEXT_RE = re.compile(_POSTCODE, re.IGNORECASE)
 # Tokens whose digits are random: 64-hex pseudonyms (and longer hex digests), UUIDs.
 _RANDOM_TOKEN_RE = re.compile(
     r"(?<![0-9A-Za-z])(?:[0-9a-fA-F]{32,}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
@@ -150,7 +154,7 @@ _RANDOM_TOKEN_RE = re.compile(
 )
 # In a code field: two or more words of letters, any case, separated by spaces or a comma ("JANE SMITH", "Smith, Jane").
 _NAME_WORD = r"[^\W\d_](?:[^\W\d_]|['\u2019-](?=[^\W\d_]))+"
-_CODE_NAME_RE = re.compile(rf"(?<![\w'\u2019-]){_NAME_WORD}(?:\s*,\s*|\s+){_NAME_WORD}(?![\w'\u2019-])", re.UNICODE)
+_CODE_NAME_RE = re.compile(rf"(?<![\w-]){_NAME_WORD}(?:\s*,\s*|\s+){_NAME_WORD}(?![\w-])", re.UNICODE)
 _STREET_WORDS = (
     "street|st|road|rd|avenue|ave|lane|ln|close|cl|drive|dr|way|crescent|cres|court|ct|place|pl|terrace|grove|"
     "gardens|gdns|walk|row|mews|square|sq|hill|park|view|rise|green|parade|fold|garth|croft|vale|approach"

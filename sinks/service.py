@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from safeguard.clock import Clock, system_clock
 from safeguard.settings import ClickHouseSettings
 from schemas.errors import SafeguardError, StoreError
+from schemas.limits import DEFAULT_WINDOW, EventTimeWindow
 from schemas.topics import TOPICS
 from sinks.mapping import TableRow
 from sinks.records import Message, rows_for_message
@@ -162,8 +163,10 @@ class SinkService:
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         progress_every_s: float = 10.0,
+        event_time: EventTimeWindow = DEFAULT_WINDOW,
     ) -> None:
         self._consumer = consumer
+        self._event_time = event_time
         self._store = store
         self._settings = settings
         self._clock = clock
@@ -271,7 +274,7 @@ class SinkService:
 
     def _add(self, record: Any) -> None:
         msg = Message(record.topic, record.partition, record.offset, record.key, record.value, record.timestamp)
-        rows = rows_for_message(msg, self._clock())
+        rows = rows_for_message(msg, self._clock(), self._event_time)
         now = self._monotonic()
         if self.stats.first_record_at is None:
             self.stats.first_record_at = now

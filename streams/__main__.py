@@ -15,7 +15,7 @@ from safeguard.kafka_clients import client_options
 from safeguard.kafka_local import create_topics, resolve_bootstrap
 from safeguard.settings import load_settings
 from schemas.errors import SafeguardError
-from streams.app import Worker, internal_topics
+from streams.app import Worker, internal_topics, start_stop_watchdog
 
 
 def main() -> None:
@@ -35,6 +35,7 @@ def main() -> None:
         port = settings.streams.web_port
         args += ["--without-web"] if port is None else ["--web-port", str(port), "--web-bind", "127.0.0.1"]
     sys.argv = [sys.argv[0], *args]
+    start_stop_watchdog(worker.app)  # SIGTERM stops the worker within seconds, even with the broker away
     worker.app.main()
 
 

@@ -19,10 +19,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
+import time
 from collections import Counter
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Coroutine, Iterator, MutableMapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import faust
 from faust.types import TP
@@ -41,6 +43,7 @@ from streams.rules import Catalogue, DaObligation, PartitionClock, load_catalogu
 log = logging.getLogger(__name__)
 
 AlertListener = Callable[[AlertRaised], None]
+T = TypeVar("T")
 
 
 def faust_options(settings: Settings, bootstrap: str) -> dict[str, Any]:
@@ -59,6 +62,9 @@ def faust_options(settings: Settings, bootstrap: str) -> dict[str, Any]:
         "consumer_auto_offset_reset": "earliest",
         "processing_guarantee": "at_least_once",
         "producer_acks": -1,
+        # A send the broker does not acknowledge fails after this (Faust's default is 20 minutes), so an outage
+        # shows in the log and in the lane's own back-off instead of a silent wait.
+        "producer_request_timeout": 30.0,
         "web_enabled": settings.streams.web_port is not None,
         "web_port": settings.streams.web_port or 6066,
         "web_bind": "127.0.0.1",
@@ -201,7 +207,7 @@ class Worker:
         delay = 0.5
         while True:
             try:
-                refused = await self._publish(step)
+                refused = await self._stoppable(self._publish(step), step)
                 if refused:
                     replacements = [self._unpublishable(item, exc) for item, exc in refused]
                     step = Step(dead_letters=[letter for letter in replacements if letter is not None])
@@ -216,6 +222,21 @@ class Worker:
                 log.exception("publishing a batch's alerts or writing its state failed; retrying in %.1f s", delay)
             await self._wait_or_exit(delay, step)
             delay = min(delay * 2, 30.0)
+
+    async def _stoppable(self, work: Coroutine[Any, Any, T], step: Step) -> T:
+        """Await `work`, checking for a stop meanwhile: the producer may wait for acks for a long time (a topic whose
+        replicas are away), and a stop must not wait for it."""
+        task = asyncio.ensure_future(work)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=0.2)
+                if done:
+                    return task.result()
+                if self.app.should_stop:
+                    self._exit_undelivered(step, "stopping while the broker has not acknowledged a batch")
+        finally:
+            if not task.done():
+                task.cancel()
 
     async def _wait_or_exit(self, seconds: float, step: Step) -> None:
         """Back off, in short sleeps, so that a stop (SIGTERM) while the broker is away takes effect at once."""
@@ -485,6 +506,34 @@ _REFUSED_FOR_ITSELF = frozenset(
 def refused_for_itself(exc: BaseException) -> bool:
     """The broker (or the client, before sending) refuses this message for what it is: retrying cannot help."""
     return type(exc).__name__ in _REFUSED_FOR_ITSELF or isinstance(exc, TypeError | ValueError | UnicodeError)
+
+
+EXIT_STOP_TIMEOUT = 124
+"""Exit status of a worker whose graceful stop did not finish within the watchdog's grace."""
+
+
+def start_stop_watchdog(
+    app: Any, grace_s: float = 7.0, *, exit: Callable[[int], None] | None = None, poll_s: float = 0.2
+) -> threading.Thread:
+    """A daemon thread that ends the process `grace_s` after the app began to stop, if it is still running.
+
+    Faust's graceful stop talks to the broker (waits for streams, commits, flushes the producer); with the broker
+    away that can take for ever, and SIGTERM must stop the worker within seconds in every state. Leaving without
+    the rest of the shutdown is as safe as a crash: what was not committed is read again, deduped by event_id.
+    """
+    leave = exit or exit_process
+
+    def watch() -> None:
+        while not app.should_stop:
+            time.sleep(poll_s)
+        time.sleep(grace_s)
+        log.warning("the worker did not stop within %.0f s of being asked (is the broker away?); leaving now", grace_s)
+        logging.shutdown()
+        leave(EXIT_STOP_TIMEOUT)
+
+    thread = threading.Thread(target=watch, name="stop-watchdog", daemon=True)
+    thread.start()
+    return thread
 
 
 def exit_process(code: int) -> None:
