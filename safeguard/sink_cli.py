@@ -74,9 +74,17 @@ def sink_run(settings: Settings, until_caught_up: bool) -> None:
     if client is None:
         return
     bootstrap = resolve_bootstrap(settings)
-    consumer = kafka_consumer(client_options(settings.kafka, bootstrap), section)
+    options = client_options(settings.kafka, bootstrap)
+    consumer = kafka_consumer(options, section)
     store = ClickHouseStore(section, client=client)
-    service = SinkService(consumer, store, section, event_time=settings.event_time)
+    service = SinkService(
+        consumer,
+        store,
+        section,
+        event_time=settings.event_time,
+        reconnect=lambda: kafka_consumer(options, section),
+        rejoin_timeout_s=max(60.0, 6 * section.session_timeout_ms / 1000),
+    )
     if stopping:
         service.stop()
     click.echo(f"sink: Kafka at {bootstrap} → {section.url} (group {section.consumer_group})", err=True)

@@ -148,6 +148,7 @@ class ConsumerLike(Protocol):
     def end_offsets(self, partitions: list[Any]) -> dict[Any, int]: ...
     def partitions_for_topic(self, topic: str) -> set[int] | None: ...
     def close(self, autocommit: bool = ...) -> None: ...
+    def metrics(self) -> dict[str, Any]: ...
 
 
 class SinkService:
@@ -164,9 +165,15 @@ class SinkService:
         sleep: Callable[[float], None] = time.sleep,
         progress_every_s: float = 10.0,
         event_time: EventTimeWindow = DEFAULT_WINDOW,
+        reconnect: Callable[[], ConsumerLike] | None = None,
+        rejoin_timeout_s: float = 60.0,
     ) -> None:
         self._consumer = consumer
         self._event_time = event_time
+        self._reconnect = reconnect
+        self._rejoin_timeout_s = rejoin_timeout_s
+        self._ever_assigned = False
+        self._listener: Any = None
         self._store = store
         self._settings = settings
         self._clock = clock
@@ -198,9 +205,11 @@ class SinkService:
                 service._on_revoked(lost=True)
 
             def on_partitions_assigned(self, assigned: Any) -> None:
+                service._ever_assigned = True
                 log.info("assigned %d partitions", len(assigned))
 
-        self._consumer.subscribe(list(SINK_TOPICS), listener=_Listener())
+        self._listener = _Listener()
+        self._consumer.subscribe(list(SINK_TOPICS), listener=self._listener)
         last_progress = self._monotonic()
         failure: SinkKafkaError | None = None
         try:
@@ -228,6 +237,8 @@ class SinkService:
                     if self._monotonic() - last_progress >= self._progress_every_s:
                         last_progress = self._monotonic()
                         self._log_progress()
+                        if self._out_of_group():
+                            self._replace_consumer()
                 self._flush()
             except SinkKafkaError as exc:
                 failure = exc
@@ -250,6 +261,43 @@ class SinkService:
         if failure is not None:
             raise failure
         return self.stats
+
+    def _out_of_group(self) -> bool:
+        """The consumer was a member of its group but has sent no heartbeat for `rejoin_timeout_s`.
+
+        kafka-python does not always find its way back into the group after the broker restarts (its reconnection
+        can stall for good: dpkp/kafka-python #1477 and kin); a sink in that state reads nothing and says nothing.
+        """
+        if self._reconnect is None or not self._ever_assigned:
+            return False
+        try:
+            metrics = self._consumer.metrics()
+            seconds = float(metrics["consumer-coordinator-metrics"]["last-heartbeat-seconds-ago"])
+        except Exception:  # a consumer without these metrics: nothing to watch
+            return False
+        return seconds > self._rejoin_timeout_s
+
+    def _replace_consumer(self) -> None:
+        """A new consumer for the stalled one: what was read and not committed is read again (the tables dedupe)."""
+        assert self._reconnect is not None
+        log.warning(
+            "the Kafka consumer has not been in its group for %.0f s (no heartbeat since); replacing it",
+            self._rejoin_timeout_s,
+        )
+        if self._inflight is not None:
+            try:
+                self._inflight[1].result()  # let a running insert finish; its offsets are read again, not committed
+            except Exception:  # stored or not, the messages are read again
+                log.debug("the insert in flight failed while replacing the consumer", exc_info=True)
+        forgotten = self._forget_uncommitted()
+        old, self._consumer = self._consumer, self._reconnect()
+        try:
+            old.close(autocommit=False)
+        except Exception as exc:
+            log.warning("closing the stalled Kafka consumer failed: %s", exc)
+        self._ever_assigned = False
+        self._consumer.subscribe(list(SINK_TOPICS), listener=self._listener)
+        log.info("a new Kafka consumer joins the group; %d messages not committed will be read again", forgotten)
 
     def _poll(self, timeout_ms: int, max_records: int | None = None) -> dict[Any, list[Any]]:
         """Poll. A Kafka error that may pass (a broker restarting, a coordinator moving) is logged and gives

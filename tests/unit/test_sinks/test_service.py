@@ -467,3 +467,52 @@ def test_a_kafka_error_that_will_not_pass_stops_the_sink_with_a_clear_error() ->
         service.run()
     assert consumer.commits == [] and store.batches == []
     assert consumer.closed and store.closed
+
+
+class StalledConsumer(MemoryConsumer):
+    """Joins, hands out its records once, then stalls out of its group for good (no heartbeat, nothing polled), as
+    kafka-python can after a broker restart."""
+
+    def subscribe(self, topics: Any = (), pattern: Any = None, listener: Any = None) -> None:
+        super().subscribe(topics, pattern, listener)
+        listener.on_partitions_assigned(set(self.records))
+        self.stalled_at: float | None = None
+
+    def poll(self, timeout_ms: int = 0, max_records: int | None = None, update_offsets: bool = True) -> Any:
+        if self.stalled_at is None:
+            out = super().poll(timeout_ms, max_records, update_offsets)
+            if not out:
+                self.stalled_at = self.clock.now
+            return out
+        self.clock.now += timeout_ms / 1000
+        return {}
+
+    def metrics(self) -> dict[str, Any]:
+        since = 0.0 if self.stalled_at is None else self.clock.now - self.stalled_at
+        return {"consumer-coordinator-metrics": {"last-heartbeat-seconds-ago": since}}
+
+
+def test_a_consumer_stalled_out_of_its_group_is_replaced_and_what_it_held_is_read_again() -> None:
+    tp = TopicPartition(TOPIC, 0)
+    records = {tp: _records(3)}
+    clock = FakeClock()
+    stalled = StalledConsumer(records, clock)
+    fresh = MemoryConsumer(records, clock)
+    store = FlakyStore(fresh)
+    section = ClickHouseSettings(batch_rows=100, batch_seconds=600.0)
+    service = SinkService(
+        stalled,
+        store,
+        section,
+        clock=lambda: datetime(2025, 3, 2, tzinfo=UTC),
+        monotonic=clock,
+        sleep=lambda seconds: None,
+        reconnect=lambda: fresh,
+        rejoin_timeout_s=60.0,
+    )
+    fresh.before_poll = lambda: service.stop() if fresh.commits else None
+    stats = service.run()
+    assert stalled.closed and fresh.listener is not None, "the stalled consumer was closed, a new one subscribed"
+    assert _stored_offsets(store) == [(0, 0), (0, 1), (0, 2)], "the 3 held messages were read again and stored"
+    assert stats.messages == 3 and stats.committed == {(TOPIC, 0): 3}
+    assert not stalled.commits, "nothing was committed through the stalled consumer"
