@@ -173,6 +173,7 @@ class SinkService:
         self._reconnect = reconnect
         self._rejoin_timeout_s = rejoin_timeout_s
         self._ever_assigned = False
+        self._coordinator_lost_at: float | None = None
         self._listener: Any = None
         self._store = store
         self._settings = settings
@@ -263,19 +264,31 @@ class SinkService:
         return self.stats
 
     def _out_of_group(self) -> bool:
-        """The consumer was a member of its group but has sent no heartbeat for `rejoin_timeout_s`.
+        """The consumer was a member of its group but, for `rejoin_timeout_s`, has sent no heartbeat or has not
+        known its group coordinator (checked at each progress line).
 
         kafka-python does not always find its way back into the group after the broker restarts (its reconnection
         can stall for good: dpkp/kafka-python #1477 and kin); a sink in that state reads nothing and says nothing.
         """
         if self._reconnect is None or not self._ever_assigned:
             return False
+        now = self._monotonic()
         try:
             metrics = self._consumer.metrics()
-            seconds = float(metrics["consumer-coordinator-metrics"]["last-heartbeat-seconds-ago"])
-        except Exception:  # a consumer without these metrics: nothing to watch
-            return False
-        return seconds > self._rejoin_timeout_s
+            silent_s = float(metrics["consumer-coordinator-metrics"]["last-heartbeat-seconds-ago"])
+        except Exception:  # a consumer without these metrics
+            silent_s = 0.0
+        coordinator = getattr(self._consumer, "_coordinator", None)  # kafka-python's; absent from other consumers
+        try:
+            unknown = bool(coordinator is not None and coordinator.coordinator_unknown())
+        except Exception:
+            unknown = False
+        if not unknown:
+            self._coordinator_lost_at = None
+        elif self._coordinator_lost_at is None:
+            self._coordinator_lost_at = now
+        lost_s = 0.0 if self._coordinator_lost_at is None else now - self._coordinator_lost_at
+        return max(silent_s, lost_s) > self._rejoin_timeout_s
 
     def _replace_consumer(self) -> None:
         """A new consumer for the stalled one: what was read and not committed is read again (the tables dedupe)."""
@@ -296,6 +309,7 @@ class SinkService:
         except Exception as exc:
             log.warning("closing the stalled Kafka consumer failed: %s", exc)
         self._ever_assigned = False
+        self._coordinator_lost_at = None
         self._consumer.subscribe(list(SINK_TOPICS), listener=self._listener)
         log.info("a new Kafka consumer joins the group; %d messages not committed will be read again", forgotten)
 
