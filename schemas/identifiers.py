@@ -171,6 +171,9 @@ _TITLED_NAME_RE = re.compile(
 )
 
 
+_MAYBE_IDENTIFIER_IN_CODE = re.compile(r"[\d\s,]")
+
+
 def find_identifiers(text: str, *, context: TextContext = "code") -> list[IdentifierMatch]:
     """Every raw personal identifier in `text`, in order of position (overlaps merged to the first found).
 
@@ -179,6 +182,8 @@ def find_identifiers(text: str, *, context: TextContext = "code") -> list[Identi
     if not text:
         return []
     folded = _fold(text)
+    if context == "code" and not _MAYBE_IDENTIFIER_IN_CODE.search(folded):
+        return []  # no digit (NHS, UPN, postcode) and no word break (a name): nothing to find
     random_spans = [m.span() for m in _RANDOM_TOKEN_RE.finditer(folded)]
 
     def outside_random(start: int, end: int) -> bool:
