@@ -216,7 +216,7 @@ def event_time_issues(event: Any, *, reference: datetime, window: EventTimeWindo
                 REASON_IN_THE_FUTURE,
             )
         )
-    ended = getattr(event, "previous_plan_ended_at", None)
+    ended = event.__dict__.get("previous_plan_ended_at")  # not getattr: pydantic's __getattr__ miss is slow
     if isinstance(ended, date) and not earliest.date() <= ended <= latest.date():
         code = REASON_TOO_OLD if ended < earliest.date() else REASON_IN_THE_FUTURE
         issues.append(

@@ -112,7 +112,12 @@ def _exact_int(value: Any) -> Any:
     raise PydanticCustomError("wrong_type", "must be a whole number; got {got}", {"got": _json_kind(value)})
 
 
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def _event_uuid(value: str) -> str:
+    if _CANONICAL_UUID.fullmatch(value):
+        return value  # already as str(uuid.UUID(value)) writes it: the common case, without building a UUID
     try:
         return str(uuid.UUID(value))
     except ValueError:
