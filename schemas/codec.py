@@ -14,6 +14,7 @@ from schemas.errors import DecodeError, InvalidEvent, Issue
 from schemas.events import AGENCY_EVENT_ADAPTER, EVENT_MODELS, AgencyEvent
 from schemas.identifiers import mask_identifiers
 from schemas.limits import LIMITS, REASON_TOO_DEEP, MessageLimits, check_shape, check_size
+from schemas.types import json_kind
 
 T = TypeVar("T")
 
@@ -152,21 +153,6 @@ _EXPECTED_TYPE = {
 }
 
 
-def _json_kind(value: Any) -> str:
-    """What a JSON value is, in words; used instead of echoing a value that might be personal data."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    return "an object" if isinstance(value, dict) else type(value).__name__
-
-
 def _shown(value: Any, limit: int = 60) -> str:
     """A value quoted in an error, shortened, with anything that looks like a personal identifier masked."""
     if isinstance(value, str):
@@ -174,7 +160,7 @@ def _shown(value: Any, limit: int = 60) -> str:
     elif isinstance(value, int | float) and not isinstance(value, bool):
         text = mask_identifiers(repr(value)[: 4 * limit], context="opaque")[0]
     else:  # a list or an object: said what it is, never echoed (it can hold anything)
-        return _json_kind(value)
+        return json_kind(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -188,7 +174,7 @@ def _issue(err: ErrorDetails) -> Issue:
     if kind == "union_tag_invalid":
         tag = got.get("event_type") if isinstance(got, dict) else ctx.get("tag")
         if not isinstance(tag, str):
-            rule = f"must be a string naming the event type, one of {_KNOWN_TYPES}; got {_json_kind(tag)}"
+            rule = f"must be a string naming the event type, one of {_KNOWN_TYPES}; got {json_kind(tag)}"
         else:
             rule = f"{_shown(tag)} is not an event type of the contract; expected one of {_KNOWN_TYPES}"
         return Issue("event_type", rule, "unknown_event_type")
@@ -204,7 +190,7 @@ def _issue(err: ErrorDetails) -> Issue:
             return Issue(field, f"must be one of {expected}; got {_shown(got)}", "not_in_code_list")
         return Issue(field, f"must be {expected}; got {_shown(got)}", "not_in_code_list")
     if kind in _EXPECTED_TYPE:
-        return Issue(field, f"must be {_EXPECTED_TYPE[kind]}; got {_json_kind(got)}", "wrong_type")
+        return Issue(field, f"must be {_EXPECTED_TYPE[kind]}; got {json_kind(got)}", "wrong_type")
     if kind == "timezone_aware":
         return Issue(
             field,

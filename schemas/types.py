@@ -72,12 +72,19 @@ def _no_identifier_inside(what: str) -> Any:
 _source_id = _no_identifier_inside("a source record id")
 
 
-def _json_kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
+    """What a JSON value is, in words; used instead of echoing a value that might be personal data."""
+    if value is None:
+        return "null"
     if isinstance(value, bool):
-        return "true or false"
+        return "true" if value else "false"
     if isinstance(value, int | float):
         return "a number"
-    return "a string" if isinstance(value, str) else type(value).__name__
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object" if isinstance(value, dict) else type(value).__name__
 
 
 # The offset is left to AwareDatetime, whose error for a naive timestamp is the clearer one.
@@ -89,7 +96,7 @@ def _rfc3339_text(value: Any) -> Any:
     """Only an RFC 3339 string (or a datetime, from code): no epoch numbers, as the exported JSON Schema says."""
     if isinstance(value, datetime) or (isinstance(value, str) and _RFC3339.match(value)):
         return value
-    got = _json_kind(value) if not isinstance(value, str) else "text in another format"
+    got = json_kind(value) if not isinstance(value, str) else "text in another format"
     raise PydanticCustomError(
         "bad_timestamp",
         "must be an RFC 3339 timestamp with an offset, e.g. 2025-03-01T21:15:00+00:00; got {got}",
@@ -102,14 +109,14 @@ def _iso_date_text(value: Any) -> Any:
         isinstance(value, str) and _ISO_DATE.match(value)
     ):
         return value
-    got = _json_kind(value) if not isinstance(value, str) else "text in another format"
+    got = json_kind(value) if not isinstance(value, str) else "text in another format"
     raise PydanticCustomError("bad_timestamp", "must be an RFC 3339 date, e.g. 2025-03-01; got {got}", {"got": got})
 
 
 def _exact_int(value: Any) -> Any:
     if type(value) is int:
         return value
-    raise PydanticCustomError("wrong_type", "must be a whole number; got {got}", {"got": _json_kind(value)})
+    raise PydanticCustomError("wrong_type", "must be a whole number; got {got}", {"got": json_kind(value)})
 
 
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
