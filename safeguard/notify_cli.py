@@ -166,7 +166,7 @@ def notify_new_secret() -> None:
 @notify.command("audit")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--user", help="only this user's actions")
-@click.option("--full", is_flag=True, help="every alert id of a view, not the first three")
+@click.option("--full", is_flag=True, help="every alert id of an entry, not the first three")
 @pass_settings
 def notify_audit(settings: Settings, limit: int, user: str | None, full: bool) -> None:
     """Print the audit trail (who logged in, saw and acknowledged what), newest first."""
