@@ -1,7 +1,8 @@
 """Integration fixtures: one real local Kafka broker per session, started by the code behind `safeguard kafka start`.
 
 The jars live in the default per-machine cache, so they are fetched once; the broker's state dir is a temp dir.
-Without Java 17 or Maven the Kafka tests are skipped with the reason the CLI would print, never silently.
+Without Java 17 or Maven the Kafka tests are skipped with the reason the CLI would print, never silently; when
+`CI` is set they fail instead (tests/tiers.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pytest
 from safeguard.kafka_local import LocalBroker, MissingToolError, ensure_jars
 from safeguard.settings import KafkaSettings, LocalKafkaSettings, Settings
 from schemas.topics import DEFAULT_PARTITIONS
+from tests.tiers import unavailable
 
 
 @pytest.fixture(scope="session")
@@ -22,7 +24,7 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBrok
     try:
         ensure_jars(local)
     except MissingToolError as exc:
-        pytest.skip(str(exc))
+        unavailable(str(exc))
     broker = LocalBroker(local, partitions=DEFAULT_PARTITIONS)
     broker.start()
     try:

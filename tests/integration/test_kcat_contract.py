@@ -14,6 +14,7 @@ import pytest
 
 from schemas import DEAD_LETTER, MISSING_EPISODES, decode_dead_letter
 from tests.integration.kafka_reader import end_offsets, read_new
+from tests.tiers import unavailable
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +62,7 @@ def test_hand_written_event_from_kcat_is_accepted_and_malformed_ones_dead_letter
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     if shutil.which("kcat") is None:
-        pytest.skip("kcat is not installed (apt-get install kcat; .ci/run installs it)")
+        unavailable("kcat is not installed (apt-get install kcat; .ci/run installs it)")
     topic = MISSING_EPISODES.name
     before = end_offsets(kafka_bootstrap, [topic, DEAD_LETTER.name])
     _kcat_publish(kafka_bootstrap, topic, [(CHILD, json.dumps(HAND_WRITTEN))] + [(k, v) for k, v, _, _ in MALFORMED])

@@ -26,6 +26,7 @@ from schemas.topics import ALERTS, DEFAULT_PARTITIONS
 from streams.rules import RULES_BY_ID
 from tests.integration.kafka_reader import Record, end_offsets, read_new
 from tests.integration.worker_runs import WorkerProcess, progress, reference_alerts, wait_for
+from tests.tiers import unavailable
 
 PROCESS_TIMEOUT_S = 900
 
@@ -47,7 +48,7 @@ def broker_with_year(tmp_path_factory: pytest.TempPathFactory, year: list[Agency
     try:
         ensure_jars(local)
     except MissingToolError as exc:
-        pytest.skip(str(exc))
+        unavailable(str(exc))
     broker = LocalBroker(local, partitions=DEFAULT_PARTITIONS)
     broker.start()
     try:

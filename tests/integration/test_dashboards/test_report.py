@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from click.testing import CliRunner
 from dashboards.catalogue import DASHBOARDS
 from safeguard.cli import cli
 from tests.integration.test_dashboards.conftest import DashboardStore
+from tests.tiers import unavailable
 
 pytestmark = pytest.mark.integration
 
@@ -90,7 +90,7 @@ def test_the_shared_page_suppresses_small_numbers(reports: dict[str, Path]) -> N
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
-        pytest.skip("no /usr/bin/chromium and /usr/bin/chromedriver (apt-get install chromium chromium-driver)")
+        unavailable("no /usr/bin/chromium and /usr/bin/chromedriver (apt-get install chromium chromium-driver)")
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is in the dev extra")
     from selenium.webdriver.chrome.service import Service
 
@@ -112,7 +112,6 @@ def browser() -> Iterator[Any]:
         driver.quit()
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None and not CHROMIUM.exists(), reason="no Chromium")
 @pytest.mark.parametrize("name", ["operational", "shared"])
 def test_chromium_draws_every_chart(browser: Any, reports: dict[str, Path], name: str) -> None:
     from selenium.webdriver.common.by import By

@@ -15,6 +15,7 @@ import pytest
 
 from tests.integration.test_notify.conftest import PASSWORD, SmtpServer, WebhookEndpoint, wait_for
 from tests.integration.test_notify.test_service import Harness
+from tests.tiers import unavailable
 from tests.unit.test_notify.helpers import make_alert
 
 pytestmark = pytest.mark.integration
@@ -29,7 +30,7 @@ def browser() -> Iterator[Any]:
     from selenium.webdriver.chrome.service import Service
 
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.skip(
+        unavailable(
             "Debian's chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)"
         )
     options = webdriver.ChromeOptions()
