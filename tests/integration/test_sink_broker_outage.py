@@ -10,6 +10,7 @@ outage has its row (the tables dedupe re-read messages by id: ReplacingMergeTree
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -44,6 +45,19 @@ def _stored(store: Path, ids: list[str]) -> int:
         return count
     finally:
         client.close()
+
+
+_LOG_RECORD = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3} ", re.MULTILINE)
+# kafka-python 3.0.12 (the newest) can log this with a traceback when a consumer closes while its IO thread is
+# reading (`self._sock` already None in kafka/net/transport.py): its own race, handled by it, nothing lost.
+_KNOWN_LIBRARY_RACE = "ERROR kafka.net.transport: <KafkaTCPTransport [none] (closed)>: Error receiving network data"
+
+
+def _without_known_library_races(log: str) -> str:
+    """The log without records of that one kafka-python close race, so any other traceback still fails the test."""
+    starts = [m.start() for m in _LOG_RECORD.finditer(log)] + [len(log)]
+    records = [log[: starts[0]], *(log[a:b] for a, b in itertools.pairwise(starts))]
+    return "".join(r for r in records if _KNOWN_LIBRARY_RACE not in r)
 
 
 def _rejoined(log_path: Path) -> int:
@@ -139,7 +153,7 @@ def test_the_sink_survives_its_broker_dying_and_resumes_when_it_is_back(
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
     text = log_path.read_text()
-    assert "Traceback" not in text and "rebalance callback" not in text, text[-4000:]
+    assert "Traceback" not in _without_known_library_races(text) and "rebalance callback" not in text, text[-4000:]
     assert "sink stopped" in text
     assert "messages read but not yet committed will be read again" in text, "the held batches were re-read"
 
