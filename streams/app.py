@@ -37,7 +37,7 @@ from schemas.deadletter import DeadLetter, dead_letter_from_kafka, safe_error
 from schemas.events import AgencyEvent
 from schemas.topics import ALERTS, DEAD_LETTER, EVENT_TOPICS, TopicSpec
 from streams.intake import check_record
-from streams.processor import RuleProcessor, Step, clock_topics
+from streams.processor import RuleProcessor, Step
 from streams.rules import Catalogue, DaObligation, PartitionClock, load_catalogue
 
 log = logging.getLogger(__name__)
@@ -123,8 +123,9 @@ class Worker:
         self._clocks_saved: dict[tuple[str, int], PartitionClock] = {}
         self._clocks_restored = False
 
-        self.children = self._table("child-state", TABLES["child-state"])
-        self.households = self._table("household-state", TABLES["household-state"])
+        # Subject states are stored as `streams.rules.codec` bytes (raw values); the clocks stay JSON.
+        self.children = self._table("child-state", TABLES["child-state"], value_type=bytes)
+        self.households = self._table("household-state", TABLES["household-state"], value_type=bytes)
         self.saved_clocks = self._table("partition-clocks", TABLES["partition-clocks"])
         self.app.on_partitions_revoked.connect(self._forget_cached_states)
         self.processor = RuleProcessor(
@@ -152,7 +153,7 @@ class Worker:
         self._lane = asyncio.Lock()
         """One lane for state: batches of both agents and the timer never interleave (see `_run_batch`)."""
 
-    def _table(self, name: str, help: str) -> Any:
+    def _table(self, name: str, help: str, value_type: type | None = None) -> Any:
         """A table whose changelog partition is Kafka's partition of the key: co-partitioned with the topics."""
         table = KeyPartitionedTable(
             self.app,
@@ -162,6 +163,7 @@ class Worker:
             partitions=self.partitions,
             help=help,
             key_type=bytes,  # raw UTF-8 keys, hashed exactly as the topics' keys are
+            value_type=value_type,
         )
         return self.app.tables.add(table)
 
@@ -628,4 +630,4 @@ def _clock_from_json(obj: dict[str, str | None]) -> PartitionClock:
     return PartitionClock(newest_event_at=parse(obj.get("newest_event_at")), reading=parse(obj.get("reading")))
 
 
-__all__ = ["Worker", "clock_topics", "faust_options", "murmur2_partition"]
+__all__ = ["Worker", "faust_options", "murmur2_partition"]

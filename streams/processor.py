@@ -16,7 +16,6 @@ drive deadlines, and persisted by the worker so a restart does not move them bac
 
 from __future__ import annotations
 
-import functools
 import heapq
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, MutableMapping
@@ -41,10 +40,11 @@ from streams.rules import (
     obligations_from_incident,
     subject_of,
 )
-from streams.rules.definitions import RULES
+from streams.rules.codec import decode_state, encode_state
 
 StateTable = MutableMapping[str, Any]
-"""A table of subject id → `SubjectState.to_json_obj()` (a Faust table, or a dict in tests)."""
+"""A table of subject id → `encode_state(state)` bytes (a Faust table, or a dict in tests); older
+tables may still hold version-1 JSON, upgraded as it is read."""
 
 ClockKey = tuple[str, int]
 """(topic, partition) of a partition clock."""
@@ -58,18 +58,6 @@ class Step:
     alerts: list[AlertRaised] = field(default_factory=list)
     obligations: list[DaObligation] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
-
-
-@functools.cache
-def clock_topics(subject_type: SubjectType) -> tuple[str, ...]:
-    """The topics whose partition clocks drive some deadline rule on this kind of subject."""
-    return tuple(
-        dict.fromkeys(
-            rule.deadline.clock_topic
-            for rule in RULES
-            if rule.deadline is not None and rule.subject_type == subject_type
-        )
-    )
 
 
 class RuleProcessor:
@@ -98,6 +86,10 @@ class RuleProcessor:
         self._cache: OrderedDict[tuple[SubjectType, str], SubjectState] = OrderedDict()
         self._cache_size = cache_size
         self._dirty: dict[tuple[SubjectType, str], SubjectState] = {}
+        self._clock_topics: dict[SubjectType, tuple[str, ...]] = {
+            subject: catalogue.clock_topics(subject) for subject in ("child", "household")
+        }
+        self._all_clock_topics = frozenset(self._clock_topics["child"] + self._clock_topics["household"])
 
     # --- inputs -------------------------------------------------------------------------------------
 
@@ -110,17 +102,21 @@ class RuleProcessor:
         rule_input: RuleInput = item
         subject_type, subject_id = subject_of(rule_input)
         state = self._load(subject_type, subject_id)
-        result = evaluate(state, rule_input, raised_at, self.catalogue)
+        try:
+            result = evaluate(state, rule_input, raised_at, self.catalogue)
+        except BaseException:
+            self._evict(subject_type, subject_id)
+            raise
         step.outcome = result.outcome
         step.alerts += result.alerts
-        if result.state != state:
+        if result.changed:
             self._store(result.state, partition)
-        if not isinstance(item, DaObligation) and topic in clock_topics("child") + clock_topics("household"):
+        if not isinstance(item, DaObligation) and topic in self._all_clock_topics:
             key = (topic, partition)
             self.clocks[key] = self.clocks.get(key, PartitionClock()).observe(
                 item.occurred_at, wall_clock=raised_at, settings=self.catalogue.deadlines
             )
-        for clock_topic in clock_topics(subject_type):
+        for clock_topic in self._clock_topics[subject_type]:
             step.alerts += self._fire_due((clock_topic, partition), raised_at)
         return step
 
@@ -179,13 +175,17 @@ class RuleProcessor:
         for subject_id in sorted(due):
             subject_type = self._subject_type_for(topic)
             state = self._load(subject_type, subject_id)
-            result = advance(state, reading, raised_at, self.catalogue, clock_topic=topic)
+            try:
+                result = advance(state, reading, raised_at, self.catalogue, clock_topic=topic)
+            except BaseException:
+                self._evict(subject_type, subject_id)
+                raise
             alerts += result.alerts
             self._store(result.state, partition)
         return alerts
 
     def _subject_type_for(self, clock_topic: str) -> SubjectType:
-        return "child" if clock_topic in clock_topics("child") else "household"
+        return "child" if clock_topic in self._clock_topics["child"] else "household"
 
     def _load(self, subject_type: SubjectType, subject_id: str) -> SubjectState:
         """The subject's state: from the cache of recently used states, else decoded from the table."""
@@ -196,7 +196,18 @@ class RuleProcessor:
         stored = self.tables[subject_type].get(subject_id)
         if stored is None:
             return SubjectState.empty(subject_type, subject_id)
-        return SubjectState.from_json_obj(stored)
+        state = decode_state(subject_type, subject_id, stored)
+        self._cache[(subject_type, subject_id)] = state
+        return state
+
+    def _evict(self, subject_type: SubjectType, subject_id: str) -> None:
+        """Forget a working state a failed rule call may have half changed: it is read again from the table.
+
+        Its changes since the last flush are lost with it; the inputs that made them were applied and their
+        alerts stand, and a replay of them raises the same alert ids again (never fewer).
+        """
+        self._cache.pop((subject_type, subject_id), None)
+        self._dirty.pop((subject_type, subject_id), None)
 
     def _store(self, state: SubjectState, partition: int) -> None:
         key = (state.subject_type, state.subject_id)
@@ -213,7 +224,7 @@ class RuleProcessor:
     def flush(self) -> int:
         """Write the changed states to the tables. Call it once the alerts and obligations they raised are published."""
         for (subject_type, subject_id), state in self._dirty.items():
-            self.tables[subject_type][subject_id] = state.to_json_obj()
+            self.tables[subject_type][subject_id] = encode_state(state)
         written = len(self._dirty)
         self._dirty.clear()
         while len(self._cache) > self._cache_size:
@@ -231,7 +242,7 @@ class RuleProcessor:
         self._indexed = False
 
     def _index(self, state: SubjectState, partition: int) -> None:
-        for clock_topic in clock_topics(state.subject_type):
+        for clock_topic in self._clock_topics[state.subject_type]:
             subjects = self._deadlines.setdefault((clock_topic, partition), {})
             deadline = next_deadline(state, self.catalogue, clock_topic=clock_topic)
             if deadline is None:
@@ -246,11 +257,11 @@ class RuleProcessor:
             return
         self._indexed = True
         for subject_type, table in self.tables.items():
-            if not clock_topics(subject_type):
+            if not self._clock_topics[subject_type]:
                 continue
             for subject_id, stored in list(table.items()):
                 if stored is not None:
-                    self._index(SubjectState.from_json_obj(stored), self.partition_of(subject_id))
+                    self._index(decode_state(subject_type, subject_id, stored), self.partition_of(subject_id))
 
 
 def _merge(a: PartitionClock, b: PartitionClock) -> PartitionClock:

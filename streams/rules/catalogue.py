@@ -10,15 +10,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
 from schemas.types import SubjectType
 from streams.rules.definition import P, ParamsModel, PositiveDuration, RuleDefinition, RuleParams
-from streams.rules.definitions import RULES, RULES_BY_ID
-from streams.rules.durations import Duration
-from streams.rules.state import HistoryKind
+from streams.rules.definitions import RULES, rules_by_id
+from streams.rules.durations import Duration, longest
+from streams.rules.history import HISTORY, HistorySpec
+from streams.rules.state import HISTORY_KINDS, HistoryKind
 
 
 def _exact(value: Duration) -> Duration:
@@ -53,6 +54,9 @@ class Catalogue:
     deadlines: DeadlineSettings = field(default_factory=DeadlineSettings)
     source: str | None = None
     overridden: frozenset[str] = frozenset()
+    rules: tuple[RuleDefinition[Any], ...] = RULES
+    """The rules this catalogue runs, in order: the only registry the engine and the worker read."""
+    _by_id: Mapping[str, RuleDefinition[Any]] = field(init=False, repr=False, compare=False)
     _horizons: Mapping[SubjectType, tuple[Duration, ...]] = field(init=False, repr=False, compare=False)
     _kind_retention: Mapping[HistoryKind, tuple[Duration, ...] | None] = field(init=False, repr=False, compare=False)
     _mark_retention: Mapping[SubjectType, Mapping[str, tuple[Duration, ...] | None]] = field(
@@ -60,19 +64,22 @@ class Catalogue:
     )
 
     def __post_init__(self) -> None:
-        missing = sorted(set(RULES_BY_ID) - set(self.params))
-        unknown = sorted(set(self.params) - set(RULES_BY_ID))
+        by_id = rules_by_id(self.rules)
+        object.__setattr__(self, "rules", tuple(self.rules))
+        object.__setattr__(self, "_by_id", MappingProxyType(by_id))
+        missing = sorted(set(by_id) - set(self.params))
+        unknown = sorted(set(self.params) - set(by_id))
         if missing or unknown:
             raise ValueError(f"catalogue params must cover exactly the rules: missing {missing}, unknown {unknown}")
         for rule_id, params in self.params.items():
-            expected = RULES_BY_ID[rule_id].params_model
+            expected = by_id[rule_id].params_model
             if type(params) is not expected:
                 raise TypeError(f"{rule_id}: params must be {expected.__name__}, got {type(params).__name__}")
         object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
         horizons = {subject: self._horizon(subject) for subject in ("child", "household")}
         object.__setattr__(self, "_horizons", MappingProxyType(horizons))
         # Derived once: the engine asks these for every event it applies.
-        kinds: tuple[HistoryKind, ...] = get_args(HistoryKind)
+        kinds: tuple[HistoryKind, ...] = HISTORY_KINDS
         object.__setattr__(self, "_kind_retention", MappingProxyType({k: self._retention_of(k) for k in kinds}))
         marks = {subject: MappingProxyType(self._marks_of(subject)) for subject in ("child", "household")}
         object.__setattr__(self, "_mark_retention", MappingProxyType(marks))
@@ -80,11 +87,22 @@ class Catalogue:
     @classmethod
     def default(cls) -> Catalogue:
         """rules.md as written: every rule enabled with its documented defaults."""
-        return cls({rule.rule_id: rule.default_params() for rule in RULES})
+        return cls.of(RULES)
+
+    @classmethod
+    def of(cls, rules: tuple[RuleDefinition[Any], ...], deadlines: DeadlineSettings | None = None) -> Catalogue:
+        """A catalogue of exactly these rules with their defaults (a partnership's own rule, a test's toy rule)."""
+        params = {rule.rule_id: rule.default_params() for rule in rules}
+        return cls(params, deadlines or DeadlineSettings(), rules=tuple(rules))
 
     def with_params(self, rule_id: str, params: RuleParams) -> Catalogue:
         """A copy with one rule's parameters replaced (sources are not tracked for this path)."""
-        return Catalogue({**self.params, rule_id: params}, self.deadlines, self.source, self.overridden)
+        return Catalogue({**self.params, rule_id: params}, self.deadlines, self.source, self.overridden, self.rules)
+
+    def rule(self, rule_id: str) -> RuleDefinition[Any]:
+        """The rule with this id (KeyError if the catalogue has none)."""
+        found: RuleDefinition[Any] = self.__dict__["_by_id"][rule_id]
+        return found
 
     def params_for(self, rule: RuleDefinition[P]) -> P:
         params = self.params[rule.rule_id]
@@ -106,25 +124,63 @@ class Catalogue:
     def _rules_for(self, input_type: str, subject_type: SubjectType) -> tuple[RuleDefinition[Any], ...]:
         return tuple(
             rule
-            for rule in RULES
+            for rule in self.rules
             if self.is_enabled(rule) and rule.subject_type == subject_type and input_type in rule.input_event_types
         )
 
-    def deadline_rules(self, clock_topic: str, subject_type: SubjectType) -> tuple[RuleDefinition[Any], ...]:
-        """Enabled deadline rules driven by this topic's partition clock."""
+    def deadline_rules(self, clock_topic: str | None, subject_type: SubjectType) -> tuple[RuleDefinition[Any], ...]:
+        """Enabled deadline rules driven by this topic's partition clock (None: by any clock)."""
+        cache: dict[tuple[str | None, str], tuple[RuleDefinition[Any], ...]] = self.__dict__.setdefault(
+            "_deadline_rules_cache", {}
+        )
+        found = cache.get((clock_topic, subject_type))
+        if found is None:
+            found = cache[(clock_topic, subject_type)] = self._deadline_rules(clock_topic, subject_type)
+        return found
+
+    def _deadline_rules(self, clock_topic: str | None, subject_type: SubjectType) -> tuple[RuleDefinition[Any], ...]:
         return tuple(
             rule
-            for rule in RULES
+            for rule in self.rules
             if self.is_enabled(rule)
             and rule.subject_type == subject_type
             and rule.deadline is not None
-            and rule.deadline.clock_topic == clock_topic
+            and clock_topic in (None, rule.deadline.clock_topic)
         )
+
+    def deadline_reads(self, subject_type: SubjectType) -> tuple[HistoryKind, ...]:
+        """The history kinds the enabled deadline rules read: a state without any of them has no open duty."""
+        cache: dict[str, tuple[HistoryKind, ...]] = self.__dict__.setdefault("_deadline_reads_cache", {})
+        found = cache.get(subject_type)
+        if found is None:
+            rules = self.deadline_rules(None, subject_type)
+            found = cache[subject_type] = tuple(k for k in HISTORY_KINDS if any(k in rule.reads for rule in rules))
+        return found
+
+    def clock_topics(self, subject_type: SubjectType) -> tuple[str, ...]:
+        """The topics whose partition clocks drive some enabled deadline rule on this kind of subject."""
+        return tuple(
+            dict.fromkeys(
+                rule.deadline.clock_topic for rule in self.deadline_rules(None, subject_type) if rule.deadline
+            )
+        )
+
+    def history(self, subject_type: SubjectType) -> tuple[HistorySpec, ...]:
+        """The history kinds to record for this kind of subject (those some enabled rule reads), in declared order."""
+        cache: dict[str, tuple[HistorySpec, ...]] = self.__dict__.setdefault("_history_cache", {})
+        found = cache.get(subject_type)
+        if found is None:
+            kinds = self.recorded_kinds(subject_type)
+            found = cache[subject_type] = tuple(spec for spec in HISTORY if spec.kind in kinds)
+        return found
 
     def recorded_kinds(self, subject_type: SubjectType) -> frozenset[HistoryKind]:
         """History kinds some enabled rule reads: disabled rules cost no state."""
         return frozenset(
-            kind for rule in RULES if self.is_enabled(rule) and rule.subject_type == subject_type for kind in rule.reads
+            kind
+            for rule in self.rules
+            if self.is_enabled(rule) and rule.subject_type == subject_type
+            for kind in rule.reads
         )
 
     def kind_retention(self, kind: HistoryKind) -> tuple[Duration, ...] | None:
@@ -138,18 +194,20 @@ class Catalogue:
     def _marks_of(self, subject_type: SubjectType) -> dict[str, tuple[Duration, ...] | None]:
         horizon = self._horizons[subject_type]
         retention: dict[str, tuple[Duration, ...] | None] = {}
-        for rule in RULES:
+        for rule in self.rules:
             if rule.subject_type != subject_type:
                 continue
             cooldown = rule.cooldown(self.params_for(rule)) or Duration()
-            retention[rule.rule_id] = None if rule.keeps_history_forever else tuple(h + cooldown for h in horizon)
+            retention[rule.rule_id] = (
+                None if rule.keeps_history_forever else longest(tuple(h + cooldown for h in horizon))
+            )
         return retention
 
     def _retention_of(self, kind: HistoryKind) -> tuple[Duration, ...] | None:
-        readers = [rule for rule in RULES if kind in rule.reads]
+        readers = [rule for rule in self.rules if kind in rule.reads]
         if any(rule.keeps_history_forever for rule in readers):
             return None
-        return tuple(span for rule in readers for span in rule.retention(self.params_for(rule)))
+        return longest(tuple(span for rule in readers for span in rule.retention(self.params_for(rule))))
 
     def horizon(self, subject_type: SubjectType) -> tuple[Duration, ...]:
         """How far back from a subject's newest event its state remembers anything (seen ids, alerts).
@@ -162,8 +220,8 @@ class Catalogue:
     def _horizon(self, subject_type: SubjectType) -> tuple[Duration, ...]:
         spans = {
             span
-            for rule in RULES
+            for rule in self.rules
             if rule.subject_type == subject_type
             for span in rule.retention(self.params_for(rule))
         }
-        return tuple(sorted(spans, key=str))
+        return longest(tuple(sorted(spans, key=str)))

@@ -9,7 +9,7 @@ module stays a few dozen lines of the rule's own logic.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeAlias, TypeVar
@@ -29,7 +29,7 @@ from schemas.events import (
 from schemas.types import Severity, SubjectType
 from streams.rules.durations import Duration, within
 from streams.rules.obligations import DaObligation
-from streams.rules.state import HistoryKind, SubjectState, TimedRecord, sorted_records
+from streams.rules.state import HistoryKind, SubjectState, Timed
 
 RuleInput: TypeAlias = (
     ContactReceived
@@ -68,7 +68,7 @@ class RuleParams(ParamsModel):
 
 
 P = TypeVar("P", bound=RuleParams)
-_Record = TypeVar("_Record", bound=TimedRecord)
+_Record = TypeVar("_Record", bound=Timed)
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ def utc(moment: datetime) -> datetime:
 
 
 def windows_through(
-    records: tuple[_Record, ...], trigger: TimedRecord, window: Duration
+    records: Sequence[_Record], trigger: Timed, window: Duration
 ) -> Iterator[tuple[datetime, tuple[_Record, ...]]]:
     """Every closed window of length `window` that ends at an event time and contains `trigger`.
 
@@ -152,22 +152,19 @@ def windows_through(
     contains the event being processed. Such an interval can always be slid to end at its latest
     event τ, so it is enough to look at each event time τ with trigger ≤ τ ≤ trigger + W, and count
     the records y with y ≤ τ ≤ y + W. A late event is therefore counted where it belongs in time.
-    Yields (τ, records in that window), earliest τ first.
+    `records` are in event-time order (as the state keeps them). Yields (τ, records in that window),
+    earliest τ first.
     """
-    ordered = sorted_records(records)
-    ends = sorted({r.occurred_at for r in ordered if within(trigger.occurred_at, r.occurred_at, window)})
+    start = trigger.occurred_at
+    last = window.after(start)
+    ends = sorted({r.occurred_at for r in records if start <= r.occurred_at <= last})
     for end in ends:
-        yield end, tuple(r for r in ordered if within(r.occurred_at, end, window))
+        yield end, tuple(r for r in records if within(r.occurred_at, end, window))
 
 
-def record_with_id(records: tuple[_Record, ...], event_id: str) -> _Record | None:
+def record_with_id(records: Sequence[_Record], event_id: str) -> _Record | None:
     """The stored record of this event, or None when the state did not keep it (too late for this history)."""
-    return next((record for record in records if record.event_id == event_id), None)
-
-
-def last_at(records: tuple[_Record, ...], moment: datetime) -> _Record:
-    """The record that completes a window ending at `moment` (the last one in event-time order)."""
-    return [record for record in sorted_records(records) if record.occurred_at == moment][-1]
+    return next((record for record in reversed(records) if record.event_id == event_id), None)
 
 
 def alert_id(rule_id: str, subject_type: SubjectType, subject_id: str, evidence_event_ids: tuple[str, ...]) -> str:

@@ -81,10 +81,17 @@ class Duration:
     def after(self, moment: datetime) -> datetime:
         """`moment` plus this duration: calendar months first (clamped to month end), then the exact part."""
         utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
-        months = self.calendar_months
+        d = self.__dict__
+        months: int = d["_calendar_months"]
         if months:
-            utc = _add_months(utc, months)
-        return utc + self.exact
+            year, month, day = _shifted_day(utc.year, utc.month, utc.day, months)
+            utc = utc.replace(year=year, month=month, day=day)
+        shifted: datetime = utc + d["_exact"]
+        return shifted
+
+    def dominates(self, other: Duration) -> bool:
+        """True when this duration is at least `other` at every moment (no fewer months, no less exact time)."""
+        return self.calendar_months >= other.calendar_months and self.exact >= other.exact
 
     def after_date(self, day: date) -> date:
         """`day` plus the calendar months and whole days of this duration (any time part is ignored)."""
@@ -153,6 +160,35 @@ def within(earlier: datetime, later: datetime, span: Duration) -> bool:
 def reaches(moment: datetime, spans: tuple[Duration, ...], newest: datetime) -> bool:
     """True when `moment` plus the longest of `spans` (compared at that moment) is at or after `newest`."""
     return any(span.after(moment) >= newest for span in spans)
+
+
+def longest(spans: tuple[Duration, ...]) -> tuple[Duration, ...]:
+    """`spans` without those another one dominates: the same `reaches` and `max(after)` with fewer additions.
+
+    Months and days do not compare in general (P1M vs P30D), so more than one may remain.
+    """
+    kept: list[Duration] = []
+    for span in dict.fromkeys(spans):
+        if any(other.dominates(span) for other in kept):
+            continue
+        kept = [other for other in kept if not span.dominates(other)] + [span]
+    return tuple(kept)
+
+
+_SHIFTED: dict[tuple[int, int, int, int], tuple[int, int, int]] = {}
+
+
+def _shifted_day(year: int, month: int, day: int, months: int) -> tuple[int, int, int]:
+    """(year, month, day) `months` calendar months later, clamped to month end; remembered (few distinct days)."""
+    key = (year, month, day, months)
+    found = _SHIFTED.get(key)
+    if found is None:
+        index = year * 12 + (month - 1) + months
+        new_year, new_month = divmod(index, 12)
+        found = (new_year, new_month + 1, min(day, calendar.monthrange(new_year, new_month + 1)[1]))
+        if len(_SHIFTED) < 1_000_000:  # about 30 years of days for a few month counts: bounded
+            _SHIFTED[key] = found
+    return found
 
 
 def _add_months(moment: _Day, months: int) -> _Day:

@@ -66,11 +66,10 @@ from schemas.events import CpPlanEnded, CpPlanStarted, DomesticIncidentRecorded
 from schemas.types import SubjectType
 from streams.rules.catalogue import Catalogue
 from streams.rules.definition import Finding, RuleDefinition, RuleInput, alert_id, utc
-from streams.rules.definitions import RULES
 from streams.rules.durations import Duration, reaches, within
 from streams.rules.history import erase, erasure_key, holds_event, prune, record
 from streams.rules.obligations import DaObligation
-from streams.rules.state import AlertMark, SeenEvent, SubjectState
+from streams.rules.state import AlertMark, SubjectState
 
 Outcome = Literal["applied", "duplicate", "too_late", "purged", "erased", "advanced"]
 """What happened to the input: applied; ignored as a duplicate, as too late, or because its entity
@@ -79,11 +78,15 @@ was erased; a purge applied; or (for `advance`) the clock applied."""
 
 @dataclass(frozen=True)
 class Evaluation:
-    """The subject's new state (store it) and the alerts to publish, in `triggered_at` order."""
+    """The subject's state (the one passed in, changed in place, or a new one) and the alerts to publish.
+
+    `changed` says whether the state must be stored again; alerts are in `triggered_at` order.
+    """
 
     state: SubjectState
     alerts: list[AlertRaised]
     outcome: Outcome
+    changed: bool = True
 
 
 class SubjectMismatch(ValueError):
@@ -105,46 +108,51 @@ def input_id(item: RuleInput) -> str:
 def evaluate(state: SubjectState | None, item: RuleInput, raised_at: datetime, catalogue: Catalogue) -> Evaluation:
     """Apply one input to its subject's state (None: a subject not seen before) and run its rules.
 
+    The state passed in is changed in place (take `state.copy()` first to keep the old one).
     `raised_at` is the processing time written on any alert; nothing here reads a clock.
     """
     _require_aware(raised_at, "raised_at")
     subject_type, subject_id = subject_of(item)
     current = SubjectState.empty(subject_type, subject_id) if state is None else state
-    if (current.subject_type, current.subject_id) != (subject_type, subject_id):
+    if current.subject_id != subject_id or current.subject_type != subject_type:
         raise SubjectMismatch(
             f"state of {current.subject_type} {current.subject_id} given an input about {subject_type} {subject_id}"
         )
     if item.purge:
-        return Evaluation(_tidy(erase(current, erasure_key(item)), catalogue), [], "purged")
+        erase(current, erasure_key(item))
+        _tidy(current, catalogue)
+        return Evaluation(current, [], "purged")
     event_id = input_id(item)
-    if current.has_seen(event_id) or holds_event(current, event_id):
-        return Evaluation(current, [], "duplicate")
+    if current.has_seen(event_id) or (current.plans and holds_event(current, event_id)):
+        return Evaluation(current, [], "duplicate", changed=False)
     occurred_at = utc(item.occurred_at)
     newest = current.newest_event_at
-    never_too_late = isinstance(item, CpPlanStarted | CpPlanEnded)
-    if not never_too_late and newest is not None and not reaches(occurred_at, catalogue.horizon(subject_type), newest):
-        return Evaluation(current, [], "too_late")
-    applied = current.model_copy(
-        update={
-            "seen": _in_order((*current.seen, SeenEvent(event_id=event_id, occurred_at=occurred_at))),
-            "newest_event_at": occurred_at if newest is None else max(newest, occurred_at),
-        }
-    )
-    if erasure_key(item) in applied.erased:
-        return Evaluation(_tidy(applied, catalogue), [], "erased")
-    applied = record(applied, item, catalogue.recorded_kinds(subject_type))
+    if (
+        newest is not None
+        and occurred_at < newest
+        and not isinstance(item, CpPlanStarted | CpPlanEnded)  # plans are kept for ever: never too late
+        and not reaches(occurred_at, catalogue.horizon(subject_type), newest)
+    ):
+        return Evaluation(current, [], "too_late", changed=False)
+    current.add_seen(event_id, occurred_at)
+    if newest is None or occurred_at > newest:
+        current.newest_event_at = occurred_at
+    if current.erased and erasure_key(item) in current.erased:
+        _tidy(current, catalogue)
+        return Evaluation(current, [], "erased")
+    record(current, item, catalogue.history(subject_type))
     alerts: list[AlertRaised] = []
     for rule in catalogue.rules_for(item.event_type, subject_type):
         params = catalogue.params_for(rule)
-        applied, raised = _raise(applied, rule, params, rule.evaluate(applied, item, params), raised_at)
-        alerts += raised
-    return Evaluation(_tidy(applied, catalogue), _in_time_order(alerts), "applied")
+        alerts += _raise(current, rule, params, rule.evaluate(current, item, params), raised_at)
+    _tidy(current, catalogue)
+    return Evaluation(current, _in_time_order(alerts), "applied")
 
 
 def advance(
     state: SubjectState, clock: datetime, raised_at: datetime, catalogue: Catalogue, *, clock_topic: str
 ) -> Evaluation:
-    """Fire the deadline rules driven by `clock_topic` whose deadline is at or before `clock`.
+    """Fire the deadline rules driven by `clock_topic` whose deadline is at or before `clock`. Changes `state`.
 
     `clock` is that topic's partition clock (`PartitionClock.reading`) for the subject's partition,
     never a global or wall clock. Call it whenever that clock moves, for every subject whose
@@ -156,24 +164,25 @@ def advance(
     for rule in catalogue.deadline_rules(clock_topic, state.subject_type):
         assert rule.deadline is not None
         params = catalogue.params_for(rule)
-        state, raised = _raise(state, rule, params, rule.deadline.due(state, utc(clock), params), raised_at)
-        alerts += raised
-    return Evaluation(_tidy(state, catalogue), _in_time_order(alerts), "advanced")
+        alerts += _raise(state, rule, params, rule.deadline.due(state, utc(clock), params), raised_at)
+    _tidy(state, catalogue)
+    return Evaluation(state, _in_time_order(alerts), "advanced")
 
 
 def next_deadline(state: SubjectState, catalogue: Catalogue, *, clock_topic: str) -> datetime | None:
     """The earliest deadline still open on this state for rules driven by `clock_topic` (for the worker's index)."""
+    if not any(getattr(state, kind) for kind in catalogue.deadline_reads(state.subject_type)):
+        return None  # no record any deadline rule reads: nothing can be due (most subjects)
     deadlines = [deadline for _, deadline in _open_duties(state, catalogue, clock_topic)]
     return min(deadlines, default=None)
 
 
 def _open_duties(state: SubjectState, catalogue: Catalogue, clock_topic: str | None) -> Iterable[tuple[str, datetime]]:
-    for rule in RULES:
-        if rule.deadline is None or rule.subject_type != state.subject_type or not catalogue.is_enabled(rule):
-            continue
-        if clock_topic is not None and rule.deadline.clock_topic != clock_topic:
-            continue
-        alerted = {mark.entity for mark in state.marks_for(rule.rule_id)}
+    for rule in catalogue.deadline_rules(clock_topic, state.subject_type):
+        assert rule.deadline is not None
+        if not any(getattr(state, kind) for kind in rule.reads):
+            continue  # nothing this rule reads is held: no duty (the common case, without calling the rule)
+        alerted = {mark.entity for mark in state.alerts if mark.rule_id == rule.rule_id}
         for entity, deadline in rule.deadline.pending(state, catalogue.params_for(rule)):
             if entity not in alerted:
                 yield entity, deadline
@@ -181,25 +190,27 @@ def _open_duties(state: SubjectState, catalogue: Catalogue, clock_topic: str | N
 
 def _raise(
     state: SubjectState, rule: RuleDefinition[Any], params: Any, findings: list[Finding], raised_at: datetime
-) -> tuple[SubjectState, list[AlertRaised]]:
-    """Findings become alerts, earliest first, unless the cooldown or an alert on the same entity holds them back."""
+) -> list[AlertRaised]:
+    """Findings become alerts, earliest first, unless the cooldown or an alert on the same entity holds them back.
+
+    Each alert raised leaves its mark on `state` (cooldowns, one alert per entity).
+    """
+    if not findings:
+        return []
     cooldown = rule.cooldown(params)
-    marks = list(state.marks_for(rule.rule_id))
-    new_marks: list[AlertMark] = []
+    marks = state.marks_for(rule.rule_id)
     alerts: list[AlertRaised] = []
     for finding in sorted(findings, key=lambda f: (f.triggered_at, f.evidence_event_ids)):
         if _held_back(finding, marks, cooldown):
             continue
         alert = _alert(state, rule, finding, raised_at)
-        mark = AlertMark(
-            rule_id=rule.rule_id, alert_id=alert.alert_id, triggered_at=finding.triggered_at, entity=finding.entity
-        )
+        mark = AlertMark(rule.rule_id, alert.alert_id, finding.triggered_at, finding.entity)
         marks.append(mark)
-        new_marks.append(mark)
+        state.alerts.append(mark)
         alerts.append(alert)
-    if not new_marks:
-        return state, alerts
-    return state.model_copy(update={"alerts": (*state.alerts, *new_marks)}), alerts
+    if alerts:
+        state.prune_after = None  # a mark may expire sooner than what was held, and a duty may stop pending
+    return alerts
 
 
 def _held_back(finding: Finding, marks: list[AlertMark], cooldown: Duration | None) -> bool:
@@ -230,23 +241,24 @@ def _alert(state: SubjectState, rule: RuleDefinition[Any], finding: Finding, rai
     )
 
 
-def _in_order(seen: tuple[SeenEvent, ...]) -> tuple[SeenEvent, ...]:
-    """Seen ids in event-time order, so a state is the same whatever order its inputs came in."""
-    return tuple(sorted(seen, key=lambda s: (s.occurred_at, s.event_id)))
-
-
 def _in_time_order(alerts: list[AlertRaised]) -> list[AlertRaised]:
     return sorted(alerts, key=lambda alert: (alert.triggered_at, alert.rule_id, alert.alert_id))
 
 
-def _tidy(state: SubjectState, catalogue: Catalogue) -> SubjectState:
-    """Prune with the catalogue's retentions; duties still open are kept whatever their age."""
+def _tidy(state: SubjectState, catalogue: Catalogue) -> None:
+    """Prune with the catalogue's retentions; duties still open are kept whatever their age.
+
+    Skipped while nothing held can have expired (`prune_after`, set by the last prune).
+    """
+    newest = state.newest_event_at
+    if newest is None or (state.prune_after is not None and newest <= state.prune_after):
+        return
     horizon = catalogue.horizon(state.subject_type)
-    return prune(
+    prune(
         state,
         horizon=horizon,
         kind_retention=catalogue.kind_retention,
-        pending_entities=frozenset(entity for entity, _ in _open_duties(state, catalogue, None)),
+        pending_entities=lambda: frozenset(entity for entity, _ in _open_duties(state, catalogue, None)),
         mark_retention=catalogue.mark_retention(state.subject_type),
     )
 

@@ -1,4 +1,9 @@
-"""How inputs change a subject's history: record, erase (purge) and prune. Pure; the engine calls these.
+"""How inputs change a subject's history: record, erase (purge) and prune, over one declaration per kind. Pure.
+
+A history kind is declared once (`HistorySpec`): how an input changes its records, which entity a
+record belongs to (the purge tombstone that removes it), the time pruning measures it from, and how
+long it is kept. `record`, `erase` and `prune` only loop over `HISTORY`; adding a kind is one
+declaration and its record type in `state`.
 
 Recording is a function of the *set* of inputs, never of their order: when two events describe
 the same thing (two `missing.found` for one episode, two starts of one plan) the earliest in
@@ -7,9 +12,11 @@ event time wins, ties broken by event id.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Mapping
-from datetime import datetime
-from typing import Protocol, TypeVar
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from schemas.events import (
     ContactDecided,
@@ -23,7 +30,7 @@ from schemas.events import (
 )
 from schemas.types import REFERRAL_OUTCOMES
 from streams.rules.definition import RuleInput, utc
-from streams.rules.durations import Duration, reaches
+from streams.rules.durations import Duration
 from streams.rules.obligations import DaObligation
 from streams.rules.state import (
     ContactRecord,
@@ -36,8 +43,34 @@ from streams.rules.state import (
     ReferralRecord,
     ReturnInterviewDuty,
     SubjectState,
-    sorted_records,
+    insert_in_time_order,
+    time_key,
 )
+
+NEVER = datetime.max.replace(tzinfo=UTC)
+"""`SubjectState.prune_after` when nothing held can ever expire."""
+
+Retention = Literal["window", "until_resolved", "forever"]
+"""window: the kind's readers' retention from its event time; until_resolved: the subject's horizon, but never
+while its deadline is pending; forever: never pruned (CP plans: "ever" needs the whole history)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class HistorySpec:
+    """One history kind: how inputs feed it, what entity each record is about, how long it is kept."""
+
+    kind: HistoryKind
+    feed: Callable[[SubjectState, Any], bool]
+    """Change the state's records of this kind for an input; True when something changed. Called for every input."""
+    entity: Callable[[Any], str]
+    """The purge tombstone (`episode:<id>`, ...) that removes a record."""
+    moment: Callable[[Any], datetime | None]
+    """The time a record's retention runs from (None: kept)."""
+    retention: Retention
+    time_ordered: bool
+    """True: records are in `time_key` order (pruning keeps a suffix); False: in entity-id order."""
+    erase_part: Callable[[Any, str], Any] | None = None
+    """For records that hold parts of other entities (a duty's answers): the record without that entity's part."""
 
 
 def erasure_key(item: RuleInput) -> str:
@@ -53,61 +86,53 @@ def erasure_key(item: RuleInput) -> str:
             return f"incident:{item.incident_id}"
 
 
-def record(state: SubjectState, item: RuleInput, kinds: frozenset[HistoryKind]) -> SubjectState:
-    """The state with this input's facts added to every history kind in `kinds` that it feeds."""
-    at = utc(item.occurred_at)
-    match item:
-        case MissingReported() if "missing_reports" in kinds:
-            report = MissingReport(
-                event_id=item.event_id,
-                occurred_at=at,
-                la_code=item.la_code,
-                episode_id=item.episode_id,
-                looked_after=item.looked_after,
-                absence_type=item.absence_type,
-                risk_level=item.risk_level,
-            )
-            return state.model_copy(update={"missing_reports": sorted_records([*state.missing_reports, report])})
-        case MissingFound() | MissingReturnInterview() if "return_interviews" in kinds:
-            return state.model_copy(update={"return_interviews": _with_episode_step(state.return_interviews, item)})
-        case ContactReceived():
-            if "contacts" in kinds:
-                contact = ContactRecord(
-                    event_id=item.event_id,
-                    occurred_at=at,
-                    la_code=item.la_code,
-                    contact_id=item.contact_id,
-                    agency_type=item.agency_type,
-                )
-                state = state.model_copy(update={"contacts": sorted_records([*state.contacts, contact])})
-            if "da_contacts" in kinds and item.linked_incident_id is not None:
-                answered = _with_da_answer(state.da_contacts, item, item.linked_incident_id)
-                state = state.model_copy(update={"da_contacts": answered})
-            return state
-        case ContactDecided() if "referrals" in kinds and item.outcome in REFERRAL_OUTCOMES:
-            referral = ReferralRecord(
-                event_id=item.event_id,
-                occurred_at=at,
-                la_code=item.la_code,
-                contact_id=item.contact_id,
-                outcome=item.outcome,
-            )
-            return state.model_copy(update={"referrals": sorted_records([*state.referrals, referral])})
-        case DomesticIncidentRecorded() if "incidents" in kinds:
-            incident = IncidentRecord(
-                event_id=item.event_id,
-                occurred_at=at,
-                la_code=item.la_code,
-                incident_id=item.incident_id,
-                marac_referral=item.marac_referral,
-                dash_risk=item.dash_risk,
-            )
-            return state.model_copy(update={"incidents": sorted_records([*state.incidents, incident])})
-        case CpPlanStarted() | CpPlanEnded() if "plans" in kinds:
-            return state.model_copy(update={"plans": _with_plan_event(state.plans, item)})
-        case DaObligation() if "da_contacts" in kinds:
-            return state.model_copy(update={"da_contacts": _with_da_obligation(state.da_contacts, item)})
-    return state
+# --- how each kind is fed ----------------------------------------------------------------------------
+
+
+def _append(state: SubjectState, records: list[Any], record: Any) -> bool:
+    """Insert a time-ordered record. Only a record that becomes the oldest can expire sooner than what was held."""
+    if not records or time_key(record) < time_key(records[0]):
+        state.prune_after = None
+    insert_in_time_order(records, record)
+    return True
+
+
+def _feed_missing_reports(state: SubjectState, item: Any) -> bool:
+    if not isinstance(item, MissingReported):
+        return False
+    report = MissingReport(
+        item.event_id,
+        utc(item.occurred_at),
+        item.la_code,
+        item.episode_id,
+        item.looked_after,
+        item.absence_type,
+        item.risk_level,
+    )
+    return _append(state, state.missing_reports, report)
+
+
+def _feed_contacts(state: SubjectState, item: Any) -> bool:
+    if not isinstance(item, ContactReceived):
+        return False
+    contact = ContactRecord(item.event_id, utc(item.occurred_at), item.la_code, item.contact_id, item.agency_type)
+    return _append(state, state.contacts, contact)
+
+
+def _feed_referrals(state: SubjectState, item: Any) -> bool:
+    if not isinstance(item, ContactDecided) or item.outcome not in REFERRAL_OUTCOMES:
+        return False
+    referral = ReferralRecord(item.event_id, utc(item.occurred_at), item.la_code, item.contact_id, item.outcome)
+    return _append(state, state.referrals, referral)
+
+
+def _feed_incidents(state: SubjectState, item: Any) -> bool:
+    if not isinstance(item, DomesticIncidentRecorded):
+        return False
+    incident = IncidentRecord(
+        item.event_id, utc(item.occurred_at), item.la_code, item.incident_id, item.marac_referral, item.dash_risk
+    )
+    return _append(state, state.incidents, incident)
 
 
 def _earlier(candidate: tuple[datetime, str], current: tuple[datetime | None, str | None]) -> bool:
@@ -116,68 +141,167 @@ def _earlier(candidate: tuple[datetime, str], current: tuple[datetime | None, st
     return time is None or event_id is None or candidate < (time, event_id)
 
 
-def _with_episode_step(
-    duties: tuple[ReturnInterviewDuty, ...], item: MissingFound | MissingReturnInterview
-) -> tuple[ReturnInterviewDuty, ...]:
+def _put(records: list[Any], entity_id: str, record: Any, key: Callable[[Any], str]) -> None:
+    """Insert or replace the record of `entity_id` in a list kept in entity-id order."""
+    at = bisect_left(records, entity_id, key=key)
+    if at < len(records) and key(records[at]) == entity_id:
+        records[at] = record
+    else:
+        records.insert(at, record)
+
+
+def _find(records: list[Any], entity_id: str, key: Callable[[Any], str]) -> Any:
+    at = bisect_left(records, entity_id, key=key)
+    return records[at] if at < len(records) and key(records[at]) == entity_id else None
+
+
+def _episode_of(duty: ReturnInterviewDuty) -> str:
+    return duty.episode_id
+
+
+def _incident_of(duty: DaContactDuty) -> str:
+    return duty.incident_id
+
+
+def _plan_of(plan: PlanRecord) -> str:
+    return plan.plan_id
+
+
+def _feed_return_interviews(state: SubjectState, item: Any) -> bool:
+    if not isinstance(item, MissingFound | MissingReturnInterview):
+        return False
     at = utc(item.occurred_at)
-    duty = next((d for d in duties if d.episode_id == item.episode_id), ReturnInterviewDuty(episode_id=item.episode_id))
+    duty = _find(state.return_interviews, item.episode_id, _episode_of) or ReturnInterviewDuty(item.episode_id)
     if isinstance(item, MissingFound):
         if _earlier((at, item.event_id), (duty.found_at, duty.found_event_id)):
-            update = {"found_at": at, "found_event_id": item.event_id, "la_code": item.la_code}
-            duty = duty.model_copy(update={**update, "looked_after": item.looked_after})
+            duty = duty._replace(
+                found_at=at, found_event_id=item.event_id, la_code=item.la_code, looked_after=item.looked_after
+            )
     elif duty.interviewed_at is None or at < duty.interviewed_at:
-        duty = duty.model_copy(update={"interviewed_at": at})
-    others = tuple(d for d in duties if d.episode_id != item.episode_id)
-    return tuple(sorted((*others, duty), key=lambda d: d.episode_id))
+        duty = duty._replace(interviewed_at=at)
+    _put(state.return_interviews, item.episode_id, duty, _episode_of)
+    state.prune_after = None  # a duty's deadline may have opened or closed
+    return True
 
 
-def _with_da_obligation(duties: tuple[DaContactDuty, ...], item: DaObligation) -> tuple[DaContactDuty, ...]:
+def _feed_da_contacts(state: SubjectState, item: Any) -> bool:
+    if isinstance(item, DaObligation):
+        at = utc(item.occurred_at)
+        duty = _find(state.da_contacts, item.incident_id, _incident_of) or DaContactDuty(item.incident_id)
+        if _earlier((at, item.source_event_id), (duty.incident_at, duty.obligation_event_id)):
+            duty = duty._replace(
+                incident_at=at,
+                obligation_event_id=item.source_event_id,
+                household_id=item.household_id,
+                la_code=item.la_code,
+            )
+        incident_id = item.incident_id
+    elif isinstance(item, ContactReceived) and item.linked_incident_id is not None:
+        incident_id = item.linked_incident_id
+        answer = DaAnswer(item.event_id, item.contact_id, utc(item.occurred_at))
+        duty = _find(state.da_contacts, incident_id, _incident_of) or DaContactDuty(incident_id)
+        answers = sorted((*duty.answers, answer), key=lambda a: (a.occurred_at, a.event_id))
+        duty = duty._replace(answers=tuple(answers))
+    else:
+        return False
+    _put(state.da_contacts, incident_id, duty, _incident_of)
+    state.prune_after = None
+    return True
+
+
+def _feed_plans(state: SubjectState, item: Any) -> bool:
+    if not isinstance(item, CpPlanStarted | CpPlanEnded):
+        return False
     at = utc(item.occurred_at)
-    duty = next((d for d in duties if d.incident_id == item.incident_id), DaContactDuty(incident_id=item.incident_id))
-    if _earlier((at, item.source_event_id), (duty.incident_at, duty.obligation_event_id)):
-        duty = duty.model_copy(
-            update={
-                "incident_at": at,
-                "obligation_event_id": item.source_event_id,
-                "household_id": item.household_id,
-                "la_code": item.la_code,
-            }
-        )
-    return _replace_duty(duties, duty)
-
-
-def _with_da_answer(
-    duties: tuple[DaContactDuty, ...], item: ContactReceived, incident_id: str
-) -> tuple[DaContactDuty, ...]:
-    answer = DaAnswer(event_id=item.event_id, contact_id=item.contact_id, occurred_at=utc(item.occurred_at))
-    duty = next((d for d in duties if d.incident_id == incident_id), DaContactDuty(incident_id=incident_id))
-    answers = sorted((*duty.answers, answer), key=lambda a: (a.occurred_at, a.event_id))
-    return _replace_duty(duties, duty.model_copy(update={"answers": tuple(answers)}))
-
-
-def _replace_duty(duties: tuple[DaContactDuty, ...], duty: DaContactDuty) -> tuple[DaContactDuty, ...]:
-    others = tuple(d for d in duties if d.incident_id != duty.incident_id)
-    return tuple(sorted((*others, duty), key=lambda d: d.incident_id))
-
-
-def _with_plan_event(plans: tuple[PlanRecord, ...], item: CpPlanStarted | CpPlanEnded) -> tuple[PlanRecord, ...]:
-    at = utc(item.occurred_at)
-    plan = next((p for p in plans if p.plan_id == item.plan_id), PlanRecord(plan_id=item.plan_id, la_code=item.la_code))
+    plan = _find(state.plans, item.plan_id, _plan_of) or PlanRecord(item.plan_id, item.la_code)
     if isinstance(item, CpPlanStarted):
         if _earlier((at, item.event_id), (plan.started_at, plan.start_event_id)):
-            plan = plan.model_copy(
-                update={
-                    "started_at": at,
-                    "start_event_id": item.event_id,
-                    "la_code": item.la_code,
-                    "previous_plans": item.previous_plans,
-                    "previous_plan_ended_at": item.previous_plan_ended_at,
-                }
+            plan = plan._replace(
+                started_at=at,
+                start_event_id=item.event_id,
+                la_code=item.la_code,
+                previous_plans=item.previous_plans,
+                previous_plan_ended_at=item.previous_plan_ended_at,
             )
     elif _earlier((at, item.event_id), (plan.ended_at, plan.end_event_id)):
-        plan = plan.model_copy(update={"ended_at": at, "end_event_id": item.event_id})
-    others = tuple(p for p in plans if p.plan_id != item.plan_id)
-    return tuple(sorted((*others, plan), key=lambda p: p.plan_id))
+        plan = plan._replace(ended_at=at, end_event_id=item.event_id)
+    _put(state.plans, item.plan_id, plan, _plan_of)
+    return True
+
+
+def _without_answers_of(duty: DaContactDuty, key: str) -> DaContactDuty:
+    kept = tuple(answer for answer in duty.answers if f"contact:{answer.contact_id}" != key)
+    return duty if len(kept) == len(duty.answers) else duty._replace(answers=kept)
+
+
+HISTORY: tuple[HistorySpec, ...] = (
+    HistorySpec(
+        kind="missing_reports",
+        feed=_feed_missing_reports,
+        entity=lambda r: f"episode:{r.episode_id}",
+        moment=lambda r: r.occurred_at,
+        retention="window",
+        time_ordered=True,
+    ),
+    HistorySpec(
+        kind="return_interviews",
+        feed=_feed_return_interviews,
+        entity=lambda d: f"episode:{d.episode_id}",
+        moment=lambda d: d.found_at or d.interviewed_at,
+        retention="until_resolved",
+        time_ordered=False,
+    ),
+    HistorySpec(
+        kind="plans",
+        feed=_feed_plans,
+        entity=lambda p: f"plan:{p.plan_id}",
+        moment=lambda p: None,
+        retention="forever",
+        time_ordered=False,
+    ),
+    HistorySpec(
+        kind="referrals",
+        feed=_feed_referrals,
+        entity=lambda r: f"contact:{r.contact_id}",
+        moment=lambda r: r.occurred_at,
+        retention="window",
+        time_ordered=True,
+    ),
+    HistorySpec(
+        kind="contacts",
+        feed=_feed_contacts,
+        entity=lambda c: f"contact:{c.contact_id}",
+        moment=lambda c: c.occurred_at,
+        retention="window",
+        time_ordered=True,
+    ),
+    HistorySpec(
+        kind="da_contacts",
+        feed=_feed_da_contacts,
+        entity=lambda d: f"incident:{d.incident_id}",
+        moment=lambda d: d.incident_at or d.answered_at,
+        retention="until_resolved",
+        time_ordered=False,
+        erase_part=_without_answers_of,
+    ),
+    HistorySpec(
+        kind="incidents",
+        feed=_feed_incidents,
+        entity=lambda i: f"incident:{i.incident_id}",
+        moment=lambda i: i.occurred_at,
+        retention="window",
+        time_ordered=True,
+    ),
+)
+"""Every history kind, once. `state.HISTORY_KINDS` lists the same names in the same order."""
+
+
+def record(state: SubjectState, item: RuleInput, specs: tuple[HistorySpec, ...]) -> bool:
+    """Add this input's facts to every history in `specs` (the kinds some enabled rule reads); True if any changed."""
+    changed = False
+    for spec in specs:
+        changed = spec.feed(state, item) or changed
+    return changed
 
 
 def holds_event(state: SubjectState, event_id: str) -> bool:
@@ -185,39 +309,27 @@ def holds_event(state: SubjectState, event_id: str) -> bool:
     return any(event_id in (plan.start_event_id, plan.end_event_id) for plan in state.plans)
 
 
-def erase(state: SubjectState, key: str) -> SubjectState:
+def erase(state: SubjectState, key: str) -> None:
     """Remove every record of the entity `key` names and remember the tombstone.
 
     Alerts already raised stay (they are never retracted), and so do their cooldown marks. An erased
-    contact no longer answers a DA duty, exactly as if it had never arrived (so the final state is
-    the same wherever the purge falls).
+    entity's later events are ignored by the engine (the tombstone), whatever order they arrive in.
     """
-    kind, _, entity_id = key.partition(":")
-    update: dict[str, object] = {"erased": tuple(sorted({*state.erased, key}))}
-    if kind == "episode":
-        update["missing_reports"] = tuple(r for r in state.missing_reports if r.episode_id != entity_id)
-        update["return_interviews"] = tuple(d for d in state.return_interviews if d.episode_id != entity_id)
-    elif kind == "contact":
-        update["contacts"] = tuple(c for c in state.contacts if c.contact_id != entity_id)
-        update["referrals"] = tuple(r for r in state.referrals if r.contact_id != entity_id)
-        update["da_contacts"] = tuple(
-            d.model_copy(update={"answers": tuple(a for a in d.answers if a.contact_id != entity_id)})
-            for d in state.da_contacts
-        )
-    elif kind == "plan":
-        update["plans"] = tuple(p for p in state.plans if p.plan_id != entity_id)
-    elif kind == "incident":
-        update["incidents"] = tuple(i for i in state.incidents if i.incident_id != entity_id)
-        update["da_contacts"] = tuple(d for d in state.da_contacts if d.incident_id != entity_id)
-    return state.model_copy(update=update)
+    state.erased.add(key)
+    for spec in HISTORY:
+        records: list[Any] = getattr(state, spec.kind)
+        kept = [r for r in records if spec.entity(r) != key]
+        if spec.erase_part is not None:
+            kept = [spec.erase_part(r, key) for r in kept]
+        setattr(state, spec.kind, kept)
+    state.prune_after = None
 
 
-class _HasTime(Protocol):
-    @property
-    def occurred_at(self) -> datetime: ...
-
-
-_Timed = TypeVar("_Timed", bound=_HasTime)
+def _expiry(moment: datetime, spans: tuple[Duration, ...]) -> datetime:
+    """The last `newest_event_at` at which a record of this time is still kept (`reaches`, solved for newest)."""
+    if len(spans) == 1:
+        return spans[0].after(moment)
+    return max(span.after(moment) for span in spans)
 
 
 def prune(
@@ -225,49 +337,69 @@ def prune(
     *,
     horizon: tuple[Duration, ...],
     kind_retention: Callable[[HistoryKind], tuple[Duration, ...] | None],
-    pending_entities: frozenset[str],
+    pending_entities: Callable[[], frozenset[str]],
     mark_retention: Mapping[str, tuple[Duration, ...] | None],
-) -> SubjectState:
+) -> None:
     """Drop what no rule can need any more, relative to the subject's newest event time (never the wall clock).
 
     Seen ids and resolved deadline duties go after the subject's horizon, window histories after
     their own retention, alert marks after their rule's horizon plus cooldown. Deadline duties still
-    pending (`pending_entities`) and plans are kept whatever their age.
+    pending (`pending_entities()`, asked only when a duty is held) and plans are kept whatever their age.
+    Sets `prune_after`: the newest event time up to which nothing kept can expire, so the engine skips
+    pruning until then.
     """
     newest = state.newest_event_at
     if newest is None:
-        return state
+        return
+    next_expiry = NEVER
+    pending: frozenset[str] | None = None
 
-    def keep(moment: datetime | None, spans: tuple[Duration, ...] | None) -> bool:
-        return moment is None or spans is None or reaches(moment, spans, newest)
-
-    def recent(records: tuple[_Timed, ...], spans: tuple[Duration, ...] | None) -> tuple[_Timed, ...]:
-        """`keep` is monotone in time, so for records in event-time order it keeps a suffix: when the oldest
-        record stays, they all do, and the tuple is returned as is (the common case, checked in O(1))."""
-        if not records or keep(records[0].occurred_at, spans):
+    def kept_suffix(records: list[Any], spans: tuple[Duration, ...] | None) -> list[Any]:
+        """Keeping is monotone in time, so time-ordered records keep a suffix, found from the oldest."""
+        nonlocal next_expiry
+        if spans is None or not records:
             return records
-        return tuple(r for r in records if keep(r.occurred_at, spans))
+        start = 0
+        while start < len(records) and _expiry(records[start].occurred_at, spans) < newest:
+            start += 1
+        if start < len(records):
+            next_expiry = min(next_expiry, _expiry(records[start].occurred_at, spans))
+        return records if start == 0 else records[start:]
 
-    missing, referrals, contacts, incidents = (
-        kind_retention(kind) for kind in ("missing_reports", "referrals", "contacts", "incidents")
-    )
-    return state.model_copy(
-        update={
-            "seen": recent(state.seen, horizon),
-            "missing_reports": recent(state.missing_reports, missing),
-            "referrals": recent(state.referrals, referrals),
-            "contacts": recent(state.contacts, contacts),
-            "incidents": recent(state.incidents, incidents),
-            "return_interviews": tuple(
-                d
-                for d in state.return_interviews
-                if f"episode:{d.episode_id}" in pending_entities or keep(d.found_at or d.interviewed_at, horizon)
-            ),
-            "da_contacts": tuple(
-                d
-                for d in state.da_contacts
-                if f"incident:{d.incident_id}" in pending_entities or keep(d.incident_at or d.answered_at, horizon)
-            ),
-            "alerts": tuple(m for m in state.alerts if keep(m.triggered_at, mark_retention.get(m.rule_id, horizon))),
-        }
-    )
+    kept_seen = kept_suffix(state.seen, horizon)
+    if kept_seen is not state.seen:
+        state.keep_seen(kept_seen)
+    for spec in HISTORY:
+        records: list[Any] = getattr(state, spec.kind)
+        if spec.retention == "forever" or not records:
+            continue
+        if spec.retention == "window":
+            setattr(state, spec.kind, kept_suffix(records, kind_retention(spec.kind)))
+            continue
+        if pending is None:
+            pending = pending_entities()
+        kept = []
+        for r in records:
+            moment = spec.moment(r)
+            if moment is None or spec.entity(r) in pending:
+                kept.append(r)
+                continue
+            expiry = _expiry(moment, horizon)
+            if expiry >= newest:
+                kept.append(r)
+                next_expiry = min(next_expiry, expiry)
+        if len(kept) != len(records):
+            setattr(state, spec.kind, kept)
+    marks = []
+    for mark in state.alerts:
+        spans = mark_retention.get(mark.rule_id, horizon)
+        if spans is None:
+            marks.append(mark)
+            continue
+        expiry = _expiry(mark.triggered_at, spans)
+        if expiry >= newest:
+            marks.append(mark)
+            next_expiry = min(next_expiry, expiry)
+    if len(marks) != len(state.alerts):
+        state.alerts = marks
+    state.prune_after = next_expiry

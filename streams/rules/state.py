@@ -1,101 +1,114 @@
-"""Per-subject rule state: the event-time history the rules need, small and JSON-serialisable.
+"""Per-subject rule state: the event-time history the rules need, as mutable working state.
 
-One `SubjectState` per child or household. The worker keeps it in a table (changelog as JSON via
-`to_json_obj` / `from_json_obj`) and always stores the new value it gets back: states are frozen
-and every change returns a new one. All times are event times (`occurred_at`) in UTC.
+One `SubjectState` per child or household. The engine changes a state in place (no copy per event)
+and says whether it changed; `streams.rules.codec` turns it into the compact, versioned bytes the
+worker's tables and changelogs hold. Records are small immutable tuples; each history list is kept
+in its declared order by insertion (`streams.rules.history`), never re-sorted. All times are event
+times (`occurred_at`) in UTC.
 """
 
 from __future__ import annotations
 
+from bisect import insort
+from collections.abc import Iterable
 from datetime import date, datetime
-from typing import Any, Literal, TypeVar
-
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 
 from schemas.types import AbsenceType, AgencyType, DashRisk, Outcome, RiskLevel, SubjectType
 
-
-class StateModel(BaseModel):
-    """Frozen and closed: state written by one version is read back exactly or refused."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
+STATE_VERSION = 2
+"""The layout `streams.rules.codec` writes. 1: the pydantic JSON of releases up to 83c166b (read and upgraded)."""
 
 
-class TimedRecord(StateModel):
-    """One input event as a rule remembers it: its id, its event time and the partnership it came from."""
+class Timed(Protocol):
+    """What window helpers need of a record: its event id and event time."""
 
-    event_id: str
-    occurred_at: AwareDatetime
-    la_code: str
+    @property
+    def event_id(self) -> str: ...
+
+    @property
+    def occurred_at(self) -> datetime: ...
 
 
-class SeenEvent(StateModel):
+class SeenEvent(NamedTuple):
     """An event id already applied to this subject (dedupe), with its event time (for pruning)."""
 
     event_id: str
-    occurred_at: AwareDatetime
+    occurred_at: datetime
 
 
-class MissingReport(TimedRecord):
+class MissingReport(NamedTuple):
     """A `missing.reported` event."""
 
+    event_id: str
+    occurred_at: datetime
+    la_code: str
     episode_id: str
     looked_after: bool
     absence_type: AbsenceType
     risk_level: RiskLevel
 
 
-class ReferralRecord(TimedRecord):
+class ReferralRecord(NamedTuple):
     """A `contact.decided` whose outcome makes it a referral (`referral`, `strategy_discussion`)."""
 
+    event_id: str
+    occurred_at: datetime
+    la_code: str
     contact_id: str
     outcome: Outcome
 
 
-class ContactRecord(TimedRecord):
+class ContactRecord(NamedTuple):
     """A `contact.received` event: which kind of agency the contact came from."""
 
+    event_id: str
+    occurred_at: datetime
+    la_code: str
     contact_id: str
     agency_type: AgencyType
 
 
-class IncidentRecord(TimedRecord):
+class IncidentRecord(NamedTuple):
     """A `domestic_incident.recorded` event, on the household's state."""
 
+    event_id: str
+    occurred_at: datetime
+    la_code: str
     incident_id: str
     marac_referral: bool
     dash_risk: DashRisk
 
 
-class ReturnInterviewDuty(StateModel):
+class ReturnInterviewDuty(NamedTuple):
     """One missing episode's return-interview deadline: when the child was found, and the first interview step."""
 
     episode_id: str
     la_code: str | None = None
     found_event_id: str | None = None
-    found_at: AwareDatetime | None = None
+    found_at: datetime | None = None
     looked_after: bool = False
-    interviewed_at: AwareDatetime | None = None
+    interviewed_at: datetime | None = None
 
 
-class DaAnswer(StateModel):
+class DaAnswer(NamedTuple):
     """A `contact.received` for the child carrying the incident id as `linked_incident_id`."""
 
     event_id: str
     contact_id: str
-    occurred_at: AwareDatetime
+    occurred_at: datetime
 
 
-class DaContactDuty(StateModel):
+class DaContactDuty(NamedTuple):
     """One domestic incident a child was present at: the Front Door contact that must follow it.
 
     The obligation (from the incident) and the answers (contacts carrying the incident id) can
-    arrive in either order, so either side may be missing.
+    arrive in either order, so either side may be missing. Answers are in event-time order.
     """
 
     incident_id: str
     obligation_event_id: str | None = None
-    incident_at: AwareDatetime | None = None
+    incident_at: datetime | None = None
     household_id: str | None = None
     la_code: str | None = None
     answers: tuple[DaAnswer, ...] = ()
@@ -103,81 +116,180 @@ class DaContactDuty(StateModel):
     @property
     def answered_at(self) -> datetime | None:
         """When the first contact about the incident happened, if any has arrived."""
-        return min((answer.occurred_at for answer in self.answers), default=None)
+        return self.answers[0].occurred_at if self.answers else None
 
 
-class PlanRecord(StateModel):
+class PlanRecord(NamedTuple):
     """A child protection plan: its start and end as seen on the stream, and what the source knew before it."""
 
     plan_id: str
     la_code: str
     start_event_id: str | None = None
-    started_at: AwareDatetime | None = None
+    started_at: datetime | None = None
     end_event_id: str | None = None
-    ended_at: AwareDatetime | None = None
+    ended_at: datetime | None = None
     previous_plans: int | None = None
     previous_plan_ended_at: date | None = None
 
 
-class AlertMark(StateModel):
+class AlertMark(NamedTuple):
     """An alert this state has raised: for cooldowns and for "one alert per episode / incident"."""
 
     rule_id: str
     alert_id: str
-    triggered_at: AwareDatetime
+    triggered_at: datetime
     entity: str | None = None
 
-
-_Record = TypeVar("_Record", bound=TimedRecord)
 
 HistoryKind = Literal[
     "missing_reports", "return_interviews", "plans", "referrals", "contacts", "da_contacts", "incidents"
 ]
 """The parts of a state a rule can read; the engine records a kind only when an enabled rule reads it."""
 
+HISTORY_KINDS: tuple[HistoryKind, ...] = (
+    "missing_reports",
+    "return_interviews",
+    "plans",
+    "referrals",
+    "contacts",
+    "da_contacts",
+    "incidents",
+)
 
-class SubjectState(StateModel):
-    """Everything the rules remember about one child or one household.
+_FIELDS = ("subject_type", "subject_id", "newest_event_at", "seen", "erased", *HISTORY_KINDS, "alerts")
+
+
+def time_key(record: Timed) -> tuple[datetime, str]:
+    """The one order every time-ordered history is kept and read in: event time, ties broken by event id."""
+    return (record.occurred_at, record.event_id)
+
+
+class SubjectState:
+    """Everything the rules remember about one child or one household. Mutable: the engine changes it in place.
 
     `newest_event_at` is the subject's own event-time clock: pruning is relative to it, never to the
-    wall clock. `seen` dedupes by event id; `erased` holds purge tombstones (`episode:<id>`,
-    `contact:<id>`, `plan:<id>`, `incident:<id>`) so an erased entity's events stay out whatever order
-    they arrive in. Collections are tuples kept in event-time order.
+    wall clock. `seen` dedupes by event id (a set beside it answers `has_seen` in O(1)); `erased` holds
+    purge tombstones (`episode:<id>`, `contact:<id>`, `plan:<id>`, `incident:<id>`) so an erased entity's
+    events stay out whatever order they arrive in. Time-ordered lists (`seen`, missing reports, referrals,
+    contacts, incidents) are in `time_key` order; duties and plans in entity-id order; marks as raised.
+
+    `prune_after` is bookkeeping, not content: nothing can expire while `newest_event_at` is at or before
+    it (None: not known, prune to find out). It is not stored and takes no part in equality.
     """
+
+    __slots__ = (*_FIELDS, "_seen_ids", "prune_after")
 
     subject_type: SubjectType
     subject_id: str
-    newest_event_at: AwareDatetime | None = None
-    seen: tuple[SeenEvent, ...] = ()
-    erased: tuple[str, ...] = ()
-    missing_reports: tuple[MissingReport, ...] = ()
-    return_interviews: tuple[ReturnInterviewDuty, ...] = ()
-    plans: tuple[PlanRecord, ...] = ()
-    referrals: tuple[ReferralRecord, ...] = ()
-    contacts: tuple[ContactRecord, ...] = ()
-    da_contacts: tuple[DaContactDuty, ...] = ()
-    incidents: tuple[IncidentRecord, ...] = ()
-    alerts: tuple[AlertMark, ...] = ()
+    newest_event_at: datetime | None
+    seen: list[SeenEvent]
+    erased: set[str]
+    missing_reports: list[MissingReport]
+    return_interviews: list[ReturnInterviewDuty]
+    plans: list[PlanRecord]
+    referrals: list[ReferralRecord]
+    contacts: list[ContactRecord]
+    da_contacts: list[DaContactDuty]
+    incidents: list[IncidentRecord]
+    alerts: list[AlertMark]
+    prune_after: datetime | None
+
+    def __init__(
+        self,
+        subject_type: SubjectType,
+        subject_id: str,
+        *,
+        newest_event_at: datetime | None = None,
+        seen: Iterable[SeenEvent] = (),
+        erased: Iterable[str] = (),
+        missing_reports: Iterable[MissingReport] = (),
+        return_interviews: Iterable[ReturnInterviewDuty] = (),
+        plans: Iterable[PlanRecord] = (),
+        referrals: Iterable[ReferralRecord] = (),
+        contacts: Iterable[ContactRecord] = (),
+        da_contacts: Iterable[DaContactDuty] = (),
+        incidents: Iterable[IncidentRecord] = (),
+        alerts: Iterable[AlertMark] = (),
+    ) -> None:
+        self.subject_type = subject_type
+        self.subject_id = subject_id
+        self.newest_event_at = newest_event_at
+        self.seen = sorted(seen, key=time_key)
+        self._seen_ids = {event.event_id for event in self.seen}
+        self.erased = set(erased)
+        self.missing_reports = sorted(missing_reports, key=time_key)
+        self.return_interviews = sorted(return_interviews, key=lambda duty: duty.episode_id)
+        self.plans = sorted(plans, key=lambda plan: plan.plan_id)
+        self.referrals = sorted(referrals, key=time_key)
+        self.contacts = sorted(contacts, key=time_key)
+        self.da_contacts = sorted(da_contacts, key=lambda duty: duty.incident_id)
+        self.incidents = sorted(incidents, key=time_key)
+        self.alerts = list(alerts)
+        self.prune_after = None
 
     @classmethod
     def empty(cls, subject_type: SubjectType, subject_id: str) -> SubjectState:
-        return cls(subject_type=subject_type, subject_id=subject_id)
+        return cls(subject_type, subject_id)
 
-    def to_json_obj(self) -> dict[str, Any]:
-        """The JSON-compatible dict for a table changelog; empty and default fields are left out."""
-        return self.model_dump(mode="json", exclude_defaults=True)
+    def copy(self) -> SubjectState:
+        """An independent copy (the records are immutable, so the lists are copied, not the records)."""
+        twin = SubjectState(self.subject_type, self.subject_id, newest_event_at=self.newest_event_at)
+        twin.seen = list(self.seen)
+        twin._seen_ids = set(self._seen_ids)
+        twin.erased = set(self.erased)
+        for kind in HISTORY_KINDS:
+            setattr(twin, kind, list(getattr(self, kind)))
+        twin.alerts = list(self.alerts)
+        twin.prune_after = self.prune_after
+        return twin
 
-    @classmethod
-    def from_json_obj(cls, obj: dict[str, Any]) -> SubjectState:
-        return cls.model_validate(obj)
+    def content(self) -> tuple[Any, ...]:
+        """Everything the state holds, as one comparable value (what equality compares)."""
+        return tuple(
+            frozenset(self.erased) if name == "erased" else tuple(value) if isinstance(value, list) else value
+            for name in _FIELDS
+            for value in (getattr(self, name),)
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SubjectState):
+            return NotImplemented
+        return self.content() == other.content()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        held = ", ".join(f"{kind}={len(getattr(self, kind))}" for kind in HISTORY_KINDS if getattr(self, kind))
+        return f"SubjectState({self.subject_type} {self.subject_id[:8]}…, seen={len(self.seen)}, {held})"
+
+    # --- the seen set -------------------------------------------------------------------------------
 
     def has_seen(self, event_id: str) -> bool:
-        return any(seen.event_id == event_id for seen in self.seen)
+        return event_id in self._seen_ids
 
-    def marks_for(self, rule_id: str) -> tuple[AlertMark, ...]:
-        return tuple(mark for mark in self.alerts if mark.rule_id == rule_id)
+    def add_seen(self, event_id: str, occurred_at: datetime) -> None:
+        """Remember an applied event id, in event-time order."""
+        seen = SeenEvent(event_id, occurred_at)
+        if not self.seen or time_key(seen) < time_key(self.seen[0]):
+            self.prune_after = None  # the new oldest id may expire sooner than what was held
+        insert_in_time_order(self.seen, seen)
+        self._seen_ids.add(event_id)
+
+    def keep_seen(self, kept: list[SeenEvent]) -> None:
+        """Replace the seen list by the part of it pruning kept."""
+        self.seen = kept
+        self._seen_ids = {event.event_id for event in kept}
+
+    def marks_for(self, rule_id: str) -> list[AlertMark]:
+        return [mark for mark in self.alerts if mark.rule_id == rule_id]
 
 
-def sorted_records(records: tuple[_Record, ...] | list[_Record]) -> tuple[_Record, ...]:
-    """Records in event-time order (ties broken by event id), the one order every rule reads them in."""
-    return tuple(sorted(records, key=lambda record: (record.occurred_at, record.event_id)))
+_Record = TypeVar("_Record", bound=Timed)
+
+
+def insert_in_time_order(records: list[_Record], record: _Record) -> None:
+    """Insert keeping `time_key` order: an append in the common case (events mostly arrive in time order)."""
+    if not records or time_key(records[-1]) <= time_key(record):
+        records.append(record)
+    else:
+        insort(records, record, key=time_key)

@@ -19,6 +19,8 @@ from streams.rules.definitions import (
 )
 
 RULES: tuple[RuleDefinition[Any], ...] = (
+    # The built-in rules: what `Catalogue.default()` runs. The engine and the worker read a catalogue's own
+    # `rules`, never this tuple, so a partnership (or a test) can run any set of rules.
     repeat_missing.RULE,
     high_risk_missing.RULE,
     return_interview_overdue.RULE,
@@ -32,7 +34,7 @@ RULES: tuple[RuleDefinition[Any], ...] = (
 )
 
 
-def _by_id(rules: tuple[RuleDefinition[Any], ...]) -> dict[str, RuleDefinition[Any]]:
+def rules_by_id(rules: tuple[RuleDefinition[Any], ...]) -> dict[str, RuleDefinition[Any]]:
     by_id: dict[str, RuleDefinition[Any]] = {}
     for rule in rules:
         if rule.rule_id in by_id:
@@ -41,6 +43,6 @@ def _by_id(rules: tuple[RuleDefinition[Any], ...]) -> dict[str, RuleDefinition[A
     return by_id
 
 
-RULES_BY_ID: dict[str, RuleDefinition[Any]] = _by_id(RULES)
+RULES_BY_ID: dict[str, RuleDefinition[Any]] = rules_by_id(RULES)
 
-__all__ = ["RULES", "RULES_BY_ID"]
+__all__ = ["RULES", "RULES_BY_ID", "rules_by_id"]

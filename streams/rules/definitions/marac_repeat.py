@@ -17,7 +17,7 @@ from streams.rules.definition import (
     windows_through,
 )
 from streams.rules.durations import Duration
-from streams.rules.state import SubjectState, sorted_records
+from streams.rules.state import SubjectState, time_key
 
 
 class MaracRepeatParams(RuleParams):
@@ -49,7 +49,7 @@ def evaluate(state: SubjectState, item: RuleInput, params: MaracRepeatParams) ->
         ]
         if not referrals:
             continue
-        evidence = sorted_records(list({incident.event_id: incident for incident in (*referrals, *repeats)}.values()))
+        evidence = sorted({incident.event_id: incident for incident in (*referrals, *repeats)}.values(), key=time_key)
         findings.append(
             Finding(
                 triggered_at=end,

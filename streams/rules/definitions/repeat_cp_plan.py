@@ -14,6 +14,7 @@ Plans are never pruned: "ever" needs the whole history, and a child has few plan
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -55,7 +56,7 @@ def _known_end(earlier: PlanRecord, start: datetime) -> datetime:
     return earlier.started_at
 
 
-def _previous(plans: tuple[PlanRecord, ...], plan: PlanRecord, start: datetime) -> _Previous | None:
+def _previous(plans: Sequence[PlanRecord], plan: PlanRecord, start: datetime) -> _Previous | None:
     """The earlier plan known to have lasted latest."""
     candidates = [_Previous(earlier, _known_end(earlier, start)) for earlier in plans if _is_before(earlier, plan)]
     return max(candidates, key=lambda p: (p.ended_at, p.plan.plan_id), default=None)

@@ -20,7 +20,7 @@ from streams.rules.definition import (
     window_retention,
 )
 from streams.rules.durations import Duration, within
-from streams.rules.state import MissingReport, SubjectState, sorted_records
+from streams.rules.state import MissingReport, SubjectState
 
 
 class LookedAfterThresholds(ParamsModel):
@@ -72,7 +72,7 @@ def evaluate(state: SubjectState, item: RuleInput, params: RepeatMissingParams) 
     trigger = record_with_id(state.missing_reports, item.event_id)
     if trigger is None or not _counts(trigger, params):
         return []
-    qualifying = tuple(report for report in sorted_records(state.missing_reports) if _counts(report, params))
+    qualifying = tuple(report for report in state.missing_reports if _counts(report, params))
     everyone, looked_after = _thresholds(params)
     findings = []
     for end in sorted({report.occurred_at for report in qualifying if report.occurred_at >= trigger.occurred_at}):

@@ -7,7 +7,7 @@ from typing import Any
 
 from schemas.topics import CONTACTS, MISSING_EPISODES
 from streams.processor import RuleProcessor
-from streams.rules import Catalogue
+from streams.rules import Catalogue, decode_state
 from tests.unit.test_streams.factories import CHILD, OTHER_CHILD, RAISED_AT, day, missing_found, missing_reported
 
 MISSING = MISSING_EPISODES.name
@@ -30,7 +30,8 @@ def test_states_reach_the_tables_only_on_flush() -> None:
     processor.apply(missing_reported(day(0)), topic=MISSING, partition=0, raised_at=RAISED_AT)
     assert children == {} and processor.pending_writes == 1
     assert processor.flush() == 1
-    assert children[CHILD]["subject_id"] == CHILD and processor.pending_writes == 0
+    assert processor.pending_writes == 0
+    assert [r.occurred_at for r in decode_state("child", CHILD, children[CHILD]).missing_reports] == [day(0)]
 
 
 def test_a_deadline_fires_when_the_partition_clock_passes_it_on_that_partition_only() -> None:

@@ -134,4 +134,4 @@ def test_deadline_override_and_disable() -> None:
     assert alert.summary.endswith("within 48 hours of being found.")
     disabled = catalogue_from_mapping({RULE: {"enabled": False}}, source="x")
     state, alerts = run_then_advance([found], LATER, MISSING_EPISODES.name, disabled)
-    assert alerts == [] and state.return_interviews == ()
+    assert alerts == [] and state.return_interviews == []

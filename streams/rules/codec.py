@@ -1,0 +1,338 @@
+"""The stored form of a `SubjectState`: compact, versioned bytes for the worker's tables and changelogs.
+
+Version 2 (`STATE_VERSION`) is a msgpack array: the version, then the subject's newest event time and each
+history as lists of positional fields. Times are epoch microseconds, event and alert ids 16 bytes, pseudonyms
+32; the subject's own id is the table key and is not stored again. A Leeds-year child is about a quarter of
+its version-1 JSON.
+
+Version 1 (pydantic JSON, up to commit 83c166b) is read and upgraded, so a worker started on an older
+changelog carries on. A version newer than this code knows is refused with `StateVersionError`: during a
+rolling upgrade an old worker must not guess at a new layout (it stops; the new workers take its partitions).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import msgpack  # type: ignore[import-untyped]
+
+from schemas.errors import SafeguardError
+from schemas.types import SubjectType
+from streams.rules.state import (
+    STATE_VERSION,
+    AlertMark,
+    ContactRecord,
+    DaAnswer,
+    DaContactDuty,
+    IncidentRecord,
+    MissingReport,
+    PlanRecord,
+    ReferralRecord,
+    ReturnInterviewDuty,
+    SeenEvent,
+    SubjectState,
+)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+class StateVersionError(SafeguardError):
+    """A stored state this code cannot read: written by a newer version, or not a state at all."""
+
+
+# --- field packers: each has its exact inverse below -----------------------------------------------
+
+
+def _t(moment: datetime | None) -> int | None:
+    return None if moment is None else (moment - _EPOCH) // _MICROSECOND
+
+
+def _from_t(value: int | None) -> datetime | None:
+    return None if value is None else _EPOCH + timedelta(microseconds=value)
+
+
+def _at(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def _uuid(text: str | None) -> bytes | str | None:
+    """A canonical UUID (lowercase, dashed, as the contract writes event ids) as its 16 bytes; anything else as
+    it is. Decoded back exactly either way."""
+    if (
+        text is None
+        or len(text) != 36
+        or text[8] != "-"
+        or text[13] != "-"
+        or text[18] != "-"
+        or text[23] != "-"
+        or text != text.lower()
+    ):
+        return text
+    try:
+        packed = bytes.fromhex(text.replace("-", ""))
+    except ValueError:
+        return text
+    return packed if len(packed) == 16 else text
+
+
+def _from_uuid(value: bytes | str | None) -> str | None:
+    if not isinstance(value, bytes):
+        return value
+    h = value.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _hex(text: str | None) -> bytes | str | None:
+    """Lowercase hex (alert ids, pseudonyms) as bytes; anything else as it is."""
+    if text is None or len(text) % 2:
+        return text
+    try:
+        packed = bytes.fromhex(text)
+    except ValueError:
+        return text
+    return packed if packed.hex() == text else text
+
+
+def _from_hex(value: bytes | str | None) -> str | None:
+    return value.hex() if isinstance(value, bytes) else value
+
+
+def _day(value: date | None) -> int | None:
+    return None if value is None else value.toordinal()
+
+
+def _from_day(value: int | None) -> date | None:
+    return None if value is None else date.fromordinal(value)
+
+
+# --- version 2 -------------------------------------------------------------------------------------
+
+
+def encode_state(state: SubjectState) -> bytes:
+    """The state as version-2 bytes (what the tables hold)."""
+    u, t = _uuid, _t
+    layout = [
+        STATE_VERSION,
+        t(state.newest_event_at),
+        [[u(s.event_id), t(s.occurred_at)] for s in state.seen],
+        sorted(state.erased),
+        [
+            [u(r.event_id), t(r.occurred_at), r.la_code, r.episode_id, r.looked_after, r.absence_type, r.risk_level]
+            for r in state.missing_reports
+        ],
+        [
+            [d.episode_id, d.la_code, u(d.found_event_id), t(d.found_at), d.looked_after, t(d.interviewed_at)]
+            for d in state.return_interviews
+        ],
+        [
+            [
+                p.plan_id,
+                p.la_code,
+                u(p.start_event_id),
+                t(p.started_at),
+                u(p.end_event_id),
+                t(p.ended_at),
+                p.previous_plans,
+                _day(p.previous_plan_ended_at),
+            ]
+            for p in state.plans
+        ],
+        [[u(r.event_id), t(r.occurred_at), r.la_code, r.contact_id, r.outcome] for r in state.referrals],
+        [[u(c.event_id), t(c.occurred_at), c.la_code, c.contact_id, c.agency_type] for c in state.contacts],
+        [
+            [
+                d.incident_id,
+                u(d.obligation_event_id),
+                t(d.incident_at),
+                _hex(d.household_id),
+                d.la_code,
+                [[u(a.event_id), a.contact_id, t(a.occurred_at)] for a in d.answers],
+            ]
+            for d in state.da_contacts
+        ],
+        [
+            [u(i.event_id), t(i.occurred_at), i.la_code, i.incident_id, i.marac_referral, i.dash_risk]
+            for i in state.incidents
+        ],
+        [[m.rule_id, _hex(m.alert_id), t(m.triggered_at), m.entity] for m in state.alerts],
+    ]
+    packed: bytes = msgpack.packb(layout, use_bin_type=True)
+    return packed
+
+
+def decode_state(subject_type: SubjectType, subject_id: str, stored: bytes | dict[str, Any]) -> SubjectState:
+    """The state stored under `subject_id` in that subject type's table, whichever version wrote it.
+
+    Raises `StateVersionError` for a version newer than this code, or for bytes that are no state.
+    """
+    if isinstance(stored, dict):
+        return _from_v1(subject_type, subject_id, stored)
+    if stored[:1] == b"{":
+        try:
+            obj = json.loads(stored)
+        except ValueError as exc:
+            raise StateVersionError(f"stored state of {subject_type} {subject_id[:8]}… is not valid JSON") from exc
+        return _from_v1(subject_type, subject_id, obj)
+    try:
+        layout = msgpack.unpackb(stored, raw=False, strict_map_key=True)
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+        raise StateVersionError(f"stored state of {subject_type} {subject_id[:8]}… cannot be read: {exc}") from exc
+    if not isinstance(layout, list) or not layout or not isinstance(layout[0], int):
+        raise StateVersionError(f"stored state of {subject_type} {subject_id[:8]}… has no state version")
+    version = layout[0]
+    if version > STATE_VERSION:
+        raise StateVersionError(
+            f"the state of {subject_type} {subject_id[:8]}… was written by a newer worker (state version {version}); "
+            f"this worker reads versions 1 to {STATE_VERSION}. Finish the upgrade: run the newer version on every "
+            "worker of the group (an older worker stops rather than guess)."
+        )
+    if version != STATE_VERSION:
+        raise StateVersionError(f"stored state of {subject_type} {subject_id[:8]}… has unknown version {version}")
+    return _from_v2(subject_type, subject_id, layout)
+
+
+def _from_v2(subject_type: SubjectType, subject_id: str, layout: list[Any]) -> SubjectState:
+    u, t = _from_uuid, _from_t
+    _, newest, seen, erased, missing, interviews, plans, referrals, contacts, da, incidents, marks = layout
+    state = SubjectState(subject_type, subject_id, newest_event_at=t(newest), erased=erased)
+    # Stored in order: the lists are taken as they are, without sorting again.
+    state.keep_seen([SeenEvent(u(e), _at(at)) for e, at in seen])  # type: ignore[arg-type]
+    state.missing_reports = [MissingReport(u(e), _at(at), *rest) for e, at, *rest in missing]  # type: ignore[arg-type]
+    state.return_interviews = [
+        ReturnInterviewDuty(episode, la, u(found_id), t(found_at), looked_after, t(interviewed))
+        for episode, la, found_id, found_at, looked_after, interviewed in interviews
+    ]
+    state.plans = [
+        PlanRecord(plan, la, u(start_id), t(start), u(end_id), t(end), previous, _from_day(previous_end))
+        for plan, la, start_id, start, end_id, end, previous, previous_end in plans
+    ]
+    state.referrals = [ReferralRecord(u(e), _at(at), *rest) for e, at, *rest in referrals]  # type: ignore[arg-type]
+    state.contacts = [ContactRecord(u(e), _at(at), *rest) for e, at, *rest in contacts]  # type: ignore[arg-type]
+    state.da_contacts = [
+        DaContactDuty(
+            incident,
+            u(obligation),
+            t(at),
+            _from_hex(household),
+            la,
+            tuple(DaAnswer(u(e), contact, _at(when)) for e, contact, when in answers),  # type: ignore[arg-type]
+        )
+        for incident, obligation, at, household, la, answers in da
+    ]
+    state.incidents = [IncidentRecord(u(e), _at(at), *rest) for e, at, *rest in incidents]  # type: ignore[arg-type]
+    state.alerts = [
+        AlertMark(rule, _from_hex(alert), _at(at), entity)  # type: ignore[arg-type]
+        for rule, alert, at, entity in marks
+    ]
+    return state
+
+
+# --- version 1: the pydantic JSON of earlier releases ----------------------------------------------
+
+
+def _iso(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def _iso_day(value: str | None) -> date | None:
+    return None if value is None else date.fromisoformat(value)
+
+
+def _iso_at(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def _from_v1(subject_type: SubjectType, subject_id: str, obj: dict[str, Any]) -> SubjectState:
+    """Upgrade a version-1 state (`SubjectState.model_dump(mode="json", exclude_defaults=True)`)."""
+    try:
+        if (obj.get("subject_type"), obj.get("subject_id")) != (subject_type, subject_id):
+            raise StateVersionError(f"stored state under {subject_type} {subject_id[:8]}… is another subject's")
+        return SubjectState(
+            subject_type,
+            subject_id,
+            newest_event_at=_iso(obj.get("newest_event_at")),
+            seen=[SeenEvent(s["event_id"], _iso_at(s["occurred_at"])) for s in obj.get("seen", ())],
+            erased=obj.get("erased", ()),
+            missing_reports=[
+                MissingReport(
+                    r["event_id"],
+                    _iso_at(r["occurred_at"]),
+                    r["la_code"],
+                    r["episode_id"],
+                    r["looked_after"],
+                    r["absence_type"],
+                    r["risk_level"],
+                )
+                for r in obj.get("missing_reports", ())
+            ],
+            return_interviews=[
+                ReturnInterviewDuty(
+                    d["episode_id"],
+                    d.get("la_code"),
+                    d.get("found_event_id"),
+                    _iso(d.get("found_at")),
+                    d.get("looked_after", False),
+                    _iso(d.get("interviewed_at")),
+                )
+                for d in obj.get("return_interviews", ())
+            ],
+            plans=[
+                PlanRecord(
+                    p["plan_id"],
+                    p["la_code"],
+                    p.get("start_event_id"),
+                    _iso(p.get("started_at")),
+                    p.get("end_event_id"),
+                    _iso(p.get("ended_at")),
+                    p.get("previous_plans"),
+                    None
+                    if p.get("previous_plan_ended_at") is None
+                    else date.fromisoformat(p["previous_plan_ended_at"]),
+                )
+                for p in obj.get("plans", ())
+            ],
+            referrals=[
+                ReferralRecord(r["event_id"], _iso_at(r["occurred_at"]), r["la_code"], r["contact_id"], r["outcome"])
+                for r in obj.get("referrals", ())
+            ],
+            contacts=[
+                ContactRecord(c["event_id"], _iso_at(c["occurred_at"]), c["la_code"], c["contact_id"], c["agency_type"])
+                for c in obj.get("contacts", ())
+            ],
+            da_contacts=[
+                DaContactDuty(
+                    d["incident_id"],
+                    d.get("obligation_event_id"),
+                    _iso(d.get("incident_at")),
+                    d.get("household_id"),
+                    d.get("la_code"),
+                    tuple(
+                        DaAnswer(a["event_id"], a["contact_id"], _iso_at(a["occurred_at"]))
+                        for a in d.get("answers", ())
+                    ),
+                )
+                for d in obj.get("da_contacts", ())
+            ],
+            incidents=[
+                IncidentRecord(
+                    i["event_id"],
+                    _iso_at(i["occurred_at"]),
+                    i["la_code"],
+                    i["incident_id"],
+                    i["marac_referral"],
+                    i["dash_risk"],
+                )
+                for i in obj.get("incidents", ())
+            ],
+            alerts=[
+                AlertMark(m["rule_id"], m["alert_id"], _iso_at(m["triggered_at"]), m.get("entity"))
+                for m in obj.get("alerts", ())
+            ],
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StateVersionError(
+            f"stored version-1 state of {subject_type} {subject_id[:8]}… cannot be read: {type(exc).__name__}"
+        ) from exc
