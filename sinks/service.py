@@ -185,6 +185,8 @@ class SinkService:
         self._inflight: tuple[_Batch, Future[None]] | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink-insert")
         self._abandoned = False
+        self._unrewound: str | None = None
+        """Set when the rebalance listener failed before rewinding what it forgot (see `_on_revoked`)."""
         self._stopping = False
         self.stats = SinkStats()
 
@@ -330,6 +332,8 @@ class SinkService:
         except Exception as exc:
             log.debug("the sink's Kafka consumer failed", exc_info=True)
             raise SinkKafkaError(f"the sink's Kafka consumer failed: {type(exc).__name__}: {exc}") from exc
+        if self._unrewound is not None:  # what this poll returned may lie past messages that were never stored
+            raise SinkKafkaError(self._unrewound)
         return polled
 
     # -- batching -------------------------------------------------------------------------------------------
@@ -479,9 +483,12 @@ class SinkService:
         must not raise (kafka-python re-raises from `poll`, which would end the sink). Nothing is stored or
         committed synchronously: an insert that already succeeded has its offsets committed asynchronously
         (unless the partitions are lost: the group has moved on); everything else read is forgotten and read
-        again from the committed offsets by whoever owns the partitions next (the consumer's eager rebalancing
-        revokes every partition, and the new assignment starts from the committed offsets). The tables dedupe by
-        id, so the cost is a re-read, never a loss or a double count."""
+        again by whoever owns the partitions next: a partition that moves starts from its committed offset, and one
+        that comes back to this consumer keeps its position (kafka-python 3.0, eager protocol), so the partitions
+        are rewound here, while still assigned, to the first message forgotten. The tables dedupe by id, so the
+        cost is a re-read, never a loss or a double count. Should this fail before the rewind, the sink stops at
+        its next poll without committing more (`_unrewound`) rather than skip what it forgot."""
+        rewound = False
         try:
             stored: _Batch | None = None
             if self._inflight is not None and not lost:
@@ -490,6 +497,7 @@ class SinkService:
                     self._inflight = None
                     stored = batch
             forgotten = self._forget_uncommitted()
+            rewound = True
             if forgotten:
                 log.warning(
                     "partitions %s: %d messages read but not yet committed will be read again (the tables dedupe "
@@ -506,6 +514,14 @@ class SinkService:
             log.exception("handling the revoked partitions failed; uncommitted messages will be read again")
             self._inflight = None
             self._batch = _Batch()
+            if not rewound:
+                # kafka-python keeps the position of a partition that is assigned again (eager protocol): without
+                # the rewind, the next poll would go on after messages never stored, and the next commit would skip
+                # them. Stopping without committing more is the safe way out: the next sink reads them again.
+                self._unrewound = (
+                    "the rebalance listener failed before rewinding the partitions to the messages it forgot; "
+                    "stopping without committing more, so that none of them is skipped"
+                )
 
     def _forget_uncommitted(self) -> int:
         """Drop the buffered batch and the insert in flight (not waited for: it may still land, and a re-read
