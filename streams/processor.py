@@ -36,7 +36,7 @@ from streams.rules import (
     SubjectState,
     advance,
     evaluate,
-    next_deadline,
+    next_deadlines,
     obligations_from_incident,
     subject_of,
 )
@@ -95,10 +95,9 @@ class RuleProcessor:
 
     def apply(self, item: AgencyEvent | DaObligation, *, topic: str, partition: int, raised_at: datetime) -> Step:
         """Apply one valid input read from `topic`[`partition`]: state, clocks, then any deadlines now due."""
-        self._ensure_index()
-        step = Step()
-        if isinstance(item, DomesticIncidentRecorded):
-            step.obligations = obligations_from_incident(item)
+        if not self._indexed:
+            self._ensure_index()
+        obligations = obligations_from_incident(item) if isinstance(item, DomesticIncidentRecorded) else []
         rule_input: RuleInput = item
         subject_type, subject_id = subject_of(rule_input)
         state = self._load(subject_type, subject_id)
@@ -107,18 +106,25 @@ class RuleProcessor:
         except BaseException:
             self._evict(subject_type, subject_id)
             raise
-        step.outcome = result.outcome
-        step.alerts += result.alerts
+        alerts = result.alerts  # a new list of each evaluation: the step's own
         if result.changed:
-            self._store(result.state, partition)
-        if not isinstance(item, DaObligation) and topic in self._all_clock_topics:
+            # Pruning never drops a duty still waiting: unless a duty was opened, answered, alerted or purged,
+            # the subject's next deadline is still the one indexed.
+            self._store(result.state, partition, index=result.deadlines_changed)
+        if topic in self._all_clock_topics and not isinstance(item, DaObligation):
             key = (topic, partition)
-            self.clocks[key] = self.clocks.get(key, PartitionClock()).observe(
+            clock = self.clocks.get(key)
+            self.clocks[key] = (clock or PartitionClock()).observe(
                 item.occurred_at, wall_clock=raised_at, settings=self.catalogue.deadlines
             )
         for clock_topic in self._clock_topics[subject_type]:
-            step.alerts += self._fire_due((clock_topic, partition), raised_at)
-        return step
+            key = (clock_topic, partition)
+            queue = self._queues.get(key)
+            if queue:
+                clock = self.clocks.get(key)
+                if clock is not None and clock.reading is not None and queue[0][0] <= clock.reading:
+                    alerts += self._fire_due(key, raised_at)
+        return Step(result.outcome, alerts, obligations)
 
     # --- the live clock -----------------------------------------------------------------------------
 
@@ -159,12 +165,14 @@ class RuleProcessor:
     # --- internals ----------------------------------------------------------------------------------
 
     def _fire_due(self, key: ClockKey, raised_at: datetime) -> list[AlertRaised]:
+        queue = self._queues.get(key)
+        if not queue:
+            return []
         clock = self.clocks.get(key)
         subjects = self._deadlines.get(key)
-        if clock is None or clock.reading is None or not subjects:
+        if clock is None or clock.reading is None or not subjects or queue[0][0] > clock.reading:
             return []
         reading = clock.reading
-        queue = self._queues[key]
         due: set[str] = set()
         while queue and queue[0][0] <= reading:
             deadline, subject_id = heapq.heappop(queue)
@@ -209,12 +217,13 @@ class RuleProcessor:
         self._cache.pop((subject_type, subject_id), None)
         self._dirty.pop((subject_type, subject_id), None)
 
-    def _store(self, state: SubjectState, partition: int) -> None:
+    def _store(self, state: SubjectState, partition: int, *, index: bool = True) -> None:
         key = (state.subject_type, state.subject_id)
-        self._cache[key] = state
-        self._cache.move_to_end(key)
+        if self._cache.get(key) is not state:  # a state `_load` took from the cache is already the most recent
+            self._cache[key] = state
         self._dirty[key] = state
-        self._index(state, partition)
+        if index:
+            self._index(state, partition)
 
     @property
     def pending_writes(self) -> int:
@@ -242,9 +251,10 @@ class RuleProcessor:
         self._indexed = False
 
     def _index(self, state: SubjectState, partition: int) -> None:
+        deadlines = next_deadlines(state, self.catalogue)
         for clock_topic in self._clock_topics[state.subject_type]:
             subjects = self._deadlines.setdefault((clock_topic, partition), {})
-            deadline = next_deadline(state, self.catalogue, clock_topic=clock_topic)
+            deadline = deadlines.get(clock_topic)
             if deadline is None:
                 subjects.pop(state.subject_id, None)
             elif subjects.get(state.subject_id) != deadline:
@@ -260,8 +270,11 @@ class RuleProcessor:
             if not self._clock_topics[subject_type]:
                 continue
             for subject_id, stored in list(table.items()):
-                if stored is not None:
+                if stored is not None and (subject_type, subject_id) not in self._dirty:
                     self._index(decode_state(subject_type, subject_id, stored), self.partition_of(subject_id))
+        for state in self._dirty.values():  # changed since the last flush: newer than what the tables hold
+            if self._clock_topics[state.subject_type]:
+                self._index(state, self.partition_of(state.subject_id))
 
 
 def _merge(a: PartitionClock, b: PartitionClock) -> PartitionClock:

@@ -10,7 +10,8 @@ No I/O, no framework imports, no wall clock: time comes in as arguments. The wor
     clock = clocks[topic, partition].observe(event.occurred_at, wall_clock=now, settings=catalogue.deadlines)
     result = advance(state, clock.reading, now, catalogue, clock_topic=topic)      # for each subject now due
 
-Layout: `definitions/` one module per rule (metadata, params model, pure evaluate); `engine`
+Layout: `definitions/` one module per rule (metadata, params model, its condition), built with `builders`
+(window / count rules and deadline rules: cooldown, retention and the window walk derived once); `engine`
 (evaluate/advance, cooldown, alert ids, and the arrival-order guarantees in its docstring);
 `state`, `history` and `codec` (per-subject working state, one declaration per history kind, and
 the compact versioned bytes the tables hold); `clock` (partition clock);
@@ -38,6 +39,7 @@ from streams.rules.engine import (
     evaluate,
     input_id,
     next_deadline,
+    next_deadlines,
     subject_of,
 )
 from streams.rules.obligations import DaObligation, obligations_from_incident
@@ -74,6 +76,7 @@ __all__ = [
     "input_id",
     "load_catalogue",
     "next_deadline",
+    "next_deadlines",
     "obligations_from_incident",
     "subject_of",
 ]

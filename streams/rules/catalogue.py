@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from pydantic import AfterValidator, Field
 
@@ -43,6 +44,15 @@ class DeadlineSettings(ParamsModel):
     )
 
 
+class InputPlan(NamedTuple):
+    """`Catalogue.input_plan`: the history kinds an input type feeds, and the rules it runs (with params, cooldown)."""
+
+    feeds: tuple[HistorySpec, ...]
+    steps: tuple[tuple[RuleDefinition[Any], RuleParams, Duration | None], ...]
+    deadline_kinds: frozenset[HistoryKind]
+    """The fed kinds an enabled deadline rule reads: a change to them may move the subject's next deadline."""
+
+
 @dataclass(frozen=True)
 class Catalogue:
     """Effective parameters per rule id, the deadline settings, and where non-default values came from.
@@ -62,6 +72,8 @@ class Catalogue:
     _mark_retention: Mapping[SubjectType, Mapping[str, tuple[Duration, ...] | None]] = field(
         init=False, repr=False, compare=False
     )
+    _expiry_floor: Mapping[SubjectType, timedelta] = field(init=False, repr=False, compare=False)
+    _input_plans: dict[tuple[str, SubjectType], InputPlan] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         by_id = rules_by_id(self.rules)
@@ -83,6 +95,9 @@ class Catalogue:
         object.__setattr__(self, "_kind_retention", MappingProxyType({k: self._retention_of(k) for k in kinds}))
         marks = {subject: MappingProxyType(self._marks_of(subject)) for subject in ("child", "household")}
         object.__setattr__(self, "_mark_retention", MappingProxyType(marks))
+        floors = {subject: self._shortest_retention(subject) for subject in ("child", "household")}
+        object.__setattr__(self, "_expiry_floor", MappingProxyType(floors))
+        object.__setattr__(self, "_input_plans", {})
 
     @classmethod
     def default(cls) -> Catalogue:
@@ -127,6 +142,41 @@ class Catalogue:
             for rule in self.rules
             if self.is_enabled(rule) and rule.subject_type == subject_type and input_type in rule.input_event_types
         )
+
+    def input_plan(self, input_type: str, subject_type: SubjectType) -> InputPlan:
+        """What the engine does with an input of this type: the histories it feeds, then each rule to run.
+
+        Derived once per input type: the kinds some enabled rule reads that this input can change, and the
+        enabled rules reading it, each with its parameters and effective cooldown.
+        """
+        plan = self._input_plans.get((input_type, subject_type))
+        if plan is None:
+            kinds = self.recorded_kinds(subject_type)
+            feeds = tuple(spec for spec in HISTORY if spec.kind in kinds and input_type in spec.inputs)
+            steps = tuple(
+                (rule, self.params_for(rule), rule.cooldown(self.params_for(rule)))
+                for rule in self.rules_for(input_type, subject_type)
+            )
+            deadline_kinds = frozenset(self.deadline_reads(subject_type)) & {spec.kind for spec in feeds}
+            plan = self._input_plans[(input_type, subject_type)] = InputPlan(feeds, steps, deadline_kinds)
+        return plan
+
+    def earliest_expiry(self, subject_type: SubjectType, moment: datetime) -> datetime:
+        """No earlier than anything kept from `moment` on can expire: `moment` plus the shortest retention in use.
+
+        A lower bound, as one addition: a calendar month counts as 27 days (it is never shorter, clamping
+        to the month's end included), so pruning may be tried a little early, never late.
+        """
+        return moment + self._expiry_floor[subject_type]
+
+    def _shortest_retention(self, subject_type: SubjectType) -> timedelta:
+        """The shortest span pruning measures with (horizon, window histories, alert marks), months as 27 days."""
+        spans = set(self._horizons[subject_type])
+        spans.update(
+            span for spec in HISTORY if spec.retention == "window" for span in self._kind_retention[spec.kind] or ()
+        )
+        spans.update(span for marks in self._marks_of(subject_type).values() for span in marks or ())
+        return min((timedelta(days=27 * span.calendar_months) + span.exact for span in spans), default=timedelta())
 
     def deadline_rules(self, clock_topic: str | None, subject_type: SubjectType) -> tuple[RuleDefinition[Any], ...]:
         """Enabled deadline rules driven by this topic's partition clock (None: by any clock)."""

@@ -34,9 +34,17 @@ class PartitionClock:
     def observe(self, occurred_at: datetime, *, wall_clock: datetime, settings: DeadlineSettings) -> PartitionClock:
         """After applying an event from the partition: the clock is at least its event time, bounded by
         the wall clock plus `max_lead`."""
-        at = min(utc(occurred_at), utc(wall_clock) + settings.max_lead.exact)
-        newest = at if self.newest_event_at is None else max(self.newest_event_at, at)
-        return replace(self, newest_event_at=newest, reading=_latest(self.reading, newest))
+        at = utc(occurred_at)
+        limit = wall_clock + settings.max_lead.exact
+        if at > limit:
+            at = utc(limit)
+        newest = self.newest_event_at
+        if newest is not None and at <= newest:
+            if self.reading is not None and self.reading >= newest:
+                return self  # nothing moves (an event no later than one already applied)
+        else:
+            newest = at
+        return PartitionClock(newest, _latest(self.reading, newest))
 
     def bounded(self, wall_clock: datetime, settings: DeadlineSettings) -> PartitionClock:
         """This clock with nothing later than the wall clock plus `max_lead` (for a clock restored from storage)."""

@@ -21,6 +21,8 @@ import msgpack  # type: ignore[import-untyped]
 from schemas.errors import SafeguardError
 from schemas.types import SubjectType
 from streams.rules.state import (
+    HISTORY_KINDS,
+    NO_RECORDS,
     STATE_VERSION,
     AlertMark,
     ContactRecord,
@@ -58,7 +60,23 @@ def _at(value: int) -> datetime:
     return _EPOCH + timedelta(microseconds=value)
 
 
+_PACKED_IDS: dict[str | None, bytes | str | None] = {}
+_PACKED_IDS_HELD = 1 << 17
+"""Event ids packed lately: a state is written again after each batch that changed it, its ids mostly unchanged."""
+
+
 def _uuid(text: str | None) -> bytes | str | None:
+    """`_pack_uuid`, remembered for the ids packed lately (bounded: forgotten all at once when full)."""
+    try:
+        return _PACKED_IDS[text]
+    except KeyError:
+        if len(_PACKED_IDS) >= _PACKED_IDS_HELD:
+            _PACKED_IDS.clear()
+        packed = _PACKED_IDS[text] = _pack_uuid(text)
+        return packed
+
+
+def _pack_uuid(text: str | None) -> bytes | str | None:
     """A canonical UUID (lowercase, dashed, as the contract writes event ids) as its 16 bytes; anything else as
     it is. Decoded back exactly either way."""
     if (
@@ -113,22 +131,37 @@ def _from_day(value: int | None) -> date | None:
 
 def encode_state(state: SubjectState) -> bytes:
     """The state as version-2 bytes (what the tables hold)."""
-    u, t = _uuid, _t
-    layout = [
+    u, t, epoch, us, none = _uuid, _t, _EPOCH, _MICROSECOND, _NOTHING
+    known = _PACKED_IDS.get  # ids packed lately, looked up inline (what `_uuid` would answer)
+    layout = (
         STATE_VERSION,
         t(state.newest_event_at),
-        [[u(s.event_id), t(s.occurred_at)] for s in state.seen],
-        sorted(state.erased),
+        [((known(s.event_id) or u(s.event_id)), (s.occurred_at - epoch) // us) for s in state.seen]
+        if state.seen
+        else none,
+        sorted(state.erased) if state.erased else none,
         [
-            [u(r.event_id), t(r.occurred_at), r.la_code, r.episode_id, r.looked_after, r.absence_type, r.risk_level]
+            (
+                (known(r.event_id) or u(r.event_id)),
+                (r.occurred_at - epoch) // us,
+                r.la_code,
+                r.episode_id,
+                r.looked_after,
+                r.absence_type,
+                r.risk_level,
+            )
             for r in state.missing_reports
-        ],
+        ]
+        if state.missing_reports
+        else none,
         [
-            [d.episode_id, d.la_code, u(d.found_event_id), t(d.found_at), d.looked_after, t(d.interviewed_at)]
+            (d.episode_id, d.la_code, u(d.found_event_id), t(d.found_at), d.looked_after, t(d.interviewed_at))
             for d in state.return_interviews
-        ],
+        ]
+        if state.return_interviews
+        else none,
         [
-            [
+            (
                 p.plan_id,
                 p.la_code,
                 u(p.start_event_id),
@@ -137,30 +170,68 @@ def encode_state(state: SubjectState) -> bytes:
                 t(p.ended_at),
                 p.previous_plans,
                 _day(p.previous_plan_ended_at),
-            ]
+            )
             for p in state.plans
-        ],
-        [[u(r.event_id), t(r.occurred_at), r.la_code, r.contact_id, r.outcome] for r in state.referrals],
-        [[u(c.event_id), t(c.occurred_at), c.la_code, c.contact_id, c.agency_type] for c in state.contacts],
+        ]
+        if state.plans
+        else none,
         [
-            [
+            ((known(r.event_id) or u(r.event_id)), (r.occurred_at - epoch) // us, r.la_code, r.contact_id, r.outcome)
+            for r in state.referrals
+        ]
+        if state.referrals
+        else none,
+        [
+            (
+                (known(c.event_id) or u(c.event_id)),
+                (c.occurred_at - epoch) // us,
+                c.la_code,
+                c.contact_id,
+                c.agency_type,
+            )
+            for c in state.contacts
+        ]
+        if state.contacts
+        else none,
+        [
+            (
                 d.incident_id,
                 u(d.obligation_event_id),
                 t(d.incident_at),
                 _hex(d.household_id),
                 d.la_code,
-                [[u(a.event_id), a.contact_id, t(a.occurred_at)] for a in d.answers],
-            ]
+                [
+                    ((known(a.event_id) or u(a.event_id)), a.contact_id, (a.occurred_at - epoch) // us)
+                    for a in d.answers
+                ],
+            )
             for d in state.da_contacts
-        ],
+        ]
+        if state.da_contacts
+        else none,
         [
-            [u(i.event_id), t(i.occurred_at), i.la_code, i.incident_id, i.marac_referral, i.dash_risk]
+            (
+                (known(i.event_id) or u(i.event_id)),
+                (i.occurred_at - epoch) // us,
+                i.la_code,
+                i.incident_id,
+                i.marac_referral,
+                i.dash_risk,
+            )
             for i in state.incidents
-        ],
-        [[m.rule_id, _hex(m.alert_id), t(m.triggered_at), m.entity] for m in state.alerts],
-    ]
-    packed: bytes = msgpack.packb(layout, use_bin_type=True)
+        ]
+        if state.incidents
+        else none,
+        [(m.rule_id, _hex(m.alert_id), (m.triggered_at - epoch) // us, m.entity) for m in state.alerts]
+        if state.alerts
+        else none,
+    )
+    packed: bytes = msgpack.packb(layout, use_bin_type=True)  # tuples are packed as arrays, as lists are
     return packed
+
+
+_NOTHING: tuple[()] = ()
+"""An empty part of the layout (packed as an empty array)."""
 
 
 def decode_state(subject_type: SubjectType, subject_id: str, stored: bytes | dict[str, Any]) -> SubjectState:
@@ -227,7 +298,13 @@ def _from_v2(subject_type: SubjectType, subject_id: str, layout: list[Any]) -> S
         AlertMark(rule, _from_hex(alert), _at(at), entity)  # type: ignore[arg-type]
         for rule, alert, at, entity in marks
     ]
+    for kind in _LISTS:
+        if not getattr(state, kind):
+            setattr(state, kind, NO_RECORDS)  # the shared empty history
     return state
+
+
+_LISTS = (*HISTORY_KINDS, "alerts")
 
 
 # --- version 1: the pydantic JSON of earlier releases ----------------------------------------------

@@ -2,14 +2,14 @@
 
 A rule never raises an alert itself. Its `evaluate` (and, for deadline rules, `due`) returns
 `Finding`s: "the condition holds at this event time, with this evidence". The engine then applies
-what is shared by every rule (cooldown, one alert per entity, deterministic ids), so each rule
-module stays a few dozen lines of the rule's own logic.
+what is shared by every rule (cooldown, one alert per entity, deterministic ids). Window, count and
+deadline rules are built by `streams.rules.builders`, so their modules state only their condition.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeAlias, TypeVar
@@ -27,9 +27,9 @@ from schemas.events import (
     MissingReturnInterview,
 )
 from schemas.types import Severity, SubjectType
-from streams.rules.durations import Duration, within
+from streams.rules.durations import Duration
 from streams.rules.obligations import DaObligation
-from streams.rules.state import HistoryKind, SubjectState, Timed
+from streams.rules.state import HistoryKind, SubjectState
 
 RuleInput: TypeAlias = (
     ContactReceived
@@ -68,7 +68,6 @@ class RuleParams(ParamsModel):
 
 
 P = TypeVar("P", bound=RuleParams)
-_Record = TypeVar("_Record", bound=Timed)
 
 
 @dataclass(frozen=True)
@@ -141,30 +140,6 @@ def window_retention(window: Duration, cooldown: Duration) -> tuple[Duration, ..
 
 def utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
-
-
-def windows_through(
-    records: Sequence[_Record], trigger: Timed, window: Duration
-) -> Iterator[tuple[datetime, tuple[_Record, ...]]]:
-    """Every closed window of length `window` that ends at an event time and contains `trigger`.
-
-    rules.md: a count rule holds when enough events fall in *some* closed interval of length W that
-    contains the event being processed. Such an interval can always be slid to end at its latest
-    event τ, so it is enough to look at each event time τ with trigger ≤ τ ≤ trigger + W, and count
-    the records y with y ≤ τ ≤ y + W. A late event is therefore counted where it belongs in time.
-    `records` are in event-time order (as the state keeps them). Yields (τ, records in that window),
-    earliest τ first.
-    """
-    start = trigger.occurred_at
-    last = window.after(start)
-    ends = sorted({r.occurred_at for r in records if start <= r.occurred_at <= last})
-    for end in ends:
-        yield end, tuple(r for r in records if within(r.occurred_at, end, window))
-
-
-def record_with_id(records: Sequence[_Record], event_id: str) -> _Record | None:
-    """The stored record of this event, or None when the state did not keep it (too late for this history)."""
-    return next((record for record in reversed(records) if record.event_id == event_id), None)
 
 
 def alert_id(rule_id: str, subject_type: SubjectType, subject_id: str, evidence_event_ids: tuple[str, ...]) -> str:

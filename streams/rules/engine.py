@@ -56,10 +56,8 @@ purges (an erasure is always applied).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Any, Literal, NamedTuple
 
 from schemas.alerts import AlertRaised
 from schemas.events import CpPlanEnded, CpPlanStarted, DomesticIncidentRecorded
@@ -67,7 +65,7 @@ from schemas.types import SubjectType
 from streams.rules.catalogue import Catalogue
 from streams.rules.definition import Finding, RuleDefinition, RuleInput, alert_id, utc
 from streams.rules.durations import Duration, reaches, within
-from streams.rules.history import erase, erasure_key, holds_event, prune, record
+from streams.rules.history import erase, erasure_key, holds_event, prune
 from streams.rules.obligations import DaObligation
 from streams.rules.state import AlertMark, SubjectState
 
@@ -76,17 +74,19 @@ Outcome = Literal["applied", "duplicate", "too_late", "purged", "erased", "advan
 was erased; a purge applied; or (for `advance`) the clock applied."""
 
 
-@dataclass(frozen=True)
-class Evaluation:
+class Evaluation(NamedTuple):
     """The subject's state (the one passed in, changed in place, or a new one) and the alerts to publish.
 
     `changed` says whether the state must be stored again; alerts are in `triggered_at` order.
+    `deadlines_changed` is False when no duty a deadline rule reads was opened, answered or alerted (the
+    subject's `next_deadline` is then what it was).
     """
 
     state: SubjectState
     alerts: list[AlertRaised]
     outcome: Outcome
     changed: bool = True
+    deadlines_changed: bool = True
 
 
 class SubjectMismatch(ValueError):
@@ -111,42 +111,56 @@ def evaluate(state: SubjectState | None, item: RuleInput, raised_at: datetime, c
     The state passed in is changed in place (take `state.copy()` first to keep the old one).
     `raised_at` is the processing time written on any alert; nothing here reads a clock.
     """
-    _require_aware(raised_at, "raised_at")
+    if raised_at.tzinfo is not UTC:
+        _require_aware(raised_at, "raised_at")
     subject_type, subject_id = subject_of(item)
-    current = SubjectState.empty(subject_type, subject_id) if state is None else state
-    if current.subject_id != subject_id or current.subject_type != subject_type:
-        raise SubjectMismatch(
-            f"state of {current.subject_type} {current.subject_id} given an input about {subject_type} {subject_id}"
-        )
+    if state is None:
+        current = SubjectState.empty(subject_type, subject_id)
+    else:
+        current = state
+        if current.subject_id != subject_id or current.subject_type != subject_type:
+            raise SubjectMismatch(
+                f"state of {current.subject_type} {current.subject_id} given an input about {subject_type} {subject_id}"
+            )
     if item.purge:
         erase(current, erasure_key(item))
         _tidy(current, catalogue)
         return Evaluation(current, [], "purged")
     event_id = input_id(item)
     if current.has_seen(event_id) or (current.plans and holds_event(current, event_id)):
-        return Evaluation(current, [], "duplicate", changed=False)
+        return Evaluation(current, [], "duplicate", False, False)
     occurred_at = utc(item.occurred_at)
     newest = current.newest_event_at
-    if (
-        newest is not None
-        and occurred_at < newest
+    if newest is None or occurred_at > newest:
+        current.newest_event_at = newest = occurred_at
+    elif (
+        occurred_at < newest
         and not isinstance(item, CpPlanStarted | CpPlanEnded)  # plans are kept for ever: never too late
         and not reaches(occurred_at, catalogue.horizon(subject_type), newest)
     ):
-        return Evaluation(current, [], "too_late", changed=False)
+        return Evaluation(current, [], "too_late", False, False)
     current.add_seen(event_id, occurred_at)
-    if newest is None or occurred_at > newest:
-        current.newest_event_at = occurred_at
     if current.erased and erasure_key(item) in current.erased:
         _tidy(current, catalogue)
-        return Evaluation(current, [], "erased")
-    record(current, item, catalogue.history(subject_type))
+        return Evaluation(current, [], "erased", True, False)
+    plan = catalogue.input_plan(item.event_type, subject_type)
+    deadlines_changed = False
+    for spec in plan.feeds:
+        if spec.feed(current, item, occurred_at) and spec.kind in plan.deadline_kinds:
+            deadlines_changed = True
     alerts: list[AlertRaised] = []
-    for rule in catalogue.rules_for(item.event_type, subject_type):
-        params = catalogue.params_for(rule)
-        alerts += _raise(current, rule, params, rule.evaluate(current, item, params), raised_at)
-    _tidy(current, catalogue)
-    return Evaluation(current, _in_time_order(alerts), "applied")
+    for rule, params, cooldown in plan.steps:
+        findings = rule.evaluate(current, item, params)
+        if findings:
+            raised = _raise(current, rule, params, cooldown, findings, raised_at)
+            if raised:
+                alerts += raised
+                deadlines_changed = deadlines_changed or rule.deadline is not None
+    if current.touched is not None or current.prune_after is None or newest > current.prune_after:
+        _tidy(current, catalogue)
+    if len(alerts) > 1:
+        alerts.sort(key=_alert_order)
+    return Evaluation(current, alerts, "applied", True, deadlines_changed)
 
 
 def advance(
@@ -161,56 +175,100 @@ def advance(
     _require_aware(clock, "clock")
     _require_aware(raised_at, "raised_at")
     alerts: list[AlertRaised] = []
+    at = utc(clock)
     for rule in catalogue.deadline_rules(clock_topic, state.subject_type):
         assert rule.deadline is not None
         params = catalogue.params_for(rule)
-        alerts += _raise(state, rule, params, rule.deadline.due(state, utc(clock), params), raised_at)
+        findings = rule.deadline.due(state, at, params)
+        if findings:
+            alerts += _raise(state, rule, params, rule.cooldown(params), findings, raised_at)
     _tidy(state, catalogue)
-    return Evaluation(state, _in_time_order(alerts), "advanced")
+    if len(alerts) > 1:
+        alerts.sort(key=_alert_order)
+    return Evaluation(state, alerts, "advanced")
 
 
 def next_deadline(state: SubjectState, catalogue: Catalogue, *, clock_topic: str) -> datetime | None:
     """The earliest deadline still open on this state for rules driven by `clock_topic` (for the worker's index)."""
-    if not any(getattr(state, kind) for kind in catalogue.deadline_reads(state.subject_type)):
-        return None  # no record any deadline rule reads: nothing can be due (most subjects)
-    deadlines = [deadline for _, deadline in _open_duties(state, catalogue, clock_topic)]
-    return min(deadlines, default=None)
+    earliest: datetime | None = None
+    for _, deadline in _open_duties(state, catalogue, clock_topic):
+        if earliest is None or deadline < earliest:
+            earliest = deadline
+    return earliest
 
 
-def _open_duties(state: SubjectState, catalogue: Catalogue, clock_topic: str | None) -> Iterable[tuple[str, datetime]]:
-    for rule in catalogue.deadline_rules(clock_topic, state.subject_type):
+def next_deadlines(state: SubjectState, catalogue: Catalogue) -> dict[str, datetime]:
+    """`next_deadline` for every clock topic at once: topic -> earliest open deadline (topics with none left out)."""
+    earliest: dict[str, datetime] = {}
+    for rule in catalogue.deadline_rules(None, state.subject_type):
         assert rule.deadline is not None
-        if not any(getattr(state, kind) for kind in rule.reads):
-            continue  # nothing this rule reads is held: no duty (the common case, without calling the rule)
-        alerted = {mark.entity for mark in state.alerts if mark.rule_id == rule.rule_id}
-        for entity, deadline in rule.deadline.pending(state, catalogue.params_for(rule)):
-            if entity not in alerted:
-                yield entity, deadline
+        topic = rule.deadline.clock_topic
+        for _, deadline in _open_duties_of(state, catalogue, rule):
+            current = earliest.get(topic)
+            if current is None or deadline < current:
+                earliest[topic] = deadline
+    return earliest
+
+
+def _open_duties(state: SubjectState, catalogue: Catalogue, clock_topic: str | None) -> list[tuple[str, datetime]]:
+    duties: list[tuple[str, datetime]] = []
+    for rule in catalogue.deadline_rules(clock_topic, state.subject_type):
+        duties += _open_duties_of(state, catalogue, rule)
+    return duties
+
+
+def _open_duties_of(state: SubjectState, catalogue: Catalogue, rule: RuleDefinition[Any]) -> list[tuple[str, datetime]]:
+    """(entity, deadline) of the rule's duties not answered in time and not alerted yet."""
+    for kind in rule.reads:
+        if getattr(state, kind):
+            break
+    else:
+        return []  # nothing this rule reads is held: no duty (the common case, without calling the rule)
+    assert rule.deadline is not None
+    pending = rule.deadline.pending(state, catalogue.params_for(rule))
+    if not pending or not state.alerts:
+        return pending
+    alerted = {mark.entity for mark in state.alerts if mark.rule_id == rule.rule_id}
+    return [(entity, at) for entity, at in pending if entity not in alerted] if alerted else pending
 
 
 def _raise(
-    state: SubjectState, rule: RuleDefinition[Any], params: Any, findings: list[Finding], raised_at: datetime
+    state: SubjectState,
+    rule: RuleDefinition[Any],
+    params: Any,
+    cooldown: Duration | None,
+    findings: list[Finding],
+    raised_at: datetime,
 ) -> list[AlertRaised]:
     """Findings become alerts, earliest first, unless the cooldown or an alert on the same entity holds them back.
 
     Each alert raised leaves its mark on `state` (cooldowns, one alert per entity).
     """
-    if not findings:
-        return []
-    cooldown = rule.cooldown(params)
     marks = state.marks_for(rule.rule_id)
     alerts: list[AlertRaised] = []
-    for finding in sorted(findings, key=lambda f: (f.triggered_at, f.evidence_event_ids)):
-        if _held_back(finding, marks, cooldown):
+    if len(findings) > 1:
+        findings = sorted(findings, key=_finding_order)
+    for finding in findings:
+        if marks and _held_back(finding, marks, cooldown):
             continue
         alert = _alert(state, rule, finding, raised_at)
         mark = AlertMark(rule.rule_id, alert.alert_id, finding.triggered_at, finding.entity)
         marks.append(mark)
-        state.alerts.append(mark)
+        state.add_mark(mark)
         alerts.append(alert)
-    if alerts:
-        state.prune_after = None  # a mark may expire sooner than what was held, and a duty may stop pending
+        if rule.deadline is not None:
+            state.prune_after = None  # its duty stops waiting: kept from its own (earlier) moment now
+        else:
+            state.touch(finding.triggered_at)  # the mark is kept from its trigger time
     return alerts
+
+
+def _finding_order(finding: Finding) -> tuple[datetime, tuple[str, ...]]:
+    return (finding.triggered_at, finding.evidence_event_ids)
+
+
+def _alert_order(alert: AlertRaised) -> tuple[datetime, str, str]:
+    return (alert.triggered_at, alert.rule_id, alert.alert_id)
 
 
 def _held_back(finding: Finding, marks: list[AlertMark], cooldown: Duration | None) -> bool:
@@ -241,22 +299,28 @@ def _alert(state: SubjectState, rule: RuleDefinition[Any], finding: Finding, rai
     )
 
 
-def _in_time_order(alerts: list[AlertRaised]) -> list[AlertRaised]:
-    return sorted(alerts, key=lambda alert: (alert.triggered_at, alert.rule_id, alert.alert_id))
-
-
 def _tidy(state: SubjectState, catalogue: Catalogue) -> None:
     """Prune with the catalogue's retentions; duties still open are kept whatever their age.
 
-    Skipped while nothing held can have expired (`prune_after`, set by the last prune).
+    Skipped while nothing held can have expired: `prune_after` (set by the last prune), lowered by the
+    shortest retention after `touched` (the earliest moment anything added since is kept from).
     """
     newest = state.newest_event_at
-    if newest is None or (state.prune_after is not None and newest <= state.prune_after):
+    if newest is None:
         return
-    horizon = catalogue.horizon(state.subject_type)
+    prune_after = state.prune_after
+    touched = state.touched
+    if touched is not None:
+        state.touched = None
+        if prune_after is not None:
+            floor = catalogue.earliest_expiry(state.subject_type, touched)
+            if floor < prune_after:
+                state.prune_after = prune_after = floor
+    if prune_after is not None and newest <= prune_after:
+        return
     prune(
         state,
-        horizon=horizon,
+        horizon=catalogue.horizon(state.subject_type),
         kind_retention=catalogue.kind_retention,
         pending_entities=lambda: frozenset(entity for entity, _ in _open_duties(state, catalogue, None)),
         mark_retention=catalogue.mark_retention(state.subject_type),

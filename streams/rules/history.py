@@ -15,7 +15,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from schemas.events import (
@@ -29,10 +29,12 @@ from schemas.events import (
     MissingReturnInterview,
 )
 from schemas.types import REFERRAL_OUTCOMES
-from streams.rules.definition import RuleInput, utc
+from streams.rules.definition import RuleInput
 from streams.rules.durations import Duration
 from streams.rules.obligations import DaObligation
 from streams.rules.state import (
+    NEVER,
+    NO_RECORDS,
     ContactRecord,
     DaAnswer,
     DaContactDuty,
@@ -47,9 +49,6 @@ from streams.rules.state import (
     time_key,
 )
 
-NEVER = datetime.max.replace(tzinfo=UTC)
-"""`SubjectState.prune_after` when nothing held can ever expire."""
-
 Retention = Literal["window", "until_resolved", "forever"]
 """window: the kind's readers' retention from its event time; until_resolved: the subject's horizon, but never
 while its deadline is pending; forever: never pruned (CP plans: "ever" needs the whole history)."""
@@ -60,8 +59,10 @@ class HistorySpec:
     """One history kind: how inputs feed it, what entity each record is about, how long it is kept."""
 
     kind: HistoryKind
-    feed: Callable[[SubjectState, Any], bool]
-    """Change the state's records of this kind for an input; True when something changed. Called for every input."""
+    inputs: frozenset[str]
+    """The input types (`event_type`) that can change this kind: `feed` is called only for those."""
+    feed: Callable[[SubjectState, Any, datetime], bool]
+    """Change the state's records of this kind for an input at its event time (UTC); True when something changed."""
     entity: Callable[[Any], str]
     """The purge tombstone (`episode:<id>`, ...) that removes a record."""
     moment: Callable[[Any], datetime | None]
@@ -89,50 +90,61 @@ def erasure_key(item: RuleInput) -> str:
 # --- how each kind is fed ----------------------------------------------------------------------------
 
 
-def _append(state: SubjectState, records: list[Any], record: Any) -> bool:
-    """Insert a time-ordered record. Only a record that becomes the oldest can expire sooner than what was held."""
-    if not records or time_key(record) < time_key(records[0]):
-        state.prune_after = None
+def _appended(state: SubjectState, records: list[Any], record: Any) -> list[Any]:
+    """`records` with a time-ordered record inserted (a new list for an empty history, which is shared).
+
+    Only a record that becomes the oldest can expire sooner than what was held.
+    """
+    if not records:
+        state.touch(record.occurred_at)
+        return [record]
+    if record.occurred_at > records[-1].occurred_at:
+        records.append(record)  # the common case: the subject's newest event
+        return records
+    if time_key(record) < time_key(records[0]):
+        state.touch(record.occurred_at)
     insert_in_time_order(records, record)
-    return True
+    return records
 
 
-def _feed_missing_reports(state: SubjectState, item: Any) -> bool:
+def _feed_missing_reports(state: SubjectState, item: Any, at: datetime) -> bool:
     if not isinstance(item, MissingReported):
         return False
     report = MissingReport(
         item.event_id,
-        utc(item.occurred_at),
+        at,
         item.la_code,
         item.episode_id,
         item.looked_after,
         item.absence_type,
         item.risk_level,
     )
-    return _append(state, state.missing_reports, report)
+    state.missing_reports = _appended(state, state.missing_reports, report)
+    return True
 
 
-def _feed_contacts(state: SubjectState, item: Any) -> bool:
+def _feed_contacts(state: SubjectState, item: Any, at: datetime) -> bool:
     if not isinstance(item, ContactReceived):
         return False
-    contact = ContactRecord(item.event_id, utc(item.occurred_at), item.la_code, item.contact_id, item.agency_type)
-    return _append(state, state.contacts, contact)
+    contact = ContactRecord(item.event_id, at, item.la_code, item.contact_id, item.agency_type)
+    state.contacts = _appended(state, state.contacts, contact)
+    return True
 
 
-def _feed_referrals(state: SubjectState, item: Any) -> bool:
+def _feed_referrals(state: SubjectState, item: Any, at: datetime) -> bool:
     if not isinstance(item, ContactDecided) or item.outcome not in REFERRAL_OUTCOMES:
         return False
-    referral = ReferralRecord(item.event_id, utc(item.occurred_at), item.la_code, item.contact_id, item.outcome)
-    return _append(state, state.referrals, referral)
+    referral = ReferralRecord(item.event_id, at, item.la_code, item.contact_id, item.outcome)
+    state.referrals = _appended(state, state.referrals, referral)
+    return True
 
 
-def _feed_incidents(state: SubjectState, item: Any) -> bool:
+def _feed_incidents(state: SubjectState, item: Any, at: datetime) -> bool:
     if not isinstance(item, DomesticIncidentRecorded):
         return False
-    incident = IncidentRecord(
-        item.event_id, utc(item.occurred_at), item.la_code, item.incident_id, item.marac_referral, item.dash_risk
-    )
-    return _append(state, state.incidents, incident)
+    incident = IncidentRecord(item.event_id, at, item.la_code, item.incident_id, item.marac_referral, item.dash_risk)
+    state.incidents = _appended(state, state.incidents, incident)
+    return True
 
 
 def _earlier(candidate: tuple[datetime, str], current: tuple[datetime | None, str | None]) -> bool:
@@ -141,13 +153,16 @@ def _earlier(candidate: tuple[datetime, str], current: tuple[datetime | None, st
     return time is None or event_id is None or candidate < (time, event_id)
 
 
-def _put(records: list[Any], entity_id: str, record: Any, key: Callable[[Any], str]) -> None:
-    """Insert or replace the record of `entity_id` in a list kept in entity-id order."""
+def _put(records: list[Any], entity_id: str, record: Any, key: Callable[[Any], str]) -> list[Any]:
+    """`records` with the record of `entity_id` inserted or replaced, in entity-id order (a new list if empty)."""
+    if not records:
+        return [record]
     at = bisect_left(records, entity_id, key=key)
     if at < len(records) and key(records[at]) == entity_id:
         records[at] = record
     else:
         records.insert(at, record)
+    return records
 
 
 def _find(records: list[Any], entity_id: str, key: Callable[[Any], str]) -> Any:
@@ -167,10 +182,9 @@ def _plan_of(plan: PlanRecord) -> str:
     return plan.plan_id
 
 
-def _feed_return_interviews(state: SubjectState, item: Any) -> bool:
+def _feed_return_interviews(state: SubjectState, item: Any, at: datetime) -> bool:
     if not isinstance(item, MissingFound | MissingReturnInterview):
         return False
-    at = utc(item.occurred_at)
     duty = _find(state.return_interviews, item.episode_id, _episode_of) or ReturnInterviewDuty(item.episode_id)
     if isinstance(item, MissingFound):
         if _earlier((at, item.event_id), (duty.found_at, duty.found_event_id)):
@@ -179,14 +193,13 @@ def _feed_return_interviews(state: SubjectState, item: Any) -> bool:
             )
     elif duty.interviewed_at is None or at < duty.interviewed_at:
         duty = duty._replace(interviewed_at=at)
-    _put(state.return_interviews, item.episode_id, duty, _episode_of)
-    state.prune_after = None  # a duty's deadline may have opened or closed
+    state.return_interviews = _put(state.return_interviews, item.episode_id, duty, _episode_of)
+    state.touch(duty.found_at or duty.interviewed_at or at)  # its deadline may have closed: kept from its moment
     return True
 
 
-def _feed_da_contacts(state: SubjectState, item: Any) -> bool:
+def _feed_da_contacts(state: SubjectState, item: Any, at: datetime) -> bool:
     if isinstance(item, DaObligation):
-        at = utc(item.occurred_at)
         duty = _find(state.da_contacts, item.incident_id, _incident_of) or DaContactDuty(item.incident_id)
         if _earlier((at, item.source_event_id), (duty.incident_at, duty.obligation_event_id)):
             duty = duty._replace(
@@ -198,21 +211,20 @@ def _feed_da_contacts(state: SubjectState, item: Any) -> bool:
         incident_id = item.incident_id
     elif isinstance(item, ContactReceived) and item.linked_incident_id is not None:
         incident_id = item.linked_incident_id
-        answer = DaAnswer(item.event_id, item.contact_id, utc(item.occurred_at))
+        answer = DaAnswer(item.event_id, item.contact_id, at)
         duty = _find(state.da_contacts, incident_id, _incident_of) or DaContactDuty(incident_id)
         answers = sorted((*duty.answers, answer), key=lambda a: (a.occurred_at, a.event_id))
         duty = duty._replace(answers=tuple(answers))
     else:
         return False
-    _put(state.da_contacts, incident_id, duty, _incident_of)
-    state.prune_after = None
+    state.da_contacts = _put(state.da_contacts, incident_id, duty, _incident_of)
+    state.touch(duty.incident_at or duty.answered_at or at)  # as for return interviews
     return True
 
 
-def _feed_plans(state: SubjectState, item: Any) -> bool:
+def _feed_plans(state: SubjectState, item: Any, at: datetime) -> bool:
     if not isinstance(item, CpPlanStarted | CpPlanEnded):
         return False
-    at = utc(item.occurred_at)
     plan = _find(state.plans, item.plan_id, _plan_of) or PlanRecord(item.plan_id, item.la_code)
     if isinstance(item, CpPlanStarted):
         if _earlier((at, item.event_id), (plan.started_at, plan.start_event_id)):
@@ -225,7 +237,7 @@ def _feed_plans(state: SubjectState, item: Any) -> bool:
             )
     elif _earlier((at, item.event_id), (plan.ended_at, plan.end_event_id)):
         plan = plan._replace(ended_at=at, end_event_id=item.event_id)
-    _put(state.plans, item.plan_id, plan, _plan_of)
+    state.plans = _put(state.plans, item.plan_id, plan, _plan_of)
     return True
 
 
@@ -237,6 +249,7 @@ def _without_answers_of(duty: DaContactDuty, key: str) -> DaContactDuty:
 HISTORY: tuple[HistorySpec, ...] = (
     HistorySpec(
         kind="missing_reports",
+        inputs=frozenset({"missing.reported"}),
         feed=_feed_missing_reports,
         entity=lambda r: f"episode:{r.episode_id}",
         moment=lambda r: r.occurred_at,
@@ -245,6 +258,7 @@ HISTORY: tuple[HistorySpec, ...] = (
     ),
     HistorySpec(
         kind="return_interviews",
+        inputs=frozenset({"missing.found", "missing.return_interview"}),
         feed=_feed_return_interviews,
         entity=lambda d: f"episode:{d.episode_id}",
         moment=lambda d: d.found_at or d.interviewed_at,
@@ -253,6 +267,7 @@ HISTORY: tuple[HistorySpec, ...] = (
     ),
     HistorySpec(
         kind="plans",
+        inputs=frozenset({"cp_plan.started", "cp_plan.ended"}),
         feed=_feed_plans,
         entity=lambda p: f"plan:{p.plan_id}",
         moment=lambda p: None,
@@ -261,6 +276,7 @@ HISTORY: tuple[HistorySpec, ...] = (
     ),
     HistorySpec(
         kind="referrals",
+        inputs=frozenset({"contact.decided"}),
         feed=_feed_referrals,
         entity=lambda r: f"contact:{r.contact_id}",
         moment=lambda r: r.occurred_at,
@@ -269,6 +285,7 @@ HISTORY: tuple[HistorySpec, ...] = (
     ),
     HistorySpec(
         kind="contacts",
+        inputs=frozenset({"contact.received"}),
         feed=_feed_contacts,
         entity=lambda c: f"contact:{c.contact_id}",
         moment=lambda c: c.occurred_at,
@@ -277,6 +294,7 @@ HISTORY: tuple[HistorySpec, ...] = (
     ),
     HistorySpec(
         kind="da_contacts",
+        inputs=frozenset({"da_obligation", "contact.received"}),
         feed=_feed_da_contacts,
         entity=lambda d: f"incident:{d.incident_id}",
         moment=lambda d: d.incident_at or d.answered_at,
@@ -286,6 +304,7 @@ HISTORY: tuple[HistorySpec, ...] = (
     ),
     HistorySpec(
         kind="incidents",
+        inputs=frozenset({"domestic_incident.recorded"}),
         feed=_feed_incidents,
         entity=lambda i: f"incident:{i.incident_id}",
         moment=lambda i: i.occurred_at,
@@ -296,11 +315,14 @@ HISTORY: tuple[HistorySpec, ...] = (
 """Every history kind, once. `state.HISTORY_KINDS` lists the same names in the same order."""
 
 
-def record(state: SubjectState, item: RuleInput, specs: tuple[HistorySpec, ...]) -> bool:
-    """Add this input's facts to every history in `specs` (the kinds some enabled rule reads); True if any changed."""
+def record(state: SubjectState, item: RuleInput, at: datetime, specs: tuple[HistorySpec, ...]) -> bool:
+    """Add this input's facts (at its event time `at`, UTC) to every history in `specs`; True if any changed.
+
+    `specs` are the kinds some enabled rule reads that this input type can change (`Catalogue.feeds`).
+    """
     changed = False
     for spec in specs:
-        changed = spec.feed(state, item) or changed
+        changed = spec.feed(state, item, at) or changed
     return changed
 
 
@@ -315,21 +337,27 @@ def erase(state: SubjectState, key: str) -> None:
     Alerts already raised stay (they are never retracted), and so do their cooldown marks. An erased
     entity's later events are ignored by the engine (the tombstone), whatever order they arrive in.
     """
-    state.erased.add(key)
+    state.erased = state.erased | {key}
     for spec in HISTORY:
         records: list[Any] = getattr(state, spec.kind)
         kept = [r for r in records if spec.entity(r) != key]
         if spec.erase_part is not None:
             kept = [spec.erase_part(r, key) for r in kept]
-        setattr(state, spec.kind, kept)
+        setattr(state, spec.kind, kept or NO_RECORDS)
     state.prune_after = None
 
 
 def _expiry(moment: datetime, spans: tuple[Duration, ...]) -> datetime:
-    """The last `newest_event_at` at which a record of this time is still kept (`reaches`, solved for newest)."""
-    if len(spans) == 1:
-        return spans[0].after(moment)
-    return max(span.after(moment) for span in spans)
+    """The last `newest_event_at` at which a record of this time is still kept (`reaches`, solved for newest).
+
+    No spans (a subject type no rule of the catalogue needs history for): a zero horizon, as `reaches` has it.
+    """
+    latest = moment
+    for span in spans:
+        at = span.after(moment)
+        if at > latest:
+            latest = at
+    return latest
 
 
 def prune(
@@ -374,7 +402,7 @@ def prune(
         if spec.retention == "forever" or not records:
             continue
         if spec.retention == "window":
-            setattr(state, spec.kind, kept_suffix(records, kind_retention(spec.kind)))
+            setattr(state, spec.kind, kept_suffix(records, kind_retention(spec.kind)) or NO_RECORDS)
             continue
         if pending is None:
             pending = pending_entities()
@@ -389,7 +417,7 @@ def prune(
                 kept.append(r)
                 next_expiry = min(next_expiry, expiry)
         if len(kept) != len(records):
-            setattr(state, spec.kind, kept)
+            setattr(state, spec.kind, kept or NO_RECORDS)
     marks = []
     for mark in state.alerts:
         spans = mark_retention.get(mark.rule_id, horizon)
@@ -401,5 +429,5 @@ def prune(
             marks.append(mark)
             next_expiry = min(next_expiry, expiry)
     if len(marks) != len(state.alerts):
-        state.alerts = marks
+        state.alerts = marks or NO_RECORDS
     state.prune_after = next_expiry

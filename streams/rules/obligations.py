@@ -37,9 +37,13 @@ def obligations_from_incident(event: DomesticIncidentRecorded) -> list[DaObligat
     erasure reaches every child state that might hold the incident.
     """
     children = event.children if event.purge else [child for child in event.children if child.present]
+    if not children:
+        return []
     child_ids = list(dict.fromkeys(child.child_id for child in children))
+    # Every field is taken from the incident, which the contract has validated already: the same checks again
+    # would find nothing (the obligation's fields have the incident's types), so the model is built directly.
     return [
-        DaObligation(
+        DaObligation.model_construct(
             incident_id=event.incident_id,
             child_id=child_id,
             household_id=event.household_id,

@@ -4,20 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from schemas.events import ContactDecided
-from streams.rules.definition import (
-    Finding,
-    PositiveDuration,
-    RuleDefinition,
-    RuleInput,
-    RuleParams,
-    pseudonym_label,
-    record_with_id,
-    window_retention,
-    windows_through,
-)
+from streams.rules.builders import Limit, Window, count_rule
+from streams.rules.definition import PositiveDuration, RuleParams
 from streams.rules.durations import Duration
-from streams.rules.state import SubjectState
+from streams.rules.state import ReferralRecord
 
 REFERRALS_FOR_A_RE_REFERRAL = 2
 
@@ -27,49 +17,14 @@ class ReReferralParams(RuleParams):
     cooldown: Duration | None = Field(default=None, description="unset: the window")
 
 
-def evaluate(state: SubjectState, item: RuleInput, params: ReReferralParams) -> list[Finding]:
-    """Every window through the new referral holding referrals on two or more different contacts.
-
-    A referral is a `contact.decided` with outcome `referral` or `strategy_discussion`; two decisions
-    on the same contact are one referral.
-    """
-    if not isinstance(item, ContactDecided):
-        return []
-    trigger = record_with_id(state.referrals, item.event_id)
-    if trigger is None:
-        return []
-    findings = []
-    label = pseudonym_label(state.subject_type, state.subject_id)
-    for end, in_window in windows_through(state.referrals, trigger, params.window):
-        referrals = len({referral.contact_id for referral in in_window})
-        if referrals >= REFERRALS_FOR_A_RE_REFERRAL:
-            findings.append(
-                Finding(
-                    triggered_at=end,
-                    evidence_event_ids=tuple(referral.event_id for referral in in_window),
-                    severity="medium",
-                    la_code=in_window[-1].la_code,
-                    summary=(
-                        f"{label} referred again within {params.window.describe()} of a previous referral "
-                        f"({referrals} referrals)."
-                    ),
-                    threshold=REFERRALS_FOR_A_RE_REFERRAL,
-                    count=referrals,
-                    window=params.window,
-                )
-            )
-    return findings
+def _summary(window: Window[ReferralRecord], referrals: int, params: ReReferralParams) -> str:
+    return (
+        f"{window.label} referred again within {params.window.describe()} of a previous referral "
+        f"({referrals} referrals)."
+    )
 
 
-def cooldown(params: ReReferralParams) -> Duration:
-    return params.window if params.cooldown is None else params.cooldown
-
-
-def retention(params: ReReferralParams) -> tuple[Duration, ...]:
-    return window_retention(params.window, cooldown(params))
-
-
-RULE = RuleDefinition(
+RULE = count_rule(
     rule_id="re_referral",
     version=1,
     description=(
@@ -78,10 +33,13 @@ RULE = RuleDefinition(
     ),
     source="DfE re-referral definition: a referral within 12 months of a previous referral.",
     subject_type="child",
-    input_event_types=frozenset({"contact.decided"}),
     params_model=ReReferralParams,
-    reads=frozenset({"referrals"}),
-    evaluate=evaluate,
-    cooldown=cooldown,
-    retention=retention,
+    # A referral is a `contact.decided` with outcome `referral` or `strategy_discussion` (the `referrals`
+    # history); two decisions on the same contact are one referral.
+    reads="referrals",
+    on="contact.decided",
+    distinct=lambda referral: referral.contact_id,
+    limits=lambda params: (Limit(params.window, REFERRALS_FOR_A_RE_REFERRAL),),
+    severity="medium",
+    summary=_summary,
 )

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from schemas.events import ContactReceived
 from schemas.topics import CONTACTS
 from streams.processor import RuleProcessor
-from streams.rules import RULES, Catalogue, Finding, RuleDefinition, RuleInput, RuleParams, evaluate
-from streams.rules.definition import PositiveDuration, window_retention, windows_through
+from streams.rules import RULES, Catalogue, RuleParams, evaluate
+from streams.rules.builders import count_rule
+from streams.rules.definition import PositiveDuration, window_retention
 from streams.rules.durations import Duration
-from streams.rules.state import SubjectState
 from tests.unit.test_streams.factories import RAISED_AT, contact_received, day
 
 
@@ -19,43 +18,19 @@ class PoliceContactsParams(RuleParams):
     window: PositiveDuration = Field(default=Duration(days=7))
 
 
-def _evaluate(state: SubjectState, item: RuleInput, params: PoliceContactsParams) -> list[Finding]:
-    if not isinstance(item, ContactReceived):
-        return []
-    trigger = next((c for c in state.contacts if c.event_id == item.event_id), None)
-    if trigger is None:
-        return []
-    findings = []
-    for end, in_window in windows_through(state.contacts, trigger, params.window):
-        police = [c for c in in_window if c.agency_type == "police"]
-        if len(police) >= params.threshold:
-            findings.append(
-                Finding(
-                    triggered_at=end,
-                    evidence_event_ids=tuple(c.event_id for c in police),
-                    severity="info",
-                    la_code=police[-1].la_code,
-                    summary="Police contacts in a week.",
-                    threshold=params.threshold,
-                    count=len(police),
-                    window=params.window,
-                )
-            )
-    return findings
-
-
-TOY = RuleDefinition(
+TOY = count_rule(
     rule_id="police_contacts_in_a_week",
     version=1,
     description="A toy rule written in a test: two police contacts for a child within 7 days.",
     source="tests",
     subject_type="child",
-    input_event_types=frozenset({"contact.received"}),
     params_model=PoliceContactsParams,
-    reads=frozenset({"contacts"}),  # an existing history kind: nothing else to declare
-    evaluate=_evaluate,
-    cooldown=lambda params: params.window,
-    retention=lambda params: window_retention(params.window, params.window),
+    reads="contacts",  # an existing history kind: nothing else to declare
+    on="contact.received",
+    counts=lambda contact, params: contact.agency_type == "police",
+    distinct=lambda contact: contact.event_id,
+    severity="info",
+    summary=lambda window, count, params: "Police contacts in a week.",
 )
 
 HISTORY = [contact_received(day(0), agency_type="police"), contact_received(day(3), agency_type="police")]
@@ -88,3 +63,14 @@ def test_the_worker_step_reads_the_catalogue_not_the_built_in_rules() -> None:
     ]
     assert fired == ["police_contacts_in_a_week"]
     assert processor.catalogue.clock_topics("child") == ()  # no deadline rule in this catalogue: no clocks
+
+
+def test_a_rule_over_an_existing_history_is_only_its_own_module() -> None:
+    """Nothing outside the rule's declaration changes: no history kind, no registry, no cooldown or retention code."""
+    catalogue = Catalogue.of((*RULES, TOY))
+    assert catalogue.history("child") == Catalogue.default().history("child")  # the contacts kept already
+    assert catalogue.rule(TOY.rule_id) is TOY and catalogue.rules[:-1] == RULES
+    params = catalogue.params_for(TOY)
+    assert TOY.cooldown(params) == params.window  # derived by the builder (rules.md: the window)
+    assert TOY.retention(params) == window_retention(params.window, params.window)
+    assert TOY.reads == frozenset({"contacts"}) and TOY.input_event_types == frozenset({"contact.received"})
