@@ -413,6 +413,8 @@ class WorkerProcess:
     workaround: bool = False
     """True: run through bench.run_worker with its changelog-metadata workaround (see there)."""
     extra_env: dict[str, str] = field(default_factory=dict)
+    module: str = "streams"
+    """The app to run: the project's worker (`streams`), or `bench.naive_faust` (the framework's floor)."""
     process: subprocess.Popen[bytes] | None = None
     _log: IO[str] | None = None
 
@@ -436,7 +438,7 @@ class WorkerProcess:
             **self.extra_env,
         }
         profile = ["-m", "cProfile", "-o", str(self.profile_to)] if self.profile_to else []
-        module = "bench.run_worker" if self.workaround else "streams"
+        module = "bench.run_worker" if self.workaround else self.module
         self._log = self.log_path.open("a")
         self.process = subprocess.Popen(
             [sys.executable, *profile, "-m", module, "worker", "-l", "info"],

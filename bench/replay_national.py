@@ -1,22 +1,17 @@
-"""Replaying six years of national-scale history (~30 million events): what is measured, and what is projected.
+"""Replaying six years of national-scale history (~30 million events) through the in-process engine.
 
-    .venv/bin/python -m bench.replay_national [--partnerships 2] [--years 2] [--replay-seconds 300]
+    .venv/bin/python -m bench.replay_national [--partnerships 6] [--years 6] [--kafka-replay-seconds 0]
 
-30 million events through Kafka and one worker is many hours on this machine, so this script measures what fits
-and projects the rest, labelled as a projection with its basis:
+What an import or a backtest does: the framework-free `RuleProcessor` (the worker's own step: rules, deadline
+index, partition clocks, the compact stored form flushed every 1,000 events) over a national-like history, one
+process, no Kafka. `--partnerships` simulated Leeds-sized partnerships (each with its own children) interleaved in
+event time, over `--years` consecutive years (later years keep each partnership's children, so histories
+continue). Years are generated and processed one at a time, so the events of only one year are in memory: RSS is
+sampled every 100,000 events to show that memory stays flat apart from the state itself. The time for 30,000,000
+events is extrapolated from the measured rate over the whole run (labelled as such).
 
-1. In process (no Kafka): the pure `RuleProcessor` over a national-like history: `--partnerships` simulated
-   Leeds-sized partnerships (each with its own children), interleaved in event time, over `--years` consecutive
-   years (later years keep each partnership's children, so histories continue). Run twice over the same events:
-   with the worker's state cache of 50,000 decoded states (Leeds-like locality), and with the cache scaled to the
-   national ratio (50,000 x partnerships / 57 partnerships' worth of children: England's ~5 million events a year
-   are ~57 Leeds-sized years), where most inputs decode their subject's state from the table, as nationally.
-2. A real replay through Kafka: as much of the same history as one worker processes in `--replay-seconds`, is
-   published first, then the worker (`python -m streams worker`) replays it from the start; events
-   committed per second is measured. A raw aiokafka consumer with decode_event reads the same events (baseline).
-3. The projection for 30,000,000 events: at the measured replay rate, at the in-process national-cache rate (the
-   ceiling of one process), and with the topics' 6 partitions spread over 6 workers (assumes linear scaling on
-   6 free cores; not measured here).
+`--kafka-replay-seconds N` also replays the start of the same history through Kafka and one real worker for N
+seconds (events committed per second), with a raw aiokafka consumer + decode_event as its baseline.
 """
 
 from __future__ import annotations
@@ -24,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import shutil
 import tempfile
 import time
@@ -33,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
-    RESULTS,
     WORKER_READY,
     Offsets,
     WorkerProcess,
@@ -42,51 +35,74 @@ from bench.common import (
     load_average,
     local_broker,
     publish,
+    rss_bytes,
     say,
     to_records,
     write_result,
 )
 from bench.worker_throughput import Applier, _consume, new_processor
 from schemas.codec import decode_event
-from schemas.events import AgencyEvent
 from schemas.topics import DEFAULT_PARTITIONS, message_key, topic_for
 from streams.app import murmur2_partition
 
 NATIONAL_EVENTS = 30_000_000
-NATIONAL_PARTNERSHIPS = 57  # ~5M events a year / ~88k events of a Leeds-sized year
-REFERENCE_HOURS = 24.0
 
 
-def process(events: Sequence[AgencyEvent], cache_size: int, label: str) -> dict[str, Any]:
-    """The pure RuleProcessor over the events in order, flushing every 1,000 as the worker's batches do."""
+def process_years(partnerships: int, years: int, cache_size: int) -> dict[str, Any]:
+    """The RuleProcessor over `years` national-like years, generated and processed one year at a time."""
     applier = Applier(new_processor(cache_size=cache_size))
-    partitions = [murmur2_partition(message_key(e).encode("utf-8"), DEFAULT_PARTITIONS) for e in events]
-    topics = [topic_for(e.event_type).name for e in events]
-    gc.collect()
-    wall0, cpu0 = time.perf_counter(), time.process_time()
-    checkpoints = []
-    for i, event in enumerate(events, 1):
-        applier.event(event, topics[i - 1], partitions[i - 1])
-        if i % 1000 == 0:
-            applier.processor.flush()
-        if i % 100_000 == 0:
-            elapsed = time.perf_counter() - wall0
-            checkpoints.append((i, round(elapsed, 1)))
-            say(f"  {label}: {i:,} events, {i / elapsed:,.0f} events/s")
-    applier.processor.flush()
-    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    checkpoints: list[dict[str, Any]] = []
+    generate_s = 0.0
+    wall = cpu = 0.0
+    done = 0
+    for year in range(years):
+        started = time.perf_counter()
+        events = history(partnerships, year)
+        partitions = [murmur2_partition(message_key(e).encode("utf-8"), DEFAULT_PARTITIONS) for e in events]
+        topics = [topic_for(e.event_type).name for e in events]
+        generate_s += time.perf_counter() - started
+        gc.collect()
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        for i, event in enumerate(events):
+            applier.event(event, topics[i], partitions[i])
+            done += 1
+            if done % 1000 == 0:
+                applier.processor.flush()
+            if done % 100_000 == 0:
+                elapsed = wall + time.perf_counter() - wall0
+                checkpoints.append(
+                    {
+                        "events": done,
+                        "seconds": round(elapsed, 1),
+                        "rss_mib": round(rss_bytes() / (1 << 20), 1),
+                        "children": len(applier.processor.tables["child"]),
+                    }
+                )
+                say(f"  {done:,} events, {done / elapsed:,.0f} events/s, RSS {checkpoints[-1]['rss_mib']:,.0f} MiB")
+        applier.processor.flush()
+        wall += time.perf_counter() - wall0
+        cpu += time.process_time() - cpu0
+        del events, partitions, topics
+    tables = applier.processor.tables
+    stored = sum(len(v) for table in tables.values() for v in table.values() if isinstance(v, bytes))
     figures = {
+        "partnerships": partnerships,
+        "years": years,
         "cache_size": cache_size,
-        "events": len(events),
+        "events": done,
         "seconds": round(wall, 1),
-        "events_per_s": round(len(events) / wall, 1),
-        "cpu_us_per_event": round(cpu / len(events) * 1e6, 1),
-        "children_in_state": len(applier.processor.tables["child"]),
-        "households_in_state": len(applier.processor.tables["household"]),
+        "generate_seconds_excluded": round(generate_s, 1),
+        "events_per_s": round(done / wall, 1),
+        "cpu_us_per_event": round(cpu / done * 1e6, 1),
+        "children_in_state": len(tables["child"]),
+        "households_in_state": len(tables["household"]),
+        "stored_state_mib": round(stored / (1 << 20), 1),
         "alerts": applier.alerts,
         "checkpoints": checkpoints,
     }
-    say(f"{label}: {figures['events_per_s']:,.0f} events/s ({figures['cpu_us_per_event']} µs CPU/event)")
+    say(
+        f"in process: {done:,} events at {figures['events_per_s']:,.0f} events/s ({figures['cpu_us_per_event']} µs CPU)"
+    )
     return figures
 
 
@@ -149,118 +165,77 @@ def raw_rate(bootstrap: str) -> dict[str, Any]:
     return {"events": count, "seconds": round(wall, 2), "events_per_s": round(count / wall, 1)}
 
 
-def _first_rate(figures: dict[str, Any]) -> str:
-    checkpoints = figures.get("checkpoints") or []
-    if not checkpoints:
-        return "?"
-    count, seconds = checkpoints[0]
-    return f"{count / seconds:,.0f}"
-
-
-def hours(events: int, rate: float) -> float:
-    return round(events / rate / 3600, 2) if rate else float("inf")
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--partnerships", type=int, default=2)
-    parser.add_argument("--years", type=int, default=2, help="consecutive years for the in-process run")
-    parser.add_argument("--replay-seconds", type=float, default=300.0)
-    parser.add_argument("--replay-rate-guess", type=float, default=0.0, help="events/s to size the replay")
+    parser.add_argument("--partnerships", type=int, default=6)
+    parser.add_argument("--years", type=int, default=6, help="consecutive years, generated one at a time")
+    parser.add_argument("--cache-size", type=int, default=50_000, help="the processor's cache of decoded states")
+    parser.add_argument("--kafka-replay-seconds", type=float, default=0.0, help="0: no replay through a worker")
     args = parser.parse_args(argv)
 
     load_before = load_average()
-    national_cache = max(1, round(50_000 * args.partnerships / NATIONAL_PARTNERSHIPS))
-    say(f"generating {args.partnerships} partnerships x {args.years} years (national-like, interleaved in time)")
-    events: list[AgencyEvent] = []
-    for year in range(args.years):
-        events += history(args.partnerships, year)
-        say(f"  year {year}: {len(events):,} events so far")
-    figures: dict[str, Any] = {
-        "in_process_default_cache": process(events, 50_000, "RuleProcessor, cache 50,000"),
-        "in_process_national_cache": process(events, national_cache, f"RuleProcessor, cache {national_cache:,}"),
-    }
+    say(f"in process: {args.partnerships} partnerships x {args.years} years, one year in memory at a time")
+    figures: dict[str, Any] = {"in_process": process_years(args.partnerships, args.years, args.cache_size)}
+    measured = figures["in_process"]
+    if args.kafka_replay_seconds > 0:
+        records = to_records(history(args.partnerships, 0))
+        workdir = Path(tempfile.mkdtemp(prefix="bench-replay-"))
+        try:
+            with local_broker() as bootstrap:
+                say(f"publishing {len(records):,} events of the first year for the replay through a worker")
+                publish(bootstrap, records)
+                total = len(records)
+                del records
+                figures["raw_aiokafka_decode"] = raw_rate(bootstrap)
+                figures["worker_replay"] = replay(bootstrap, total, args.kafka_replay_seconds, workdir)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
 
-    guess = args.replay_rate_guess
-    if not guess:
-        previous = RESULTS / "worker_throughput.json"
-        guess = json.loads(previous.read_text())["value"] if previous.exists() else 2_000.0
-    to_replay = min(len(events), int(guess * args.replay_seconds * 1.3))
-    records = to_records(events[:to_replay])
-    del events
-    gc.collect()
-    workdir = Path(tempfile.mkdtemp(prefix="bench-replay-"))
-    try:
-        with local_broker() as bootstrap:
-            say(f"publishing {len(records):,} events of the same history for the real replay")
-            publish_s = publish(bootstrap, records)
-            figures["publish"] = {"events": len(records), "seconds": round(publish_s, 1)}
-            total = len(records)
-            del records
-            figures["raw_aiokafka_decode"] = raw_rate(bootstrap)
-            say(f"replaying through the worker for up to {args.replay_seconds:.0f} s")
-            figures["replay"] = replay(bootstrap, total, args.replay_seconds, workdir)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-
-    replayed = figures["replay"]
-    national = figures["in_process_national_cache"]
-    raw = figures["raw_aiokafka_decode"]
-    projection = {
+    minutes = round(NATIONAL_EVENTS / measured["events_per_s"] / 60, 1)
+    rss = [c["rss_mib"] for c in measured["checkpoints"]]
+    figures["projection_30M"] = {
         "events": NATIONAL_EVENTS,
-        "one_worker_at_measured_replay_rate_hours": hours(NATIONAL_EVENTS, replayed["events_per_s"]),
-        "one_process_rules_only_national_cache_hours": hours(NATIONAL_EVENTS, national["events_per_s"]),
-        "one_process_rules_only_default_cache_hours": hours(
-            NATIONAL_EVENTS, figures["in_process_default_cache"]["events_per_s"]
-        ),
-        "six_workers_linear_hours": hours(NATIONAL_EVENTS, replayed["events_per_s"] * 6),
-        "raw_consumer_decode_hours": hours(NATIONAL_EVENTS, raw["events_per_s"]),
-        "basis": (
-            "hours = 30,000,000 / measured events per second; the national state (~1M children) makes more inputs "
-            "miss the state cache than any run here, which the national-cache in-process run approximates; "
-            "six workers assumes the 6 partitions on 6 free cores scale linearly (not measured)"
-        ),
+        "minutes_in_process": minutes,
+        "basis": f"30,000,000 / {measured['events_per_s']:,.0f} events/s measured over {measured['events']:,} events",
     }
-    figures["projection_30M"] = projection
-    value = projection["one_worker_at_measured_replay_rate_hours"]
-    say(f"projection for 30M events: {projection}")
+    notes = [
+        f"EXTRAPOLATED from a measurement: {measured['events']:,} events ({args.partnerships} Leeds-sized "
+        f"partnerships x {args.years} consecutive years) through the in-process RuleProcessor at "
+        f"{measured['events_per_s']:,.0f} events/s ({measured['cpu_us_per_event']} µs CPU/event); "
+        f"30,000,000 events at that rate: {minutes} min.",
+        f"Memory: RSS {rss[0]:,.0f} MiB after the first 100,000 events, {max(rss):,.0f} MiB at most, "
+        f"{rss[-1]:,.0f} MiB at the end, holding {measured['children_in_state']:,} children and "
+        f"{measured['households_in_state']:,} households ({measured['stored_state_mib']:,.0f} MiB of stored state); "
+        "one year of events is in memory at a time (each year's ~0.5M event objects are freed before the next).",
+        f"{measured['alerts']:,} alerts raised. Generating the events ({measured['generate_seconds_excluded']} s) is "
+        "not timed.",
+        "History: simulated Leeds-sized partnership years (generate(LEEDS_2019) with seeds per partnership and "
+        "year, salted pseudonyms per partnership, later years shifted by 52-week steps), merged in event time.",
+        f"Load average before {load_before}, after {load_average()}.",
+    ]
+    if "worker_replay" in figures:
+        replayed = figures["worker_replay"]
+        notes.append(
+            f"Through Kafka and one worker: {replayed['events_committed']:,} events committed in "
+            f"{replayed['seconds_after_ready']} s after Ready ({replayed['events_per_s']:,.0f} events/s); raw "
+            f"aiokafka + decode_event {figures['raw_aiokafka_decode']['events_per_s']:,.0f} events/s."
+        )
     write_result(
         "replay_national",
-        metric="PROJECTED time to replay 30M events (six national years) through one worker",
-        value=value,
-        unit="hours",
-        baseline="the same 30M projected at the raw aiokafka + decode_event rate measured on the same events",
-        baseline_value=projection["raw_consumer_decode_hours"],
-        target=f"none set in issue 3 (report the time); compared with a one-day reference, <= {REFERENCE_HOURS:.0f} h",
-        met=value <= REFERENCE_HOURS,
+        metric="time to replay 30M events (six national years) through the in-process engine, extrapolated",
+        value=minutes,
+        unit="minutes",
+        baseline="the previous projection through one worker (3.75 h = 225 min, bench results of 2026-11-23)",
+        baseline_value=225.0,
+        target="<= 30 min, measured on 3M+ events and extrapolated, with memory flat",
+        met=minutes <= 30 and measured["events"] >= 3_000_000,
         parameters={
             "partnerships": args.partnerships,
-            "years_in_process": args.years,
-            "national_cache_size": national_cache,
-            "replay_seconds": args.replay_seconds,
+            "years": args.years,
+            "cache_size": args.cache_size,
+            "kafka_replay_seconds": args.kafka_replay_seconds,
         },
-        notes=[
-            f"PROJECTION, not a measurement: 30,000,000 events / {replayed['events_per_s']:,.0f} events/s (the real "
-            f"replay's measured rate) = {value} h for one worker; six workers on six free cores, assuming linear "
-            f"scaling: {projection['six_workers_linear_hours']} h.",
-            f"Measured replay through Kafka and the worker: {replayed['events_committed']:,} of "
-            f"{replayed['events_published']:,} published events committed in {replayed['seconds_after_ready']} s "
-            f"after Ready ({replayed['cpu_us_per_event']} µs worker CPU/event, "
-            f"{replayed['cpu_share_of_one_core']} of a core).",
-            f"Rules alone (in process, no Kafka) over {national['events']:,} events of {args.partnerships} "
-            f"partnerships x {args.years} years: {figures['in_process_default_cache']['events_per_s']:,.0f} events/s "
-            f"with the 50,000-state cache, {national['events_per_s']:,.0f} events/s with the cache scaled to national "
-            f"locality ({national_cache:,}); 30M at that ceiling: "
-            f"{projection['one_process_rules_only_national_cache_hours']} h.",
-            f"The rules slow down as histories grow: in process the rate went from "
-            f"{_first_rate(figures['in_process_default_cache'])} events/s over the first 100,000 events to "
-            f"{figures['in_process_default_cache']['events_per_s']:,.0f} events/s over {args.years} years, so six "
-            "years at national scale would run slower than this constant-rate projection.",
-            "History: simulated Leeds-sized partnership years (generate(LEEDS_2019) with seeds per partnership and "
-            "year, salted pseudonyms per partnership, later years shifted by 52-week steps), merged in event time.",
-            "The worker is the project's own `python -m streams worker -l info` with default settings.",
-            f"Load average before {load_before}, after {load_average()}.",
-        ],
+        notes=notes,
         details=figures,
     )
 

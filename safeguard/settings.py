@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.errors import ConfigError
 from schemas.limits import EventTimeWindow
+from streams.settings import StreamsSettings as StreamsSettings  # the worker's section, owned by streams
 
 
 class _Section(BaseModel):
@@ -65,18 +66,6 @@ class LocalKafkaSettings(_Section):
     state_dir: Path = Path(".safeguard/kafka")
     heap: str = "512m"
     start_timeout_s: float = Field(default=120.0, gt=0)
-
-
-class StreamsSettings(_Section):
-    """The Faust worker."""
-
-    app_id: str = "safeguard-streams"
-    store_url: str = Field(default="memory://", description="table store; state is recovered from changelog topics")
-    data_dir: Path = Path(".safeguard/streams")
-    rules_file: Path | None = Field(default=None, description="the partnership's rule overrides (TOML or YAML)")
-    web_port: int | None = Field(default=None, description="Faust web port; unset = no web server")
-    batch_size: int = Field(default=1000, ge=1, description="records applied per batch before acks and state writes")
-    batch_within_s: float = Field(default=0.05, gt=0, description="longest wait to fill a batch, in seconds")
 
 
 _RETENTION = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?$")

@@ -22,8 +22,9 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterator, MutableMapping
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 
 import faust
@@ -36,9 +37,10 @@ from schemas.codec import encode
 from schemas.deadletter import DeadLetter, dead_letter_from_kafka, safe_error
 from schemas.events import AgencyEvent
 from schemas.topics import ALERTS, DEAD_LETTER, EVENT_TOPICS, TopicSpec
-from streams.intake import check_record
+from streams.intake import Misplaced, Origin, check_record, check_rerouted
 from streams.processor import RuleProcessor, Step
 from streams.rules import Catalogue, DaObligation, PartitionClock, load_catalogue
+from streams.tables import KeyPartitionedTable, PartitionClockTable, RocksMemory, Utf8Keys, murmur2_partition
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +55,18 @@ def faust_options(settings: Settings, bootstrap: str) -> dict[str, Any]:
         "env": {},
         "broker": [f"kafka://{host}" for host in bootstrap.split(",")],
         "store": settings.streams.store_url,
-        "datadir": str(settings.streams.data_dir),
+        "datadir": str(settings.streams.table_dir),  # this worker's own: <data_dir>/<app_id>[/<group_instance_id>]
         "autodiscover": False,
         "topic_partitions": kafka.topic_partitions,
         "topic_replication_factor": kafka.replication_factor,
         "key_serializer": "raw",
         "value_serializer": "raw",
         "consumer_auto_offset_reset": "earliest",
+        # Static membership when set: a restarted worker with the same id gets its partitions back without waiting
+        # for its old session to lapse. Either way a dead worker's partitions move after `session_timeout_s`.
+        "consumer_group_instance_id": settings.streams.group_instance_id,
+        "broker_session_timeout": settings.streams.session_timeout_s,
+        "broker_heartbeat_interval": min(3.0, settings.streams.session_timeout_s / 3),
         "processing_guarantee": "at_least_once",
         "producer_acks": -1,
         # A send the broker does not acknowledge fails after this (Faust's default is 20 minutes), so an outage
@@ -123,11 +130,17 @@ class Worker:
         self._clocks_saved: dict[tuple[str, int], PartitionClock] = {}
         self._clocks_restored = False
 
-        # Subject states are stored as `streams.rules.codec` bytes (raw values); the clocks stay JSON.
+        # Subject states are stored as `streams.rules.codec` bytes (raw values); the clocks stay JSON. With the
+        # RocksDB store all tables' databases share one memory budget (`streams.tables.RocksMemory`).
+        self.rocks = RocksMemory(cache_bytes=streams.rocksdb_cache_mb * 1024 * 1024)
         self.children = self._table("child-state", TABLES["child-state"], value_type=bytes)
         self.households = self._table("household-state", TABLES["household-state"], value_type=bytes)
-        self.saved_clocks = self._table("partition-clocks", TABLES["partition-clocks"])
+        self.saved_clocks = self._table("partition-clocks", TABLES["partition-clocks"], kind=PartitionClockTable)
         self.app.on_partitions_revoked.connect(self._forget_cached_states)
+        # And again once the new assignment's tables are recovered: the deadline index is rebuilt by iterating the
+        # tables, and one rebuilt meanwhile (by the timer) saw the old assignment's partitions (RocksDB iterates the
+        # active partitions' databases only) or a partly recovered table.
+        self.app.on_rebalance_complete.connect(self._forget_cached_states)
         self.processor = RuleProcessor(
             self.catalogue,
             children=Utf8Keys(self.children),
@@ -148,14 +161,40 @@ class Worker:
             topic = self.app.topic(spec.name, key_type=bytes, value_type=bytes)
             self.app.agent(topic, name=f"intake-{spec.name}", concurrency=1)(self._intake)
         self.app.agent(self.obligations_topic, name="da-obligations", concurrency=1)(self._obligations)
+        # Records on a partition their key does not hash to are re-published on the key's partition (`_reroute`).
+        self.rerouted: Counter[str] = Counter()
+        self.reroute_topics: dict[str, Any] = {}
+        """Per contract topic, the internal topic its misplaced records are re-published to."""
+        self._rerouted_from: dict[str, str] = {}
+        for spec in EVENT_TOPICS:
+            reroute_topic = self.app.topic(
+                rerouted_topic_name(streams.app_id, spec.name),
+                partitions=self.partitions,
+                internal=True,
+                key_type=bytes,
+                value_type=bytes,
+            )
+            self.reroute_topics[spec.name] = reroute_topic
+            self._rerouted_from[reroute_topic.get_topic_name()] = spec.name
+            self.app.agent(reroute_topic, name=f"rerouted-{spec.name}", concurrency=1)(self._rerouted)
+        # Partition clocks across rebalances: see `_stash_revoked_clocks`.
+        self._stashed_clocks: dict[tuple[str, int], tuple[PartitionClock, int, int]] = {}
+        self.app.on_partitions_revoked.connect(self._stash_revoked_clocks)
+        self.app.timer(interval=1.0)(self._unstash_clocks)
         self.app.timer(interval=1.0)(self._tick)
         self.app.timer(interval=30.0)(self._log_counts)
         self._lane = asyncio.Lock()
         """One lane for state: batches of both agents and the timer never interleave (see `_run_batch`)."""
 
-    def _table(self, name: str, help: str, value_type: type | None = None) -> Any:
+    def _table(
+        self,
+        name: str,
+        help: str,
+        value_type: type | None = None,
+        kind: type[KeyPartitionedTable] = KeyPartitionedTable,
+    ) -> Any:
         """A table whose changelog partition is Kafka's partition of the key: co-partitioned with the topics."""
-        table = KeyPartitionedTable(
+        table = kind(
             self.app,
             name=name,
             default=None,
@@ -164,6 +203,7 @@ class Worker:
             help=help,
             key_type=bytes,  # raw UTF-8 keys, hashed exactly as the topics' keys are
             value_type=value_type,
+            rocks=self.rocks,
         )
         return self.app.tables.add(table)
 
@@ -171,7 +211,13 @@ class Worker:
 
     async def _intake(self, stream: Any) -> None:
         async for batch in stream.take_events(self.batch_size, within=self.batch_within_s):
-            await self._run_batch([record.message for record in batch], self._intake_one)
+            misplaced: list[Misplaced] = []
+            await self._run_batch([record.message for record in batch], partial(self._intake_one, misplaced=misplaced))
+            await self._reroute(misplaced)  # returns once the broker has every copy: only then is the batch acked
+
+    async def _rerouted(self, stream: Any) -> None:
+        async for batch in stream.take_events(self.batch_size, within=self.batch_within_s):
+            await self._run_batch([record.message for record in batch], self._rerouted_one)
 
     async def _obligations(self, stream: Any) -> None:
         async for batch in stream.take_events(self.batch_size, within=self.batch_within_s):
@@ -264,7 +310,14 @@ class Worker:
         logging.shutdown()
         self._exit(EXIT_UNDELIVERED)
 
-    def _intake_one(self, message: Any, step: Step) -> None:
+    def _intake_one(self, message: Any, step: Step, *, misplaced: list[Misplaced]) -> None:
+        """Apply a valid record of a contract topic, dead-letter an invalid one, set aside a misplaced one.
+
+        Misplaced: valid, but not on its key's murmur2 partition (a foreign client's partitioner). It is not applied
+        here, where another worker may hold its subject's state, but re-published (`_reroute`) and applied from
+        there, on its key's partition.
+        """
+        timestamp = _record_time(message)
         outcome = check_record(
             topic=message.topic,
             partition=message.partition,
@@ -272,14 +325,174 @@ class Worker:
             key=message.key,
             value=message.value,
             at=self.clock(),
+            timestamp=timestamp,
+            window=self.event_time,
+        )
+        if isinstance(outcome, DeadLetter):
+            step.dead_letters.append(outcome)
+            return
+        home = murmur2_partition(message.key, self.partitions)  # a valid event has its contract key
+        if home != message.partition:
+            origin = Origin(message.topic, message.partition, message.offset)
+            stamp = None if timestamp is None else timestamp.timestamp()
+            misplaced.append(Misplaced(origin, home, message.key, message.value, stamp))
+            return
+        self._apply(outcome, message.topic, message.partition, step)
+        self.accepted[message.topic] += 1
+
+    def _rerouted_one(self, message: Any, step: Step) -> None:
+        """Apply a re-routed copy as its contract topic's intake would on the key's partition (this one).
+
+        The partition clock it moves is the contract topic's clock of that partition: the clock of the partition
+        the event belongs on, which the worker holding the subject's state also holds. The clock of the partition
+        it was misplaced on does not move.
+        """
+        contract_topic = self._rerouted_from[message.topic]
+        outcome = check_rerouted(
+            contract_topic=contract_topic,
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=message.key,
+            value=message.value,
+            headers=message.headers,
+            partition_of=lambda key: murmur2_partition(key, self.partitions),
+            at=self.clock(),
             timestamp=_record_time(message),
             window=self.event_time,
         )
         if isinstance(outcome, DeadLetter):
             step.dead_letters.append(outcome)
             return
-        self._apply(outcome, message.topic, message.partition, step)
+        self._apply(outcome, contract_topic, message.partition, step)
         self.accepted[message.topic] += 1
+
+    async def _stash_revoked_clocks(self, *args: Any, **kwargs: Any) -> None:
+        """In a rebalance, set aside the partition clocks of the revoked partitions (Kafka's eager protocol: all).
+
+        A partition this worker keeps is read again from its committed offset, and the memory store rebuilds its
+        table partitions from the changelog, which may not yet hold the newest states (their writes still on their
+        way): the old clock would fire deadlines against states the records read again have not yet brought up to
+        date (an answered duty taken for unanswered). So the clock starts afresh from the records read again, and
+        the old one is merged back (`_unstash_clocks`) once they reach where this worker had read (or nothing is
+        read again). A partition another worker now reads is no longer ticked or saved here: its stash is dropped.
+        """
+        revoked = {TP(*tp) for tp in args[-1]} if args else set()  # (sender, revoked)
+        for key in [key for key in self.processor.clocks if TP(*key) in revoked]:
+            clock = self.processor.clocks.pop(key)
+            self._clocks_saved.pop(key, None)
+            read = self._read_offsets.pop(key, None)
+            if read is None:
+                continue
+            stashed = self._stashed_clocks.get(key)
+            if stashed is not None:  # a second rebalance before the first was caught up with
+                clock = _later_clock(clock, stashed[0])
+                read = max(read, stashed[1])
+            self._stashed_clocks[key] = (clock, read, 0)
+
+    async def _unstash_clocks(self) -> None:
+        """Every second: merge a stashed clock back once its partition has been read again up to where it was."""
+        if not self._stashed_clocks:
+            return
+        try:
+            async with self._lane:
+                assignment = self.app.consumer.assignment()
+                for key, (clock, read, idle) in list(self._stashed_clocks.items()):
+                    tp = TP(*key)
+                    if tp not in assignment:
+                        if not self.app.rebalancing:
+                            del self._stashed_clocks[key]  # moved to another worker
+                        continue
+                    done = self._read_offsets.get(key, -1) >= read
+                    if not done and key not in self._read_offsets:
+                        # Nothing read since the rebalance: when everything is fetched and still nothing comes for
+                        # a few seconds, nothing was to be read again (all of it had been committed).
+                        highwater = self.app.consumer.highwater(tp)
+                        position = await asyncio.wait_for(self.app.consumer.position(tp), timeout=2.0)
+                        fetched_all = highwater is not None and position is not None and position >= highwater
+                        idle = idle + 1 if fetched_all else 0
+                        done = idle >= 3
+                    if done:
+                        del self._stashed_clocks[key]
+                        self.processor.restore_clocks([(key, clock)], wall_clock=self.clock())
+                    else:
+                        self._stashed_clocks[key] = (clock, read, idle)
+        except Exception:
+            log.exception("merging back the clocks of partitions read again failed; tried again in a second")
+
+    async def _reroute(self, misplaced: list[Misplaced]) -> None:
+        """Re-publish misplaced records, unchanged, on their key's partition of the re-route topic; wait for the acks.
+
+        Called before the intake batch they came in is acknowledged, so a crash before every copy is acknowledged
+        reads the batch again (a copy sent twice is one event id, applied once). In the lane, with a batch's
+        delivery guarantees: while the broker does not answer it waits (a stop then exits without committing), and
+        a copy the broker refuses for what it is becomes an `unpublishable` dead letter of the original.
+        """
+        if not misplaced:
+            return
+        async with self._lane:
+            pending, delay = misplaced, 0.5
+            while pending:
+                try:
+                    results = await self._stoppable(self._send_copies(pending), Step())
+                except asyncio.CancelledError:
+                    if self.app.should_stop:
+                        self._exit_undelivered(Step(), "the worker was cancelled while re-routing misplaced records")
+                    raise
+                failed = [(copy, result) for copy, result in results if result is not None]
+                for copy, result in results:
+                    if result is None:
+                        self.rerouted[copy.origin.topic] += 1
+                refused = [(copy, exc) for copy, exc in failed if refused_for_itself(exc)]
+                if refused:
+                    await self._deliver(Step(dead_letters=[self._unroutable(copy, exc) for copy, exc in refused]))
+                pending = [copy for copy, exc in failed if not refused_for_itself(exc)]
+                if pending:
+                    log.warning("re-routing %d misplaced records failed; retrying in %.1f s", len(pending), delay)
+                    await self._wait_or_exit(delay, Step())
+                    delay = min(delay * 2, 30.0)
+        topics = Counter(copy.origin.topic for copy in misplaced)
+        log.warning(
+            "re-routed %s to their key's partitions: published with a partitioner other than Kafka's default (murmur2)",
+            ", ".join(f"{count} records of {topic}" for topic, count in sorted(topics.items())),
+        )
+
+    async def _send_copies(self, misplaced: list[Misplaced]) -> list[tuple[Misplaced, BaseException | None]]:
+        """Send each copy; the error of each that the broker did not acknowledge (None for those it did)."""
+
+        async def send(copy: Misplaced) -> None:
+            topic = self.reroute_topics[copy.origin.topic]
+            sent = await topic.send(
+                key=copy.key,
+                value=copy.value,
+                partition=copy.home,
+                timestamp=copy.timestamp,
+                headers=copy.origin.headers(),
+            )
+            await sent
+
+        results = await asyncio.gather(*(send(copy) for copy in misplaced), return_exceptions=True)
+        for result in results:
+            if isinstance(result, asyncio.CancelledError):
+                raise result
+        return [
+            (copy, result if isinstance(result, BaseException) else None)
+            for copy, result in zip(misplaced, results, strict=True)
+        ]
+
+    def _unroutable(self, copy: Misplaced, exc: BaseException) -> DeadLetter:
+        origin = copy.origin
+        log.error("the broker refused the copy of %s[%d]@%d: %s", origin.topic, origin.partition, origin.offset, exc)
+        return dead_letter_from_kafka(
+            topic=copy.origin.topic,
+            partition=copy.origin.partition,
+            offset=copy.origin.offset,
+            key=copy.key,
+            value=copy.value,
+            reason_code="unpublishable",
+            error=f"its copy for partition {copy.home} could not be published: {type(exc).__name__}: {exc}",
+            at=self.clock(),
+        )
 
     def _obligation_one(self, message: Any, step: Step) -> None:
         obligation = DaObligation.model_validate_json(message.value)
@@ -401,7 +614,12 @@ class Worker:
         read = self._read_offsets.get((topic, partition))
         if read is None:
             return False
-        highwater = self.app.consumer.highwater(TP(topic, partition))
+        tp = TP(topic, partition)
+        if tp not in self.app.consumer.assignment():
+            # Moved to another worker by a rebalance: not ours to follow (and aiokafka asserts on its highwater,
+            # which would fail every tick of this worker, so none of its deadlines would fire).
+            return False
+        highwater = self.app.consumer.highwater(tp)
         return highwater is not None and read + 1 >= highwater
 
     def _restore_clocks(self) -> None:
@@ -453,45 +671,6 @@ class Worker:
             error=f"{type(exc).__name__}: {exc}",
             at=self.clock(),
         )
-
-
-class KeyPartitionedTable(faust.Table[bytes, Any]):
-    """A Faust table that places each changelog write on Kafka's default partition of its key.
-
-    Faust's own options either take the partition of the event being processed (so writes from a timer fail)
-    or ask the producer's partitioner, which needs topic metadata the producer may not have fetched yet at
-    start-up (aiokafka then fails with `TypeError` in `_partition`). The partition here is computed from the
-    key alone, exactly as the contract topics are partitioned, so the table stays co-partitioned with them.
-    """
-
-    def partition_for_key(self, key: Any) -> int:
-        assert self.partitions is not None, "declared with the contract topics' partition count"
-        return murmur2_partition(key if isinstance(key, bytes) else str(key).encode("utf-8"), self.partitions)
-
-
-class Utf8Keys(MutableMapping[str, Any]):
-    """A Faust table with raw (bytes) keys seen as a mapping with str keys."""
-
-    def __init__(self, table: Any) -> None:
-        self.table = table
-
-    def __getitem__(self, key: str) -> Any:
-        return self.table[key.encode("utf-8")]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.table.get(key.encode("utf-8"), default)
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self.table[key.encode("utf-8")] = value
-
-    def __delitem__(self, key: str) -> None:
-        del self.table[key.encode("utf-8")]
-
-    def __iter__(self) -> Iterator[str]:
-        return (key.decode("utf-8") for key in self.table)
-
-    def __len__(self) -> int:
-        return len(self.table)
 
 
 Outgoing = DaObligation | AlertRaised | DeadLetter
@@ -556,6 +735,11 @@ def obligations_topic_name(app_id: str) -> str:
     return f"{app_id}-da-obligations"
 
 
+def rerouted_topic_name(app_id: str, topic: str) -> str:
+    """The internal topic a contract topic's misplaced records are re-published to, each on its key's partition."""
+    return f"{app_id}-rerouted-{topic}"
+
+
 TABLES: dict[str, str] = {
     "child-state": "rule state per child",
     "household-state": "rule state per household",
@@ -574,37 +758,25 @@ def internal_topics(settings: Settings) -> list[TopicSpec]:
     app_id = settings.streams.app_id
     name = obligations_topic_name(app_id)
     specs = [TopicSpec(name, ("da_obligation",), "child_id", description="incident obligations, keyed by child")]
+    for spec in EVENT_TOPICS:
+        purpose = f"records of {spec.name} re-published on their key's partition"
+        specs.append(
+            TopicSpec(rerouted_topic_name(app_id, spec.name), spec.event_types, spec.key_field, description=purpose)
+        )
     for table, purpose in TABLES.items():
         specs.append(TopicSpec(f"{app_id}-{table}-changelog", (), None, cleanup_policy="compact", description=purpose))
     return specs
 
 
-def murmur2_partition(key: bytes, partitions: int) -> int:
-    """Kafka's default partitioner (Java `Utils.murmur2`, positive, modulo the partition count)."""
-    seed, m, r = 0x9747B28C, 0x5BD1E995, 24
-    mask = 0xFFFFFFFF
-    length = len(key)
-    h = (seed ^ length) & mask
-    whole = length - length % 4
-    for i in range(0, whole, 4):
-        k = int.from_bytes(key[i : i + 4], "little")
-        k = (k * m) & mask
-        k ^= k >> r
-        k = (k * m) & mask
-        h = (h * m) & mask
-        h ^= k
-    rest = length % 4
-    if rest == 3:
-        h ^= key[whole + 2] << 16
-    if rest >= 2:
-        h ^= key[whole + 1] << 8
-    if rest >= 1:
-        h ^= key[whole]
-        h = (h * m) & mask
-    h ^= h >> 13
-    h = (h * m) & mask
-    h ^= h >> 15
-    return (h & 0x7FFFFFFF) % partitions
+def _later_clock(a: PartitionClock, b: PartitionClock) -> PartitionClock:
+    """Each field the later of the two (a clock never goes back)."""
+
+    def later(x: datetime | None, y: datetime | None) -> datetime | None:
+        return y if x is None else x if y is None else max(x, y)
+
+    return PartitionClock(
+        newest_event_at=later(a.newest_event_at, b.newest_event_at), reading=later(a.reading, b.reading)
+    )
 
 
 def _clock_key(key: tuple[str, int]) -> str:

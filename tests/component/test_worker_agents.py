@@ -21,6 +21,7 @@ from schemas.events import AgencyEvent
 from schemas.topics import ALERTS, CONTACTS, DEAD_LETTER, DOMESTIC_INCIDENTS, MISSING_EPISODES, message_key
 from streams.app import Worker
 from streams.rules import decode_state
+from streams.tables import murmur2_partition
 from tests.unit.test_streams.factories import (
     CHILD,
     OTHER_CHILD,
@@ -68,7 +69,8 @@ async def _put(worker: Worker, topic: str, event: AgencyEvent, *, key: str | Non
     agent = worker.app.agents[f"intake-{topic}"]
     async with agent.test_context() as test_agent:
         chosen = key if key is not None else message_key(event)
-        await test_agent.put(encode(event), key=chosen.encode(), partition=0)
+        # On the key's murmur2 partition, as a contract producer puts it (elsewhere it would be re-routed).
+        await test_agent.put(encode(event), key=chosen.encode(), partition=murmur2_partition(chosen.encode(), 6))
 
 
 async def _settle(worker: Worker) -> None:
@@ -134,7 +136,7 @@ def test_an_incident_reaches_each_child_present_and_its_contact_deadline_fires(w
 
         async with app.app.agents["da-obligations"].test_context() as test_agent:
             for key, value in obligations:
-                await test_agent.put(value, key=key, partition=0)
+                await test_agent.put(value, key=key, partition=murmur2_partition(key, 6))
         # Time moving on another topic (missing episodes) must not fire a contacts deadline.
         await _put(app, MISSING_EPISODES.name, missing_found(day(2), episode="MP-1", child=present))
         await _settle(app)

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
@@ -63,6 +63,8 @@ class WorkerProcess:
     workdir: Path
     process: subprocess.Popen[bytes] | None = None
     log: IO[str] | None = None
+    store_url: str = "memory://"  # the worker's default is rocksdb:// (tests/integration/test_worker_rocksdb.py)
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> None:
         env = {
@@ -71,6 +73,8 @@ class WorkerProcess:
             "SAFEGUARD_KAFKA__BOOTSTRAP_SERVERS": self.bootstrap,
             "SAFEGUARD_STREAMS__APP_ID": self.app_id,
             "SAFEGUARD_STREAMS__DATA_DIR": str(self.workdir / "streams"),
+            "SAFEGUARD_STREAMS__STORE_URL": self.store_url,
+            **self.extra_env,
         }
         self.log = (self.workdir / f"worker-{self.app_id}.log").open("a")
         self.process = subprocess.Popen(
