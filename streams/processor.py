@@ -40,7 +40,7 @@ from streams.rules import (
     obligations_from_incident,
     subject_of,
 )
-from streams.rules.codec import decode_state, encode_state
+from streams.rules.codec import decode_state, encode_state, holds_any
 
 StateTable = MutableMapping[str, Any]
 """A table of subject id → `encode_state(state)` bytes (a Faust table, or a dict in tests); older
@@ -269,9 +269,11 @@ class RuleProcessor:
         for subject_type, table in self.tables.items():
             if not self._clock_topics[subject_type]:
                 continue
-            for subject_id, stored in list(table.items()):
-                if stored is not None and (subject_type, subject_id) not in self._dirty:
-                    self._index(decode_state(subject_type, subject_id, stored), self.partition_of(subject_id))
+            kinds = self.catalogue.deadline_reads(subject_type)  # a state holding none of these has no open duty
+            for subject_id, stored in table.items():
+                if stored is None or (subject_type, subject_id) in self._dirty or not holds_any(stored, kinds):
+                    continue
+                self._index(decode_state(subject_type, subject_id, stored), self.partition_of(subject_id))
         for state in self._dirty.values():  # changed since the last flush: newer than what the tables hold
             if self._clock_topics[state.subject_type]:
                 self._index(state, self.partition_of(state.subject_id))

@@ -28,6 +28,7 @@ from streams.rules.state import (
     ContactRecord,
     DaAnswer,
     DaContactDuty,
+    HistoryKind,
     IncidentRecord,
     MissingReport,
     PlanRecord,
@@ -263,6 +264,30 @@ def decode_state(subject_type: SubjectType, subject_id: str, stored: bytes | dic
     if version != STATE_VERSION:
         raise StateVersionError(f"stored state of {subject_type} {subject_id[:8]}… has unknown version {version}")
     return _from_v2(subject_type, subject_id, layout)
+
+
+_V2_POSITION: dict[str, int] = {kind: 4 + i for i, kind in enumerate(HISTORY_KINDS)}
+"""Where each history kind sits in a version-2 layout (after version, newest, seen and erased)."""
+
+
+def holds_any(stored: bytes | dict[str, Any], kinds: tuple[HistoryKind, ...]) -> bool:
+    """True when the stored state may hold a record of one of `kinds`, without decoding it into a `SubjectState`.
+
+    What a restarted worker asks of every stored state to rebuild its deadline index: most subjects hold no
+    duty at all, and reading the layout is about a tenth of decoding it. Anything but a readable version-2
+    state answers True, so `decode_state` decides (and upgrades or refuses it).
+    """
+    if not kinds:
+        return False
+    if not isinstance(stored, bytes | bytearray | memoryview) or stored[:1] == b"{":
+        return True
+    try:
+        layout = msgpack.unpackb(stored, raw=False, strict_map_key=True)
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError):
+        return True
+    if not isinstance(layout, list) or len(layout) != 12 or layout[0] != STATE_VERSION:
+        return True
+    return any(layout[_V2_POSITION[kind]] for kind in kinds)
 
 
 def _from_v2(subject_type: SubjectType, subject_id: str, layout: list[Any]) -> SubjectState:

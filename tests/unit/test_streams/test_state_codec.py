@@ -114,3 +114,25 @@ def test_any_history_round_trips_and_decoded_states_behave_the_same(events: list
         a = advance(again.copy(), later, RAISED_AT, DEFAULTS, clock_topic=MISSING_EPISODES.name).alerts
         b = advance(straight.copy(), later, RAISED_AT, DEFAULTS, clock_topic=MISSING_EPISODES.name).alerts
         assert [x.alert_id for x in a] == [x.alert_id for x in b]
+
+
+def test_holds_any_answers_from_the_layout_as_a_full_decode_would() -> None:
+    from streams.rules.codec import holds_any
+    from tests.unit.test_streams.factories import contact_received, day, missing_found, missing_reported
+
+    kinds = DEFAULTS.deadline_reads("child")
+    assert "return_interviews" in kinds
+    contacts_only, _ = run([contact_received(day(0))])
+    with_duty, _ = run([missing_reported(day(0), episode="MP-1"), missing_found(day(1), episode="MP-1")])
+    assert contacts_only is not None and with_duty is not None
+    for state in (contacts_only, with_duty):
+        stored = encode_state(state)
+        assert holds_any(stored, kinds) == any(getattr(state, kind) for kind in kinds)
+    assert holds_any(encode_state(with_duty), kinds)
+    assert not holds_any(encode_state(contacts_only), kinds)
+    assert not holds_any(encode_state(with_duty), ())
+    # What the layout cannot answer is left to decode_state (which upgrades or refuses it).
+    assert holds_any(b'{"subject_type": "child"}', kinds)
+    assert holds_any({"subject_type": "child"}, kinds)
+    assert holds_any(b"\xc1 not msgpack", kinds)
+    assert holds_any(msgpack.packb([STATE_VERSION + 1]), kinds)
