@@ -50,7 +50,7 @@ from schemas.codec import encode
 from schemas.events import AgencyEvent, MissingReported
 from schemas.topics import ALERTS, MISSING_EPISODES, message_key, topic_for
 
-TARGET_P99_MS = 500.0
+TARGET_P99_MS = 250.0
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -331,7 +331,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=90.0, help="measured time, after the warm-up")
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds of load before probes count")
     parser.add_argument(
-        "--extra-rates", default="250", help="comma-separated lower rates also measured (60 s each), for the curve"
+        "--extra-rates", default="5000", help="comma-separated other rates also measured (60 s each), for the curve"
     )
     args = parser.parse_args(argv)
 
@@ -364,8 +364,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         unit="ms",
         baseline="one Kafka hop: the same probe read back from its own topic by the same consumer (p99)",
         baseline_value=float(hop.get("p99_ms", 0.0)),
-        target=f"p99 < {TARGET_P99_MS:.0f} ms at {args.rate:,.0f} events/s",
-        met=bool(p99 < TARGET_P99_MS and not missing),
+        target=f"p99 <= {TARGET_P99_MS:.0f} ms at {args.rate:,.0f} events/s (5,000/s reported too)",
+        met=bool(p99 <= TARGET_P99_MS and not missing),
         parameters={
             "background_rate_per_s": args.rate,
             "probes_per_s": args.probes_per_s,
@@ -385,7 +385,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"(linger 20 ms + acks=all); probe -> alert written by the worker (its CreateTime) "
             f"{details['probe_send_to_alert_produced_by_worker'].get('p50_ms')} ms; alert written -> read "
             f"{details['alert_produced_to_received'].get('p50_ms')} ms.",
-            "Lower rates (each on a fresh broker and worker): "
+            "Other rates (each on a fresh broker and worker): "
             + "; ".join(
                 f"{rate}: p50 {o['probe_to_alert_received'].get('p50_ms')} ms, p99 "
                 f"{o['probe_to_alert_received'].get('p99_ms')} ms"
