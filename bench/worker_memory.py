@@ -194,8 +194,12 @@ def start_and_probe(
     )
     spawned = time.time()
     worker.start()
-    event_id = watch.publish()
-    alerted, others = watch.wait(event_id, worker, timeout_s)
+    try:
+        event_id = watch.publish()
+        alerted, others = watch.wait(event_id, worker, timeout_s)
+    except BaseException:
+        worker.stop()  # by its own pid; nothing of this run is left running
+        raise
     alerted = time.time() - (time.monotonic() - alerted)  # on the wall clock, as the worker's log lines are
     log = worker.log_text()
     for _ in range(20):  # the Ready line may still be in the worker's output buffer
@@ -269,24 +273,30 @@ def main(argv: Sequence[str] | None = None) -> None:
             try:
                 first = start_and_probe(bootstrap, watch, workdir, "rocksdb://", "first-start (full recovery)", 1800)
                 worker = first.pop("_worker")
-                first["rss_mib_settled"] = settle(worker, 10)
-                first["data_dir_mib_on_disk"] = disk_mib(workdir / "streams")
-                settled, on_disk = first["rss_mib_settled"], first["data_dir_mib_on_disk"]
-                say(f"  settled RSS {settled:,.0f} MiB, {on_disk:,.0f} MiB on disk")
-                kill(worker)
+                try:
+                    first["rss_mib_settled"] = settle(worker, 10)
+                    first["data_dir_mib_on_disk"] = disk_mib(workdir / "streams")
+                    settled, on_disk = first["rss_mib_settled"], first["data_dir_mib_on_disk"]
+                    say(f"  settled RSS {settled:,.0f} MiB, {on_disk:,.0f} MiB on disk")
+                finally:
+                    kill(worker)
                 say(f"SIGKILLed worker pid {worker.pid}")
                 figures["rocksdb_first_start"] = first
                 again = start_and_probe(bootstrap, watch, workdir, "rocksdb://", "restart after SIGKILL", args.timeout)
                 worker = again.pop("_worker")
-                again["rss_mib_settled"] = settle(worker, 10)
-                worker.stop()
+                try:
+                    again["rss_mib_settled"] = settle(worker, 10)
+                finally:
+                    worker.stop()
                 figures["rocksdb_restart_after_sigkill"] = again
                 if not args.no_memory_store:
                     shutil.rmtree(workdir / "streams", ignore_errors=True)
                     memory = start_and_probe(bootstrap, watch, workdir, "memory://", "memory-store start", args.timeout)
                     worker = memory.pop("_worker")
-                    memory["rss_mib_settled"] = settle(worker, 10)
-                    worker.stop()
+                    try:
+                        memory["rss_mib_settled"] = settle(worker, 10)
+                    finally:
+                        worker.stop()
                     figures["memory_store_start"] = memory
             finally:
                 watch.close()
