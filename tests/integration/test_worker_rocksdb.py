@@ -235,7 +235,8 @@ def test_a_killed_worker_restarts_from_its_local_state_reading_only_the_changelo
 @pytest.mark.xfail(
     strict=False,
     reason=(
-        "KNOWN DEFECT, open issue 'Alerts lost when a worker joins mid-stream': with a second worker joining while "
+        "KNOWN DEFECT (docs/operations.md, 'Known defect: alerts lost when a worker joins mid-stream'): with a second "
+        "worker joining while "
         "the first is processing, then SIGKILLed and restarted, 10-60 da_contact_overdue alerts (once 47 re_referral "
         "and multi_agency_concern) of the reference are never raised, with rocksdb:// and with memory:// alike, in "
         "about 3 runs of 4 (2026-12-07); the assertions stay as they are so a fix shows as XPASS"
