@@ -266,8 +266,8 @@ class SinkService:
         return self.stats
 
     def _out_of_group(self) -> bool:
-        """The consumer was a member of its group but, for `rejoin_timeout_s`, has sent no heartbeat or has not
-        known its group coordinator (checked at each progress line).
+        """The consumer was a member of its group but, for `rejoin_timeout_s`, has sent no heartbeat, or has not
+        known its group coordinator or not been a stable member (checked at each progress line).
 
         kafka-python does not always find its way back into the group after the broker restarts (its reconnection
         can stall for good: dpkp/kafka-python #1477 and kin); a sink in that state reads nothing and says nothing.
@@ -282,7 +282,12 @@ class SinkService:
             silent_s = 0.0
         coordinator = getattr(self._consumer, "_coordinator", None)  # kafka-python's; absent from other consumers
         try:
-            unknown = bool(coordinator is not None and coordinator.coordinator_unknown())
+            # Not knowing the coordinator, or knowing it but never getting back to a stable membership (a join
+            # that never completes: seen after a broker restart, with heartbeats' clock reset by each attempt).
+            unknown = bool(
+                coordinator is not None
+                and (coordinator.coordinator_unknown() or (hasattr(coordinator, "stable") and not coordinator.stable()))
+            )
         except Exception:
             unknown = False
         if not unknown:

@@ -129,8 +129,14 @@ def test_the_sink_survives_its_broker_dying_and_resumes_when_it_is_back(
         alive("while Kafka was down")
         again = own_broker.start()
         assert again.bootstrap == bootstrap, "a restarted local broker keeps its address"
-        _wait_for(lambda: proc.poll() is not None or _rejoined(log_path) > joins, "the sink to join again", 90)
-        alive("when its partitions were lost")
+        # Whether the group re-forms is up to timing: the restarted coordinator may take the sink's heartbeats back
+        # within the session timeout (kafka-python reconnects silently, no new assignment, nothing lost), or the
+        # sink's partitions are lost and assigned again. Seen both ways on this machine; either way the sink must go
+        # on storing and committing, which the next step proves.
+        settle_until = time.monotonic() + 45
+        while time.monotonic() < settle_until and proc.poll() is None and _rejoined(log_path) <= joins:
+            time.sleep(0.5)
+        alive("when Kafka came back")
 
         # Back to work: a full batch is stored and committed while the sink runs.
         _publish(bootstrap, after)

@@ -516,3 +516,50 @@ def test_a_consumer_stalled_out_of_its_group_is_replaced_and_what_it_held_is_rea
     assert _stored_offsets(store) == [(0, 0), (0, 1), (0, 2)], "the 3 held messages were read again and stored"
     assert stats.messages == 3 and stats.committed == {(TOPIC, 0): 3}
     assert not stalled.commits, "nothing was committed through the stalled consumer"
+
+
+class _RejoiningCoordinator:
+    """kafka-python's coordinator as seen after a broker restart: it knows the coordinator, but the join never
+    completes (each attempt resets the heartbeat clock, so `last-heartbeat-seconds-ago` stays small)."""
+
+    def __init__(self, consumer: StalledConsumer) -> None:
+        self.consumer = consumer
+
+    def coordinator_unknown(self) -> bool:
+        return False
+
+    def stable(self) -> bool:
+        return self.consumer.stalled_at is None
+
+
+class RejoiningForeverConsumer(StalledConsumer):
+    def __init__(self, records: Any, clock: FakeClock) -> None:
+        super().__init__(records, clock)
+        self._coordinator = _RejoiningCoordinator(self)
+
+    def metrics(self) -> dict[str, Any]:
+        return {"consumer-coordinator-metrics": {"last-heartbeat-seconds-ago": 1.0}}
+
+
+def test_a_consumer_whose_join_never_completes_is_replaced_too() -> None:
+    tp = TopicPartition(TOPIC, 0)
+    records = {tp: _records(3)}
+    clock = FakeClock()
+    stuck = RejoiningForeverConsumer(records, clock)
+    fresh = MemoryConsumer(records, clock)
+    store = FlakyStore(fresh)
+    service = SinkService(
+        stuck,
+        store,
+        ClickHouseSettings(batch_rows=100, batch_seconds=600.0),
+        clock=lambda: datetime(2025, 3, 2, tzinfo=UTC),
+        monotonic=clock,
+        sleep=lambda seconds: None,
+        reconnect=lambda: fresh,
+        rejoin_timeout_s=60.0,
+    )
+    fresh.before_poll = lambda: service.stop() if fresh.commits else None
+    stats = service.run()
+    assert stuck.closed and fresh.listener is not None, "the consumer that never rejoined was replaced"
+    assert _stored_offsets(store) == [(0, 0), (0, 1), (0, 2)] and stats.committed == {(TOPIC, 0): 3}
+    assert not stuck.commits
