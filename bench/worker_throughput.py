@@ -349,10 +349,19 @@ def run_group(bootstrap: str, offsets: Offsets, workers: int, workdir: Path, tim
         for member in group:
             cpu_before[member.pid] = cpu_seconds(member.pid)
         say(f"{workers} workers ready; consuming {total:,} events")
+        last_done, last_progress = -1, first_ready
         while True:
             done = offsets.committed(app_id, ends)
             now = time.monotonic()
+            if done != last_done:
+                last_done, last_progress = done, now
             if done >= total:
+                break
+            if done >= 0.99 * total and now - last_progress > 15:
+                # After a rebalance Faust may leave a partition read to its end uncommitted until a new record
+                # arrives (its acks dropped): the last commit's time is the end of the work.
+                say(f"  {done:,}/{total:,} committed, no commit for 15 s: measured to the last commit")
+                now = last_progress
                 break
             if now > first_ready + timeout_s:
                 raise RuntimeError(f"{workers} workers committed only {done:,}/{total:,} within {timeout_s:.0f} s")
@@ -368,9 +377,10 @@ def run_group(bootstrap: str, offsets: Offsets, workers: int, workdir: Path, tim
     figures = {
         "workers": workers,
         "events": total,
+        "events_committed": done,
         "seconds_first_ready_to_all_committed": round(seconds, 2),
-        "events_per_s": round(total / seconds, 1),
-        "cpu_us_per_event": round(cpu / total * 1e6, 1),
+        "events_per_s": round(done / seconds, 1),
+        "cpu_us_per_event": round(cpu / done * 1e6, 1),
         "ready_spread_s": round(max(readies) - first_ready, 2),
     }
     say(f"{workers} workers: {figures['events_per_s']:,.0f} events/s ({figures['cpu_us_per_event']} µs CPU/event)")
