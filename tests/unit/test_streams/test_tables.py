@@ -279,3 +279,25 @@ def test_a_saved_partition_clock_lives_in_the_table_partition_of_its_clock() -> 
     assert table.partition_for_key(b"safeguarding.contacts.v1#10") == 4  # modulo the partition count
     # Anything else falls back to the key's hash, as every other table places it.
     assert table.partition_for_key(b"no-partition") == murmur2_partition(b"no-partition", 6)
+
+
+def test_utf8_keys_items_read_the_store_once_without_looking_every_key_up_again() -> None:
+    class CountingTable(dict[bytes, bytes]):
+        lookups = 0
+
+        def __getitem__(self, key: bytes) -> bytes:
+            CountingTable.lookups += 1
+            return super().__getitem__(key)
+
+    from streams.tables import Utf8Keys
+
+    table = CountingTable({b"child-1": b"a", b"child-2": b"b"})
+    assert sorted(Utf8Keys(table).items()) == [("child-1", b"a"), ("child-2", b"b")]
+    assert CountingTable.lookups == 0
+
+
+def test_murmur2_partition_is_the_same_remembered_or_not() -> None:
+    keys = [f"{i:064x}".encode() for i in range(200)]
+    first = [murmur2_partition(key, 6) for key in keys]
+    assert [murmur2_partition(bytearray(key), 6) for key in keys] == first  # any bytes-like key, same answer
+    assert [murmur2_partition(key, 6) for key in keys] == first
