@@ -14,19 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from producers.publisher import EventPublisher
 from producers.simulate import LEEDS_2019, generate
-from safeguard.kafka_clients import client_options
-from safeguard.kafka_local import LocalBroker, MissingToolError, ensure_jars
-from safeguard.settings import KafkaSettings, LocalKafkaSettings
 from schemas.alerts import AlertRaised
 from schemas.codec import decode_alert
 from schemas.events import AgencyEvent
 from schemas.topics import ALERTS, DEFAULT_PARTITIONS
 from streams.rules import RULES_BY_ID
 from tests.integration.kafka_reader import Record, end_offsets, read_new
-from tests.integration.worker_runs import WorkerProcess, progress, reference_alerts, wait_for
-from tests.tiers import unavailable
+from tests.integration.worker_runs import WorkerProcess, broker_holding, progress, reference_alerts, wait_for
 
 PROCESS_TIMEOUT_S = 900
 
@@ -44,24 +39,8 @@ def expected(year: list[AgencyEvent]) -> dict[str, AlertRaised]:
 @pytest.fixture(scope="module")
 def broker_with_year(tmp_path_factory: pytest.TempPathFactory, year: list[AgencyEvent]) -> Iterator[str]:
     """A broker of this module's own, holding the simulated year on the contract topics."""
-    local = LocalKafkaSettings(state_dir=tmp_path_factory.mktemp("kafka-worker-year"))
-    try:
-        ensure_jars(local)
-    except MissingToolError as exc:
-        unavailable(str(exc))
-    broker = LocalBroker(local, partitions=DEFAULT_PARTITIONS)
-    broker.start()
-    try:
-        state = broker.read_state()
-        assert state is not None
-        with EventPublisher.connect(client_options(KafkaSettings(), state.bootstrap)) as publisher:
-            for event in year:
-                publisher.publish(event)
-            report = publisher.flush()
-        assert report.failed == 0, report
-        yield state.bootstrap
-    finally:
-        broker.stop()
+    with broker_holding(tmp_path_factory.mktemp("kafka-worker-year"), year) as bootstrap:
+        yield bootstrap
 
 
 def _run_until_done(worker: WorkerProcess, bootstrap: str, alerts_from: dict, expected: int) -> list[Record]:

@@ -19,11 +19,7 @@ from pathlib import Path
 import pytest
 from rocksdict import AccessType, Options, Rdict
 
-from producers.publisher import EventPublisher
 from producers.simulate import LEEDS_2019, generate
-from safeguard.kafka_clients import client_options
-from safeguard.kafka_local import LocalBroker, MissingToolError, ensure_jars
-from safeguard.settings import KafkaSettings, LocalKafkaSettings
 from schemas.alerts import AlertRaised
 from schemas.codec import decode_alert
 from schemas.events import AgencyEvent
@@ -34,12 +30,12 @@ from tests.integration.kafka_reader import Record, end_offsets, read_new
 from tests.integration.worker_runs import (
     EVENT_TOPIC_NAMES,
     WorkerProcess,
+    broker_holding,
     committed,
     progress,
     reference_alerts,
     wait_for,
 )
-from tests.tiers import unavailable
 
 PROCESS_TIMEOUT_S = 600
 SHARE_OF_THE_YEAR = 0.5
@@ -59,24 +55,8 @@ def expected(events: list[AgencyEvent]) -> dict[str, AlertRaised]:
 
 @pytest.fixture(scope="module")
 def broker_with_events(tmp_path_factory: pytest.TempPathFactory, events: list[AgencyEvent]) -> Iterator[str]:
-    local = LocalKafkaSettings(state_dir=tmp_path_factory.mktemp("kafka-worker-rocksdb"))
-    try:
-        ensure_jars(local)
-    except MissingToolError as exc:
-        unavailable(str(exc))
-    broker = LocalBroker(local, partitions=DEFAULT_PARTITIONS)
-    broker.start()
-    try:
-        state = broker.read_state()
-        assert state is not None
-        with EventPublisher.connect(client_options(KafkaSettings(), state.bootstrap)) as publisher:
-            for event in events:
-                publisher.publish(event)
-            report = publisher.flush()
-        assert report.failed == 0, report
-        yield state.bootstrap
-    finally:
-        broker.stop()
+    with broker_holding(tmp_path_factory.mktemp("kafka-worker-rocksdb"), events) as bootstrap:
+        yield bootstrap
 
 
 def _rocks_worker(bootstrap: str, app_id: str, workdir: Path, instance: str | None = None) -> WorkerProcess:

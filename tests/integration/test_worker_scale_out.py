@@ -32,8 +32,7 @@ from kafka.structs import TopicPartition
 from producers.publisher import EventPublisher
 from producers.simulate import LEEDS_2019, generate
 from safeguard.kafka_clients import client_options
-from safeguard.kafka_local import LocalBroker, MissingToolError, ensure_jars
-from safeguard.settings import KafkaSettings, LocalKafkaSettings
+from safeguard.settings import KafkaSettings
 from schemas.alerts import AlertRaised
 from schemas.codec import decode_alert, decode_dead_letter, encode
 from schemas.events import AgencyEvent, MissingReported
@@ -41,7 +40,7 @@ from schemas.topics import ALERTS, DEAD_LETTER, DEFAULT_PARTITIONS, MISSING_EPIS
 from streams.app import rerouted_topic_name
 from streams.tables import murmur2_partition
 from tests.integration.kafka_reader import Record, end_offsets, read_new
-from tests.integration.worker_runs import EVENT_TOPIC_NAMES, WorkerProcess, progress, reference_alerts
+from tests.integration.worker_runs import EVENT_TOPIC_NAMES, WorkerProcess, broker_holding, progress, reference_alerts
 from tests.tiers import unavailable
 
 pytestmark = pytest.mark.integration
@@ -256,24 +255,8 @@ def expected(slice_of_year: list[AgencyEvent]) -> dict[str, AlertRaised]:
 @pytest.fixture(scope="module")
 def broker_with_slice(tmp_path_factory: pytest.TempPathFactory, slice_of_year: list[AgencyEvent]) -> Iterator[str]:
     """A broker of this module's own, holding the slice of the year on the contract topics."""
-    local = LocalKafkaSettings(state_dir=tmp_path_factory.mktemp("kafka-scale-out"))
-    try:
-        ensure_jars(local)
-    except MissingToolError as exc:
-        unavailable(str(exc))
-    broker = LocalBroker(local, partitions=DEFAULT_PARTITIONS)
-    broker.start()
-    try:
-        state = broker.read_state()
-        assert state is not None
-        with EventPublisher.connect(client_options(KafkaSettings(), state.bootstrap)) as publisher:
-            for event in slice_of_year:
-                publisher.publish(event)
-            report = publisher.flush()
-        assert report.failed == 0, report
-        yield state.bootstrap
-    finally:
-        broker.stop()
+    with broker_holding(tmp_path_factory.mktemp("kafka-scale-out"), slice_of_year) as bootstrap:
+        yield bootstrap
 
 
 @pytest.mark.xfail(

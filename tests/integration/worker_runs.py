@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +24,41 @@ from streams.rules import Catalogue
 from tests.integration.kafka_reader import end_offsets
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextlib.contextmanager
+def broker_holding(state_dir: Path, events: Iterable[AgencyEvent]) -> Iterator[str]:
+    """A broker of the caller's own on `state_dir`, holding `events` on the contract topics; yields its bootstrap.
+
+    Without Java or Maven it skips with the reason (fails when CI is set); stopped by its own pid at the end.
+    """
+    from producers.publisher import EventPublisher
+    from safeguard.kafka_clients import client_options
+    from safeguard.kafka_local import LocalBroker, MissingToolError, ensure_jars
+    from safeguard.settings import KafkaSettings, LocalKafkaSettings
+    from schemas.topics import DEFAULT_PARTITIONS
+    from tests.tiers import unavailable
+
+    local = LocalKafkaSettings(state_dir=state_dir)
+    try:
+        ensure_jars(local)
+    except MissingToolError as exc:
+        unavailable(str(exc))
+    broker = LocalBroker(local, partitions=DEFAULT_PARTITIONS)
+    broker.start()
+    try:
+        state = broker.read_state()
+        assert state is not None
+        with EventPublisher.connect(client_options(KafkaSettings(), state.bootstrap)) as publisher:
+            for event in events:
+                publisher.publish(event)
+            report = publisher.flush()
+        assert report.failed == 0, report
+        yield state.bootstrap
+    finally:
+        broker.stop()
+
+
 EVENT_TOPIC_NAMES = [spec.name for spec in EVENT_TOPICS]
 
 
