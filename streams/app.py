@@ -136,6 +136,7 @@ class Worker:
         self.children = self._table("child-state", TABLES["child-state"], value_type=bytes)
         self.households = self._table("household-state", TABLES["household-state"], value_type=bytes)
         self.saved_clocks = self._table("partition-clocks", TABLES["partition-clocks"], kind=PartitionClockTable)
+        self._tables: list[KeyPartitionedTable] = [self.children, self.households, self.saved_clocks]
         self.app.on_partitions_revoked.connect(self._forget_cached_states)
         # And again once the new assignment's tables are recovered: the deadline index is rebuilt by iterating the
         # tables, and one rebuilt meanwhile (by the timer) saw the old assignment's partitions (RocksDB iterates the
@@ -261,6 +262,7 @@ class Worker:
                     step = Step(dead_letters=[letter for letter in replacements if letter is not None])
                     continue
                 self.processor.flush()
+                await self._changes_acked(step)
                 return
             except asyncio.CancelledError:
                 if self.app.should_stop:
@@ -270,6 +272,42 @@ class Worker:
                 log.exception("publishing a batch's alerts or writing its state failed; retrying in %.1f s", delay)
             await self._wait_or_exit(delay, step)
             delay = min(delay * 2, 30.0)
+
+    async def _changes_acked(self, step: Step) -> None:
+        """Wait until the broker has acknowledged every table change sent so far; send again those it did not take.
+
+        The batch is acknowledged only after this, so Faust commits its offsets only once its states are in the
+        changelogs: a crash, or a partition moving to another worker, then finds them there. (Faust's own flush
+        before a commit gives up after 0.1 s without progress and commits anyway.) A change the broker refuses for
+        what it is cannot be sent at all: it stays in the local store only, and is logged as an error.
+        """
+        writes = [write for table in self._tables for write in table.take_unacked()]
+        delay = 0.5
+        while writes:
+            results = await self._stoppable(_settled([write.sent for write in writes]), step)
+            failed = [(write, result) for write, result in zip(writes, results, strict=True) if result is not None]
+            for write, exc in failed:
+                if refused_for_itself(exc):
+                    log.error(
+                        "the broker refused a change of %s for what it is (%s: %s); it is in this worker's store only",
+                        write.table.name,
+                        type(exc).__name__,
+                        exc,
+                    )
+            failed = [(write, exc) for write, exc in failed if not refused_for_itself(exc)]
+            if not failed:
+                return
+            exc = failed[0][1]
+            log.warning(
+                "%d table changes not acknowledged (%s: %s); sending them again in %.1f s",
+                len(failed),
+                type(exc).__name__,
+                exc,
+                delay,
+            )
+            await self._wait_or_exit(delay, step)
+            delay = min(delay * 2, 30.0)
+            writes = [write.resend() for write, _ in failed]
 
     async def _stoppable(self, work: Coroutine[Any, Any, T], step: Step) -> T:
         """Await `work`, checking for a stop meanwhile: the producer may wait for acks for a long time (a topic whose
@@ -607,6 +645,7 @@ class Worker:
                     if self._clocks_saved.get(key) != clock:
                         self.saved_clocks[_clock_key(key).encode("utf-8")] = _clock_to_json(clock)
                         self._clocks_saved[key] = clock
+                await self._changes_acked(Step())
         except Exception:
             log.exception("the deadline timer failed; it runs again in a second")
 
@@ -720,6 +759,23 @@ def start_stop_watchdog(
 def exit_process(code: int) -> None:
     """Leave at once, running no shutdown code: Faust's graceful stop would commit the undelivered batch."""
     os._exit(code)
+
+
+async def _settled(sends: list[Any]) -> list[BaseException | None]:
+    """Wait for every send; the error of each that failed (None for those acknowledged). Logs a long wait."""
+    waited = 0.0
+    pending = {asyncio.ensure_future(sent) for sent in sends}
+    while pending:
+        _, pending = await asyncio.wait(pending, timeout=60.0)
+        if pending:
+            waited += 60.0
+            log.warning("%d table changes not acknowledged after %.0f s; still waiting", len(pending), waited)
+    results: list[BaseException | None] = []
+    for sent in sends:
+        if sent.cancelled():
+            raise asyncio.CancelledError()
+        results.append(sent.exception())
+    return results
 
 
 def _record_time(message: Any) -> datetime | None:

@@ -198,6 +198,24 @@ class KeyPartitionedRocksStore(RocksStore):
             log.debug("closing the %s database of partition %d failed", self.table_name, partition, exc_info=True)
 
 
+@dataclass(frozen=True)
+class ChangelogWrite:
+    """One change sent to a table's changelog: its ack (`sent`), and what it takes to send it again."""
+
+    table: KeyPartitionedTable
+    sent: Any  # faust FutureMessage: resolves with the broker's ack, or fails with the send's error
+    partition: int | None
+    key: Any
+    value: Any
+    key_serializer: Any
+    value_serializer: Any
+
+    def resend(self) -> ChangelogWrite:
+        """The same change sent again (a changelog message is a key's whole value: sending it twice is harmless)."""
+        self.table.send_changelog(self.partition, self.key, self.value, self.key_serializer, self.value_serializer)
+        return self.table._unacked.pop()
+
+
 class KeyPartitionedTable(faust.Table[bytes, Any]):
     """A Faust table that places each key on Kafka's default partition of the key, in its changelog and its store.
 
@@ -213,6 +231,30 @@ class KeyPartitionedTable(faust.Table[bytes, Any]):
             raise TypeError("a KeyPartitionedTable has raw bytes keys (key_type=bytes)")
         super().__init__(*args, **kwargs)
         self.rocks = rocks
+        self._unacked: list[ChangelogWrite] = []
+
+    def send_changelog(
+        self,
+        partition: int | None,
+        key: Any,
+        value: Any,
+        key_serializer: Any = None,
+        value_serializer: Any = None,
+    ) -> Any:
+        """Send a change to the changelog, and remember it until `take_unacked` hands it to whoever awaits the ack.
+
+        Faust's commit does not wait for these: its producer flush gives up on its buffer after 0.1 s without a send
+        (`ProducerBuffer.flush_atmost`), so on a busy worker offsets were committed with state changes still in the
+        buffer, and a crash lost them (a household's incident missing from its count: an alert never raised).
+        """
+        sent = super().send_changelog(partition, key, value, key_serializer, value_serializer)
+        self._unacked.append(ChangelogWrite(self, sent, partition, key, value, key_serializer, value_serializer))
+        return sent
+
+    def take_unacked(self) -> list[ChangelogWrite]:
+        """The changes sent since the last call, each with the future its broker's acknowledgement resolves."""
+        taken, self._unacked = self._unacked, []
+        return taken
 
     def partition_for_key(self, key: Any) -> int:
         assert self.partitions is not None, "declared with the contract topics' partition count"

@@ -29,6 +29,7 @@ from schemas.events import AgencyEvent
 from schemas.topics import ALERTS, DOMESTIC_INCIDENTS, MISSING_EPISODES, message_key
 from streams.app import Worker
 from streams.rules import decode_state
+from tests.component.conftest import Changelogs, ChangelogSend, acked
 from tests.unit.test_streams.factories import CHILD, HOUSEHOLD, day, incident, missing_reported
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -233,3 +234,43 @@ def test_a_households_state_is_written_only_once_its_obligations_are_acknowledge
     assert {a.rule_id for a in alerts} == {"domestic_abuse_child_present"}
     assert len({a.alert_id for a in alerts}) == 1
     assert run.worker.alerts_sent == {"domestic_abuse_child_present": 1}
+
+
+def test_a_batch_is_done_only_once_the_broker_has_its_state_changes(changelogs: Changelogs) -> None:
+    """Faust commits a batch's offsets once the batch is done; its states must be in the changelog by then, or a crash
+    (or the partition moving to another worker) loses them. A change whose ack fails is sent again, unchanged."""
+    run = _worker(lambda worker: worker.alerts_topic, "child-state", CHILD)
+    run.broker.failures = 0
+    run.broker.release = asyncio.Event()
+    run.broker.release.set()
+
+    def answer(send: ChangelogSend) -> BaseException | str | None:
+        if send.table != "child-state":
+            return None
+        first = not any(earlier.table == "child-state" for earlier in changelogs.sends[:-1])
+        return KafkaConnectionError("Unable to connect to 127.0.0.1:9 (the broker is away)") if first else "hold"
+
+    changelogs.answer = answer
+    report = missing_reported(day(0), risk_level="high")
+
+    async def scenario() -> None:
+        worker = run.worker
+        async with worker.app.agents[f"intake-{MISSING_EPISODES.name}"].test_context() as agent:
+            await _put(worker, agent, report)
+            await _until(
+                lambda: len([s for s in changelogs.sends if s.table == "child-state"]) == 2,
+                "the state change sent again after its ack failed (are changelog acks awaited at all?)",
+            )
+            await asyncio.sleep(0.2)
+            assert worker._lane.locked(), "the batch was done before the broker had its state change"
+            assert [decode_alert(v).rule_id for _, v in run.broker.delivered[ALERTS.name]] == ["high_risk_missing"]
+            failed, held = [s for s in changelogs.sends if s.table == "child-state"]
+            assert (held.key, held.value, held.partition) == (failed.key, failed.value, failed.partition)
+            acked(held)
+            await _until(lambda: not worker._lane.locked(), "the batch to be done once its state change is acked")
+
+    asyncio.run(scenario())
+    [send, resend] = [s for s in changelogs.sends if s.table == "child-state"]
+    assert send.key == CHILD.encode()
+    assert [r.event_id for r in decode_state("child", CHILD, resend.value).missing_reports] == [report.event_id]
+    assert run.worker.alerts_sent == {"high_risk_missing": 1}, "a state change sent again raises nothing again"
