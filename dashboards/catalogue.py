@@ -20,11 +20,14 @@ Conventions, so the figures agree with the published tables (calibration.md):
   `repeat_cp_plan` rule, so the dashboard and the rule's alerts agree.
 - Series over time use the plugin's `$__timeInterval` where the bucket is Grafana's choice (alerts, pipeline),
   and local calendar months where the measure is monthly by definition.
+- A measure with a published England figure (dashboards/data/england_reference.toml) shows it as a constant
+  column `<column>_england` right after the local one, so the comparison sits in the same row.
 """
 
 from __future__ import annotations
 
-from dashboards.model import Dashboard, Panel, Row
+from dashboards.england import FIGURES_FILE, EnglandFigure, EnglandFiguresError, load_england_figures
+from dashboards.model import Dashboard, Panel, Row, england_column
 from dashboards.suppression import Rate
 
 TZ = "Europe/London"
@@ -50,8 +53,27 @@ _REFERRALS = f"""
     ARRAY JOIN times AS occurred_at, repeats AS re_referral"""
 
 
+ENGLAND: dict[str, EnglandFigure] = load_england_figures()
+"""The published England figures by measure id, read once from their data file (dashboards/england.py)."""
+
+
 def _pct(part: str, whole: str) -> str:
     return f"round(100 * {part} / {whole}, 1)"
+
+
+def _england(measure: str) -> EnglandFigure:
+    """The England figure a panel shows; a clear error, not a KeyError, when the data file has lost it."""
+    try:
+        return ENGLAND[measure]
+    except KeyError:
+        raise EnglandFiguresError(
+            str(FIGURES_FILE), [f"{FIGURES_FILE}: no [{measure}] table, though a statutory panel shows that figure"]
+        ) from None
+
+
+def _beside(column: str, figure: EnglandFigure) -> str:
+    """`figure` as a constant column named after the local `column`: the same value in every row."""
+    return f"{figure.value!r} AS {england_column(column)}"
 
 
 # --- Front Door ---------------------------------------------------------------------------------------------------
@@ -140,11 +162,13 @@ GROUP BY time""",
     counts=("referrals", "re_referrals"),
 )
 
+_RE_REFERRAL_ENGLAND = _england("re_referral_rate")
+
 REFERRAL_RATES = Panel(
     key="front_door.referral_rates_year",
     title="Referral and re-referral rates, per financial year",
     description="Referrals as a share of contacts, and re-referrals (within 12 months) as a share of referrals "
-    "(DfE definition; England 2023/24: 22%).",
+    "(DfE definition), beside the published England rate.",
     kind="table",
     sql=f"""
 SELECT
@@ -153,7 +177,8 @@ SELECT
   referrals,
   {_pct("referrals", "contacts")} AS referral_rate,
   re_referrals,
-  {_pct("re_referrals", "referrals")} AS re_referral_rate
+  {_pct("re_referrals", "referrals")} AS re_referral_rate,
+  {_beside("re_referral_rate", _RE_REFERRAL_ENGLAND)}
 FROM (
   SELECT {_FY} AS fy, count() AS contacts FROM contacts FINAL WHERE $__timeFilter(occurred_at) GROUP BY fy
 ) AS c
@@ -171,6 +196,7 @@ FULL OUTER JOIN (
         Rate("re_referral_rate", ("re_referrals", "referrals")),
     ),
     units={"referral_rate": "percent", "re_referral_rate": "percent"},
+    england={"re_referral_rate": _RE_REFERRAL_ENGLAND},
     width=24,
     height=6,
 )

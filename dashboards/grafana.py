@@ -21,6 +21,7 @@ from grafana_foundation_sdk.models import common as common_models
 from grafana_foundation_sdk.models import dashboard as models
 
 from dashboards.catalogue import DASHBOARDS, TZ
+from dashboards.england import GRAFANA_UNITS, EnglandFigure
 from dashboards.model import Dashboard, Panel
 from dashboards.suppression import NO_SHARE, SUPPRESSED
 
@@ -92,6 +93,30 @@ def _mappings(suppressed: bool) -> list[models.ValueMapping]:
 _Builder = timeseries.Panel | barchart.Panel | table.Panel
 
 
+def england_note(figure: EnglandFigure) -> str:
+    """One England figure with its year and source, in Markdown (Grafana renders a panel's description)."""
+    publication = f"[{figure.publication}]({figure.url})" if figure.url else figure.publication
+    note = f" {figure.note}" if figure.note else ""
+    return f"**{figure.heading}: {figure.shown}** ({figure.label}). Source: {figure.publisher}, {publication}.{note}"
+
+
+def _description(panel: Panel) -> str:
+    return "\n\n".join([panel.description, *(england_note(f) for f in panel.england.values())])
+
+
+def _england_properties(figure: EnglandFigure) -> list[models.DynamicConfigValue]:
+    """The England column headed with its year, in its unit, its source on hover and one click away."""
+    properties = [
+        models.DynamicConfigValue(id_val="displayName", value=figure.heading),
+        models.DynamicConfigValue(id_val="unit", value=GRAFANA_UNITS[figure.unit]),
+        models.DynamicConfigValue(id_val="description", value=f"{figure.label}. Source: {figure.source}."),
+    ]
+    if figure.url:
+        link = {"title": figure.source, "url": figure.url, "targetBlank": True}
+        properties.append(models.DynamicConfigValue(id_val="links", value=[link]))
+    return properties
+
+
 class _Layout:
     """Places panels left to right in Grafana's 24-column grid, wrapping when the next does not fit (the SDK's
     own placement does not wrap a full-width panel that follows a half-width one)."""
@@ -154,7 +179,7 @@ def _panel(panel: Panel, panel_id: int, suppressed: bool, position: models.GridP
     built = (
         built.id(panel_id)
         .title(panel.title)
-        .description(panel.description)
+        .description(_description(panel))
         .datasource(_datasource())
         .with_target(_QueryBuilder(ClickHouseQuery(panel.query(suppress=suppressed), panel.format)))
         .unit(panel.unit)
@@ -163,6 +188,8 @@ def _panel(panel: Panel, panel_id: int, suppressed: bool, position: models.GridP
     )
     for column, unit in sorted(panel.units.items()):
         built = built.override_by_name(column, [models.DynamicConfigValue(id_val="unit", value=unit)])
+    for column, figure in sorted(panel.england_columns.items()):
+        built = built.override_by_name(column, _england_properties(figure))
     return built
 
 

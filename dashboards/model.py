@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from dashboards.england import EnglandFigure
 from dashboards.suppression import Rate, suppress_sql
 
 PanelKind = Literal["timeseries", "bars", "barchart", "table"]
@@ -19,6 +20,9 @@ READ_SETTINGS = "SETTINGS do_not_merge_across_partitions_select_final = 1"
 all of a table's parts at read time (measured 20x faster, bench/results/panel_queries.json). It is exact because
 every copy of an event lands in the same partition: the sink partitions by the month of the event's own time
 (`occurred_at`, `triggered_at`, ...), which a re-delivery never changes (docs/sink.md)."""
+
+ENGLAND_SUFFIX = "_england"
+"""A column holding a published England figure is the local column's name with this suffix."""
 
 FORMAT_TIME_SERIES = 0
 FORMAT_TABLE = 1
@@ -49,6 +53,9 @@ class Panel:
     """Per-column units where they differ from `unit` (e.g. a percent column in a table of counts)."""
     category: str = ""
     """For a `barchart`: the column naming the bars."""
+    england: dict[str, EnglandFigure] = field(default_factory=dict)
+    """Local columns compared with a published England figure: each figure is a constant column in the SQL,
+    `<column>_england`, right after the local one (never suppressed: it counts no local child)."""
 
     @property
     def has_series(self) -> bool:
@@ -67,6 +74,16 @@ class Panel:
 
     def unit_of(self, column: str) -> str:
         return self.units.get(column, self.unit)
+
+    @property
+    def england_columns(self) -> dict[str, EnglandFigure]:
+        """The England figures by the name of the column that holds them."""
+        return {england_column(column): figure for column, figure in self.england.items()}
+
+
+def england_column(column: str) -> str:
+    """The column holding the England figure compared with the local `column`."""
+    return column + ENGLAND_SUFFIX
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from dashboards.catalogue import DASHBOARDS, TZ
+from dashboards.england import EnglandFigure
 from dashboards.macros import QueryContext
 from dashboards.model import Dashboard, Panel
 from dashboards.query import Client, Frame, PanelQueryError, run_panel
@@ -259,12 +260,26 @@ def bar_chart(panel: Panel, frame: Frame) -> str:
 
 
 def data_table(frame: Frame, panel: Panel) -> str:
-    head = "".join(f"<th>{html.escape(_title(c))}</th>" for c in frame.columns)
+    """The frame as a table; an England column is headed with its year (`England 2023/24`)."""
+    england = panel.england_columns
+    head = "".join(f"<th>{html.escape(england[c].heading if c in england else _title(c))}</th>" for c in frame.columns)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>" for row in frame.rows)
     return (
         f'<table class="data" data-panel="{html.escape(panel.key)}">'
         f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
     )
+
+
+def england_reference(figure: EnglandFigure) -> str:
+    """The England figure beside a panel's local measure, with its year and source. The address is text, not a
+    link: the page fetches and links to nothing, so it stays an offline document."""
+    parts = [
+        f"<strong>{html.escape(figure.heading)}: {html.escape(figure.shown)}</strong> ({html.escape(figure.label)}).",
+        f"Source: {html.escape(figure.source)}" + (f", {html.escape(figure.url)}." if figure.url else "."),
+    ]
+    if figure.note:
+        parts.append(html.escape(figure.note))
+    return f'<p class="england" data-measure="{html.escape(figure.measure)}">{" ".join(parts)}</p>'
 
 
 def _panel_html(result: PanelResult) -> str:
@@ -280,6 +295,7 @@ def _panel_html(result: PanelResult) -> str:
     else:
         parts.append(time_chart(panel, frame) if panel.kind in ("timeseries", "bars") else bar_chart(panel, frame))
         parts.append(f"<details><summary>Figures</summary>{data_table(frame, panel)}</details>")
+    parts += [england_reference(figure) for figure in panel.england.values()]
     parts.append("</figure>")
     return "".join(parts)
 
@@ -307,6 +323,7 @@ svg .tick,svg .value,svg .unit{font-size:11px;fill:#444}
 table.data{border-collapse:collapse;font-size:.9em;margin:6px 0}
 table.data th,table.data td{border-bottom:1px solid #eee;padding:3px 10px;text-align:right}
 table.data th:first-child,table.data td:first-child{text-align:left}
+.england{margin:6px 0 0;font-size:.9em;color:#333;border-left:3px solid #0072B2;padding-left:8px}
 .error{color:#b00020}
 .empty{color:#777}
 footer{max-width:1600px;margin:32px auto;padding:0 24px;color:#777;font-size:.85em}

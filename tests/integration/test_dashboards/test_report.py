@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from dashboards.catalogue import DASHBOARDS
+from dashboards.catalogue import DASHBOARDS, ENGLAND
 from safeguard.cli import cli
 from tests.integration.test_dashboards.conftest import DashboardStore
 from tests.tiers import unavailable
@@ -69,6 +69,11 @@ def test_the_operational_page_shows_the_published_leicester_figures(reports: dic
     assert "<td>Not looked after</td><td>722</td><td>318</td><td>2.3</td>" in missing
     rates = page.split('id="front_door.referral_rates_year"', 1)[1].split("</figure>", 1)[0]
     assert "<td>15,403</td><td>2,704</td><td>17.6</td><td>332</td><td>12.3</td>" in rates
+    # England's published rate beside Leicester's, with its year and source
+    england = ENGLAND["re_referral_rate"]
+    assert f"<td>12.3</td><td>{england.value:.1f}</td>" in rates
+    assert f"<th>England {england.period}</th>" in rates
+    assert f"England {england.period}: {england.shown}" in rates and england.publication in rates
 
 
 def test_the_shared_page_suppresses_small_numbers(reports: dict[str, Path]) -> None:

@@ -118,3 +118,24 @@ def test_generated_json_is_plain_dashboard_objects() -> None:
             board = json.loads(text)
             assert "dashboard" not in board and board["uid"] in path.name
             assert board.get("id") is None
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_england_figures_sit_beside_the_local_measure_with_source_and_year(variant: str) -> None:
+    """A panel comparing a local measure with England heads the England column with the year, gives it the
+    figure's unit, its source on hover and a link to the publication, and cites it in the panel description."""
+    compared = [p for p in PANELS.values() if p.england]
+    assert compared, "no panel shows an England figure"
+    for panel in compared:
+        board = build_dashboard(next(d for d in DASHBOARDS if panel in d.panels), variant)  # type: ignore[arg-type]
+        built = next(p for p in board["panels"] if p.get("title") == panel.title)
+        overrides = {o["matcher"]["options"]: o["properties"] for o in built["fieldConfig"]["overrides"]}
+        for column, figure in panel.england.items():
+            properties = {p["id"]: p["value"] for p in overrides[f"{column}_england"]}
+            assert properties["displayName"] == f"England {figure.period}"
+            assert properties["unit"] == panel.unit_of(column)
+            assert figure.source in properties["description"]
+            assert properties["links"] == [{"title": figure.source, "url": figure.url, "targetBlank": True}]
+            assert f"**England {figure.period}: {figure.shown}**" in built["description"]
+            assert f"[{figure.publication}]({figure.url})" in built["description"]
+            assert f"{figure.value!r} AS {column}_england" in built["targets"][0]["rawSql"]
