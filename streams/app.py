@@ -25,9 +25,10 @@ from collections import Counter
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import faust
+from faust.transport.drivers.aiokafka import Consumer as AiokafkaConsumer
 from faust.types import TP
 
 from safeguard.clock import Clock, system_clock
@@ -37,6 +38,7 @@ from schemas.codec import encode
 from schemas.deadletter import DeadLetter, dead_letter_from_kafka, safe_error
 from schemas.events import AgencyEvent
 from schemas.topics import ALERTS, DEAD_LETTER, EVENT_TOPICS, TopicSpec
+from streams.fence import OffsetFence, Verdict
 from streams.intake import Misplaced, Origin, check_record, check_rerouted
 from streams.processor import RuleProcessor, Step
 from streams.rules import Catalogue, DaObligation, PartitionClock, load_catalogue
@@ -68,6 +70,7 @@ def faust_options(settings: Settings, bootstrap: str) -> dict[str, Any]:
         "broker_session_timeout": settings.streams.session_timeout_s,
         "broker_heartbeat_interval": min(3.0, settings.streams.session_timeout_s / 3),
         "processing_guarantee": "at_least_once",
+        "table_standby_replicas": 0,
         "producer_acks": -1,
         # A send the broker does not acknowledge fails after this (Faust's default is 20 minutes), so an outage
         # shows in the log and in the lane's own back-off instead of a silent wait.
@@ -112,6 +115,9 @@ class Worker:
     ) -> None:
         streams = settings.streams
         self.app = faust.App(streams.app_id, **faust_options(settings, bootstrap))
+        self.app.transport.Consumer = FencedConsumer  # type: ignore[misc]  # the consumer is created after this
+        self.fence: OffsetFence[TP] = OffsetFence()
+        """Records are applied in offset order from the committed offset, none skipped (see `streams.fence`)."""
         self.clock = clock
         self.catalogue = catalogue or (
             load_catalogue(streams.rules_file) if streams.rules_file else Catalogue.default()
@@ -138,6 +144,7 @@ class Worker:
         self.saved_clocks = self._table("partition-clocks", TABLES["partition-clocks"], kind=PartitionClockTable)
         self._tables: list[KeyPartitionedTable] = [self.children, self.households, self.saved_clocks]
         self.app.on_partitions_revoked.connect(self._forget_cached_states)
+        self.app.on_partitions_revoked.connect(self._forget_offsets)
         # And again once the new assignment's tables are recovered: the deadline index is rebuilt by iterating the
         # tables, and one rebuilt meanwhile (by the timer) saw the old assignment's partitions (RocksDB iterates the
         # active partitions' databases only) or a partly recovered table.
@@ -182,6 +189,7 @@ class Worker:
         self._stashed_clocks: dict[tuple[str, int], tuple[PartitionClock, int, int]] = {}
         self.app.on_partitions_revoked.connect(self._stash_revoked_clocks)
         self.app.timer(interval=1.0)(self._unstash_clocks)
+        self.app.timer(interval=1.0)(self._seek_again)
         self.app.timer(interval=1.0)(self._tick)
         self.app.timer(interval=30.0)(self._log_counts)
         self._lane = asyncio.Lock()
@@ -234,7 +242,14 @@ class Worker:
         """
         async with self._lane:
             step = Step()
+            now = asyncio.get_running_loop().time()
             for message in messages:
+                tp = TP(message.topic, message.partition)
+                if self.fence.admit(tp, message.offset, committed=self._committed(tp), now=now) is Verdict.HOLD:
+                    # Not applied: marked acked so that Faust never counts it done (its commit cannot pass it); the
+                    # partition is sought back and the record comes again, after the ones before it.
+                    message.acked = True
+                    continue
                 try:
                     handle(message, step)
                 except Exception as exc:  # never let an exception escape: Faust would ack and lose the record
@@ -242,6 +257,60 @@ class Worker:
                 finally:
                     self._read_offsets[(message.topic, message.partition)] = message.offset
             await self._deliver(step)
+            try:
+                await self._rewind()
+            except Exception:  # the batch is done; a seek not made is made again by `_seek_again`
+                log.exception("seeking back a partition failed; tried again in a few seconds")
+
+    def _committed(self, tp: TP) -> int | None:
+        """The group's committed offset of `tp` as Faust's consumer knows it (set from the broker at assignment)."""
+        committed = getattr(self.app.consumer, "_committed_offset", {}).get(tp)
+        return committed if isinstance(committed, int) else None
+
+    async def _rewind(self) -> None:
+        """Carry out the fence's seeks and gaps (see `streams.fence`)."""
+        seeks, gaps = self.fence.take_seeks(), self.fence.take_gaps()
+        if not (seeks or gaps):
+            return
+        consumer = cast(AiokafkaConsumer, self.app.consumer)
+        assigned = consumer.assignment()
+        seeks = {tp: offset for tp, offset in seeks.items() if tp in assigned}
+        for tp, offset in seeks.items():
+            log.warning(
+                "%s[%d]: a record past offset %d was delivered before it (Faust's fetcher, after a rebalance); "
+                "held back, reading again from %d",
+                tp.topic,
+                tp.partition,
+                offset,
+                offset,
+            )
+        if seeks:
+            await consumer.seek_wait(seeks)  # in the consumer's own thread, as Faust's own seeks are
+        for tp, first, last in gaps:
+            log.error(
+                "%s[%d]: offsets %d..%d hold no record (seeks there kept answering with %d); taken for a gap",
+                tp.topic,
+                tp.partition,
+                first,
+                last,
+                last + 1,
+            )
+            await AiokafkaConsumer._add_gap(consumer, tp, first, last)
+
+    async def _seek_again(self) -> None:
+        """Every second: seek again where the fence's seek brought nothing (no record arrives to ask it)."""
+        if not self.fence.rewinding:
+            return
+        try:
+            async with self._lane:
+                self.fence.overdue(asyncio.get_running_loop().time())
+                await self._rewind()
+        except Exception:
+            log.exception("seeking back a partition failed; tried again in a second")
+
+    async def _forget_offsets(self, *args: Any, **kwargs: Any) -> None:
+        revoked = {TP(*tp) for tp in args[-1]} if args else None  # (sender, revoked)
+        self.fence.forget(revoked)
 
     async def _deliver(self, step: Step) -> None:
         """Publish and then write state; retry while the broker is unavailable, never for a message that cannot go.
@@ -710,6 +779,18 @@ class Worker:
             error=f"{type(exc).__name__}: {exc}",
             at=self.clock(),
         )
+
+
+class FencedConsumer(AiokafkaConsumer):
+    """Faust's consumer, except that it never takes a jump in the offsets delivered for a gap in the log itself.
+
+    Faust counts the offsets it jumps over as done, so its commit passes them; around a rebalance it jumps over
+    records it has not delivered (see `streams.fence`). The worker's fence holds such a record back, has the
+    partition read again, and marks a gap only once seeks show the log really has no record there.
+    """
+
+    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
+        return None
 
 
 Outgoing = DaObligation | AlertRaised | DeadLetter
