@@ -9,7 +9,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -113,6 +114,24 @@ class AlertFeed:
         if self._thread.is_alive():
             self._thread.join(timeout=5)
         self._consumer.close()
+
+
+@contextmanager
+def repeating(interval_s: float, action: Callable[[], None], *, name: str) -> Iterator[None]:
+    """Call `action` every `interval_s` on a thread of its own while the block runs (the main thread publishes)."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(interval_s):
+            action()
+
+    thread = threading.Thread(target=loop, name=name, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=interval_s + 5)
 
 
 def group_progress(client_options: dict[str, Any], group: str, topics: Sequence[str]) -> tuple[int, int]:

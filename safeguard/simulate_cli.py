@@ -6,6 +6,8 @@ import logging
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -54,32 +56,63 @@ def simulate(
         raise click.UsageError("--speed paces publishing; use it with --publish")
     scenario = SCENARIOS[name]
     if publish:
-        publisher = _connect(settings)  # before generating: no Kafka should fail at once, not after a year's work
-        stopped: PublishError | None = None
-        events = _generate(scenario, seed, days)
-        try:
-            _replay(scenario, events, publisher, speed)
-        except PublishError as exc:  # Kafka stopped taking messages: the events after this one would fare no better
-            stopped = exc
-        finally:
-            report, unflushed = _close(publisher, timeout=10.0 if stopped else 30.0)
-        _print_delivery(report)
-        if stopped is not None or unflushed is not None or report.pending:
-            _kafka_stopped_answering(report, len(events), stopped or unflushed)
-        publisher.raise_for_failures()
+        publish_year(settings, name, seed, days, speed)
         return
-    events = _generate(scenario, seed, days)
+    events = _generate(scenario, seed, days, Console(stderr=True))
     if out is not None:
         to_jsonl(events, out)
         click.echo(f"wrote {out}", err=True)
     _print_summary(scenario, events, days)
 
 
-def _generate(scenario: Scenario, seed: int, days: int | None) -> list[AgencyEvent]:
+PublishProgress = Callable[[int, int, datetime], None]
+"""(events sent, events to send, event time of the last one sent): how `safeguard run` follows publishing."""
+
+
+def publish_year(
+    settings: Settings,
+    name: str,
+    seed: int,
+    days: int | None,
+    speed: float | None,
+    on_progress: PublishProgress | None = None,
+    *,
+    out: Console | None = None,
+    err: Console | None = None,
+) -> None:
+    """Generate a scenario and publish it, then print what Kafka acknowledged (exit 2 when it stopped answering).
+
+    Without `on_progress` a progress bar shows on a terminal's stderr. With it the caller shows progress, and
+    passes the consoles it draws on (`out`, `err`): another rich Console would write straight past its live view.
+    """
+    out = out or Console()
+    err = err or Console(stderr=True)
+    scenario = SCENARIOS[name]
+    publisher = _connect(settings)  # before generating: no Kafka should fail at once, not after a year's work
+    stopped: PublishError | None = None
+    events = _generate(scenario, seed, days, err)
+    try:
+        _replay(scenario, events, publisher, speed, on_progress)
+    except PublishError as exc:  # Kafka stopped taking messages: the events after this one would fare no better
+        stopped = exc
+    finally:
+        report, unflushed = _close(publisher, timeout=10.0 if stopped else 30.0)
+    _print_delivery(report, out)
+    if stopped is not None or unflushed is not None or report.pending:
+        _kafka_stopped_answering(report, len(events), stopped or unflushed, err)
+    publisher.raise_for_failures()
+
+
+def _generate(scenario: Scenario, seed: int, days: int | None, err: Console) -> list[AgencyEvent]:
     began = time.perf_counter()
     events = generate(scenario, seed, days=days)
     took = time.perf_counter() - began
-    click.echo(f"{scenario.title}, seed {seed}: {len(events):,} events generated in {took:.1f} s", err=True)
+    err.print(
+        f"{scenario.title}, seed {seed}: {len(events):,} events generated in {took:.1f} s",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
     return events
 
 
@@ -92,23 +125,40 @@ def _close(publisher: EventPublisher, timeout: float) -> tuple[DeliveryReport, E
         return publisher.report, exc
 
 
-def _kafka_stopped_answering(report: DeliveryReport, total: int, cause: Exception | None) -> None:
+def _kafka_stopped_answering(report: DeliveryReport, total: int, cause: Exception | None, err: Console) -> None:
     """One line on stderr (how far it got, why), exit 2: a broker that went away mid-run is not a traceback."""
     detail = str(cause) if cause is not None else "deliveries unanswered"
     if cause is not None and not isinstance(cause, PublishError) and not detail.startswith(type(cause).__name__):
         detail = f"{type(cause).__name__}: {detail}"  # kafka-python's errors already start with their name
-    click.secho(
+    err.print(
         f"error: Kafka stopped answering: {report.delivered:,} of {total:,} events delivered "
         f"({report.failed:,} failed, {report.pending:,} unanswered, {total - report.sent:,} not sent) ({detail}); "
         "run the same simulation again once Kafka answers (same seed, same event ids: readers dedupe by event_id)",
-        fg="red",
-        err=True,
+        style="red",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
     )
     sys.exit(2)
 
 
-def _replay(scenario: Scenario, events: list[AgencyEvent], publisher: EventPublisher, speed: float | None) -> None:
+def _replay(
+    scenario: Scenario,
+    events: list[AgencyEvent],
+    publisher: EventPublisher,
+    speed: float | None,
+    on_progress: PublishProgress | None = None,
+) -> None:
     """Publish in event-time order with a progress bar; the backload of older plan starts goes out unpaced."""
+    paced_from = to_datetime(local_epoch(scenario.first_day))
+    if on_progress is not None:
+        total = len(events)
+
+        def told(done: int, event: Envelope) -> None:
+            on_progress(done, total, event.occurred_at)
+
+        replay(events, publisher, speed, on_progress=told, paced_from=paced_from)
+        return
     err = Console(stderr=True)
     with Progress(
         TextColumn("[bold]publishing"),
@@ -123,7 +173,7 @@ def _replay(scenario: Scenario, events: list[AgencyEvent], publisher: EventPubli
         def shown(done: int, event: Envelope) -> None:
             progress.update(task, completed=done, at=event.occurred_at.strftime("%Y-%m-%d %H:%M"))
 
-        replay(events, publisher, speed, on_progress=shown, paced_from=to_datetime(local_epoch(scenario.first_day)))
+        replay(events, publisher, speed, on_progress=shown, paced_from=paced_from)
 
 
 def _print_summary(scenario: Scenario, events: list[AgencyEvent], days: int | None) -> None:
@@ -146,7 +196,7 @@ def _print_summary(scenario: Scenario, events: list[AgencyEvent], days: int | No
         console.print(calibration)
 
 
-def _print_delivery(report: DeliveryReport) -> None:
+def _print_delivery(report: DeliveryReport, out: Console) -> None:
     table = Table(title="delivered to Kafka", title_justify="left")
     table.add_column("topic")
     table.add_column("delivered", justify="right")
@@ -155,4 +205,4 @@ def _print_delivery(report: DeliveryReport) -> None:
     table.add_row("[bold]total[/bold]", f"{report.delivered:,} of {report.sent:,}")
     if report.failed:
         table.add_row("[red]failed[/red]", f"{report.failed:,}")
-    Console().print(table)
+    out.print(table)

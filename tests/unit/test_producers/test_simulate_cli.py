@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 from kafka.errors import KafkaTimeoutError
+from rich.console import Console
 
 import safeguard.simulate_cli as simulate_cli
 from producers.publisher import EventPublisher
@@ -97,6 +100,40 @@ def test_publish_sends_every_event_keyed_and_closes(monkeypatch: pytest.MonkeyPa
     }
     assert all(key for _, key, _ in producer.sent)
     assert "safeguarding.contacts.v1" in result.output and "delivered" in result.output
+
+
+def test_publish_year_tells_its_caller_how_far_it_has_got(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`safeguard run`'s live view follows publishing through this hook instead of the progress bar."""
+    producer = FakeProducer()
+    connect_to(producer, monkeypatch)
+    told: list[tuple[int, int, datetime]] = []
+    simulate_cli.publish_year(
+        Settings(_env_file=None), "leicester-2019", 7, 5, None, on_progress=lambda *seen: told.append(seen)
+    )
+    total = len(producer.sent)
+    assert total > 500
+    assert [done for done, _, _ in told] == list(range(1, total + 1))
+    assert {events for _, events, _ in told} == {total}
+    times = [at for _, _, at in told]
+    assert times == sorted(times), "published in event-time order"
+
+
+def test_publish_year_prints_on_the_consoles_it_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`safeguard run` passes the console of its live view: a console of its own would write across the view."""
+    connect_to(FakeProducer(), monkeypatch)
+    out, err = io.StringIO(), io.StringIO()
+    simulate_cli.publish_year(
+        Settings(_env_file=None),
+        "leicester-2019",
+        7,
+        5,
+        None,
+        lambda *_: None,
+        out=Console(file=out, width=100),
+        err=Console(file=err, width=100),
+    )
+    assert "delivered to Kafka" in out.getvalue() and "safeguarding.contacts.v1" in out.getvalue()
+    assert "events generated" in err.getvalue()
 
 
 def test_publish_with_speed_paces_and_still_sends_everything(monkeypatch: pytest.MonkeyPatch) -> None:
