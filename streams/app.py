@@ -188,6 +188,7 @@ class Worker:
         # Partition clocks across rebalances: see `_stash_revoked_clocks`.
         self._stashed_clocks: dict[tuple[str, int], tuple[PartitionClock, int, int]] = {}
         self.app.on_partitions_revoked.connect(self._stash_revoked_clocks)
+        self.app.on_partitions_assigned.connect(self._drop_moved_clocks)
         self.app.timer(interval=1.0)(self._unstash_clocks)
         self.app.timer(interval=1.0)(self._seek_again)
         self.app.timer(interval=1.0)(self._tick)
@@ -488,14 +489,19 @@ class Worker:
         for key in [key for key in self.processor.clocks if TP(*key) in revoked]:
             clock = self.processor.clocks.pop(key)
             self._clocks_saved.pop(key, None)
-            read = self._read_offsets.pop(key, None)
-            if read is None:
-                continue
+            # A clock with nothing read since it was restored (a quiet partition) has nothing to wait for: -1.
+            read = self._read_offsets.pop(key, -1)
             stashed = self._stashed_clocks.get(key)
             if stashed is not None:  # a second rebalance before the first was caught up with
                 clock = _later_clock(clock, stashed[0])
                 read = max(read, stashed[1])
             self._stashed_clocks[key] = (clock, read, 0)
+
+    async def _drop_moved_clocks(self, *args: Any, **kwargs: Any) -> None:
+        """Once a rebalance has assigned this worker its partitions: the stashed clocks of the others are not ours."""
+        assigned = {TP(*tp) for tp in args[-1]} if args else set()  # (sender, assigned)
+        for key in [key for key in self._stashed_clocks if TP(*key) not in assigned]:
+            del self._stashed_clocks[key]
 
     async def _unstash_clocks(self) -> None:
         """Every second: merge a stashed clock back once its partition has been read again up to where it was."""
@@ -507,9 +513,7 @@ class Worker:
                 for key, (clock, read, idle) in list(self._stashed_clocks.items()):
                     tp = TP(*key)
                     if tp not in assignment:
-                        if not self.app.rebalancing:
-                            del self._stashed_clocks[key]  # moved to another worker
-                        continue
+                        continue  # mid-rebalance; dropped by `_drop_moved_clocks` if it went to another worker
                     done = self._read_offsets.get(key, -1) >= read
                     if not done and key not in self._read_offsets:
                         # Nothing read since the rebalance: when everything is fetched and still nothing comes for
@@ -719,16 +723,25 @@ class Worker:
             log.exception("the deadline timer failed; it runs again in a second")
 
     def _caught_up(self, topic: str, partition: int) -> bool:
-        read = self._read_offsets.get((topic, partition))
-        if read is None:
-            return False
+        """This worker has applied every record of the partition the broker has (its clock may follow the wall clock).
+
+        Nothing read since a rebalance counts as caught up when the group's committed offset is the partition's end:
+        a quiet partition after a rebalance would otherwise never be caught up, and its deadlines would never fire
+        until its next record came.
+        """
         tp = TP(topic, partition)
         if tp not in self.app.consumer.assignment():
             # Moved to another worker by a rebalance: not ours to follow (and aiokafka asserts on its highwater,
             # which would fail every tick of this worker, so none of its deadlines would fire).
             return False
         highwater = self.app.consumer.highwater(tp)
-        return highwater is not None and read + 1 >= highwater
+        if highwater is None:
+            return False
+        read = self._read_offsets.get((topic, partition))
+        if read is not None:
+            return read + 1 >= highwater
+        committed = self._committed(tp)
+        return committed is not None and committed >= highwater and not self.fence.rewinding
 
     def _restore_clocks(self) -> None:
         if self._clocks_restored:

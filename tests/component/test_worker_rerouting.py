@@ -23,7 +23,7 @@ from schemas.events import AgencyEvent
 from schemas.topics import ALERTS, DEAD_LETTER, MISSING_EPISODES, message_key
 from streams.app import Worker, internal_topics, rerouted_topic_name
 from streams.intake import ORIGIN_OFFSET, ORIGIN_PARTITION, ORIGIN_TOPIC, Origin
-from streams.rules import decode_state
+from streams.rules import PartitionClock, decode_state
 from streams.tables import murmur2_partition
 from tests.unit.test_streams.factories import CHILD, day, missing_reported
 
@@ -226,3 +226,26 @@ def test_a_rebalance_sets_the_clocks_of_the_revoked_partitions_aside(worker: tup
     assert key not in app.processor.clocks and key not in app._clocks_saved
     clock, read, _ = app._stashed_clocks[key]
     assert clock.newest_event_at == day(0) and read == 0
+
+
+def test_a_quiet_partitions_clock_is_set_aside_too_and_kept_while_the_partition_stays(
+    worker: tuple[Worker, Sent],
+) -> None:
+    """A clock with nothing read since it was restored (a partition with nothing new) was dropped at the next
+    rebalance instead of set aside, so its deadlines never fired again (ten `da_contact_overdue` of the rebalance
+    test, 2026-12-07). It waits on the side with nothing to wait for (-1), and only a rebalance that assigns its
+    partition elsewhere drops it."""
+    app, _ = worker
+    quiet, moved = (MISSING_EPISODES.name, HOME), (MISSING_EPISODES.name, ELSEWHERE)
+    restored = PartitionClock(newest_event_at=day(3), reading=day(3))
+
+    async def scenario() -> None:
+        app.processor.restore_clocks([(quiet, restored), (moved, restored)], wall_clock=day(4))
+        await app.app.on_partitions_revoked.send({TP(*quiet), TP(*moved)})
+        await app.app.on_partitions_assigned.send({TP(*quiet)})
+
+    asyncio.run(scenario())
+    assert quiet not in app.processor.clocks
+    clock, read, _ = app._stashed_clocks[quiet]
+    assert clock == restored and read == -1
+    assert moved not in app._stashed_clocks, "its partition went to another worker"

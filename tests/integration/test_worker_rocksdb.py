@@ -38,6 +38,9 @@ from tests.integration.worker_runs import (
 )
 
 PROCESS_TIMEOUT_S = 600
+QUIET_S = 10
+"""The alerts topic this long unchanged once every event is committed: after a rebalance, a partition's deadlines wait
+for its clock to be merged back (up to a few seconds of a quiet partition) before they can fire."""
 SHARE_OF_THE_YEAR = 0.5
 """The first half of the year, in the order it is published: enough for kills and rebalances mid-way."""
 
@@ -72,7 +75,7 @@ def _share_done(bootstrap: str, group: str, share: float) -> bool:
 def _wait_until_done(worker: WorkerProcess, bootstrap: str, alerts_from: dict) -> list[Record]:
     wait_for(worker, "every event processed", lambda: _share_done(bootstrap, worker.app_id, 1.0), PROCESS_TIMEOUT_S)
     seen, quiet_since = -1, time.monotonic()
-    while time.monotonic() - quiet_since < 5:  # alerts from the obligations repartition may still be on their way
+    while time.monotonic() - quiet_since < QUIET_S:  # alerts from the obligations repartition, clocks merged back
         records = read_new(bootstrap, alerts_from, [ALERTS.name])
         if len(records) != seen:
             seen, quiet_since = len(records), time.monotonic()
