@@ -118,6 +118,8 @@ class Worker:
         self.app.transport.Consumer = FencedConsumer  # type: ignore[misc]  # the consumer is created after this
         self.fence: OffsetFence[TP] = OffsetFence()
         """Records are applied in offset order from the committed offset, none skipped (see `streams.fence`)."""
+        self._unread: dict[TP, int] = {}
+        """Partitions nothing came from since a rebalance, the consumer past the committed offset (`_seek_again`)."""
         self.clock = clock
         self.catalogue = catalogue or (
             load_catalogue(streams.rules_file) if streams.rules_file else Catalogue.default()
@@ -299,19 +301,43 @@ class Worker:
             await AiokafkaConsumer._add_gap(consumer, tp, first, last)
 
     async def _seek_again(self) -> None:
-        """Every second: seek again where the fence's seek brought nothing (no record arrives to ask it)."""
-        if not self.fence.rewinding:
-            return
+        """Every second: seek again where the fence's seek brought nothing (no record arrives to ask it), and seek
+        back a partition nothing came from since the rebalance although the consumer is past its committed offset:
+        Faust kept its position from before the rebalance instead of reading again from the committed offset, so
+        the records in between (read, never committed) would wait for the next record to show the jump."""
         try:
             async with self._lane:
-                self.fence.overdue(asyncio.get_running_loop().time())
+                now = asyncio.get_running_loop().time()
+                if self.fence.rewinding:
+                    self.fence.overdue(now)
+                await self._rewind_unread(now)
                 await self._rewind()
         except Exception:
             log.exception("seeking back a partition failed; tried again in a second")
 
+    async def _rewind_unread(self, now: float) -> None:
+        if self.app.rebalancing:
+            return
+        consumer = self.app.consumer
+        for tp in consumer.assignment():
+            if tp.topic.endswith("-changelog") or self.fence.seen(tp):
+                continue
+            committed, highwater = self._committed(tp), consumer.highwater(tp)
+            if committed is None or highwater is None or committed >= highwater:
+                continue
+            position = await asyncio.wait_for(consumer.position(tp), timeout=2.0)
+            if position is None or position <= committed:
+                self._unread.pop(tp, None)
+            elif self._unread.get(tp) == position:  # a second look, a second later: nothing delivered meanwhile
+                del self._unread[tp]
+                self.fence.rewind(tp, committed, now=now)
+            else:  # may be records on their way to the agent: look again
+                self._unread[tp] = position
+
     async def _forget_offsets(self, *args: Any, **kwargs: Any) -> None:
         revoked = {TP(*tp) for tp in args[-1]} if args else None  # (sender, revoked)
         self.fence.forget(revoked)
+        self._unread.clear()
 
     async def _deliver(self, step: Step) -> None:
         """Publish and then write state; retry while the broker is unavailable, never for a message that cannot go.

@@ -85,6 +85,18 @@ class OffsetFence(Generic[P]):
         self.held += 1
         return Verdict.HOLD
 
+    def seen(self, tp: P) -> bool:
+        """A record of `tp` has been asked about since the fence last forgot it (the last rebalance)."""
+        return tp in self._partitions
+
+    def rewind(self, tp: P, to: int, *, now: float) -> None:
+        """Seek `tp` back to `to`, a partition nothing was delivered from since the rebalance although the consumer's
+        position is past its committed offset `to` (Faust did not read it again from there)."""
+        partition = self._partitions.setdefault(tp, _Partition(next=to))
+        partition.next = to
+        partition.rewind = _Rewind(to=to, sought_at=now)
+        self._seeks[tp] = to
+
     def overdue(self, now: float) -> None:
         """Seek again where a seek brought nothing within `retry_after_s` (the fetcher may have missed it)."""
         for tp, partition in self._partitions.items():

@@ -220,16 +220,6 @@ def test_a_killed_worker_restarts_from_its_local_state_reading_only_the_changelo
     )
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "KNOWN DEFECT (docs/operations.md, 'Known defect: alerts lost when a worker joins mid-stream'): with a second "
-        "worker joining while "
-        "the first is processing, then SIGKILLed and restarted, 10-60 da_contact_overdue alerts (once 47 re_referral "
-        "and multi_agency_concern) of the reference are never raised, with rocksdb:// and with memory:// alike, in "
-        "about 3 runs of 4 (2026-12-07); the assertions stay as they are so a fix shows as XPASS"
-    ),
-)
 def test_partitions_that_move_away_and_come_back_are_recovered_from_the_changelog_tail(
     broker_with_events: str, expected: dict[str, AlertRaised], tmp_path: Path
 ) -> None:

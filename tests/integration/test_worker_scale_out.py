@@ -259,14 +259,6 @@ def broker_with_slice(tmp_path_factory: pytest.TempPathFactory, slice_of_year: l
         yield bootstrap
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "KNOWN DEFECT (docs/operations.md, 'Known defect: alerts lost when a worker joins mid-stream'): in one full "
-        "run of 3 on 2026-12-07 the 3-worker case waited 300 s for expected alerts that never came; the same loss "
-        "as the rebalance test of test_worker_rocksdb.py. Assertions unchanged, so a fix shows as XPASS"
-    ),
-)
 @pytest.mark.parametrize("workers_in_group", [2, 3])
 def test_workers_in_one_group_one_killed_raise_the_single_worker_alerts(
     broker_with_slice: str, expected: dict[str, AlertRaised], tmp_path: Path, workers_in_group: int

@@ -94,3 +94,17 @@ def test_a_rebalance_forgets_the_partitions_it_revoked() -> None:
     assert fence.admit("p0", 40, committed=40, now=1.0) is APPLY
     fence.forget()
     assert fence.admit("p1", 9, committed=9, now=1.0) is APPLY
+
+
+def test_a_partition_nothing_came_from_is_sought_back_to_its_committed_offset() -> None:
+    """Faust kept the position from before the rebalance (the end): records read but never committed would not come
+    again until a new record showed the jump."""
+    fence: OffsetFence[str] = OffsetFence()
+    assert not fence.seen("p0")
+    fence.rewind("p0", 30, now=0.0)
+    assert fence.seen("p0") and fence.rewinding
+    assert fence.take_seeks() == {"p0": 30}
+    assert fence.admit("p0", 31, committed=30, now=1.0) is HOLD  # still queued from before: not yet
+    assert fence.admit("p0", 30, committed=30, now=1.5) is APPLY
+    assert fence.admit("p0", 31, committed=30, now=1.5) is APPLY
+    assert not fence.rewinding
