@@ -271,34 +271,37 @@ class Worker:
         return committed if isinstance(committed, int) else None
 
     async def _rewind(self) -> None:
-        """Carry out the fence's seeks and gaps (see `streams.fence`)."""
-        seeks, gaps = self.fence.take_seeks(), self.fence.take_gaps()
-        if not (seeks or gaps):
+        """Carry out the fence's seeks (see `streams.fence`); say so when a partition stays stalled."""
+        seeks = self.fence.take_seeks()
+        if not seeks:
             return
         consumer = cast(AiokafkaConsumer, self.app.consumer)
         assigned = consumer.assignment()
         seeks = {tp: offset for tp, offset in seeks.items() if tp in assigned}
+        stalled = self.fence.stalled(STALLED_AFTER_SEEKS)
         for tp, offset in seeks.items():
-            log.warning(
-                "%s[%d]: a record past offset %d was delivered before it (Faust's fetcher, after a rebalance); "
-                "held back, reading again from %d",
-                tp.topic,
-                tp.partition,
-                offset,
-                offset,
-            )
+            if tp in stalled:
+                log.error(
+                    "%s[%d]: waiting for offset %d, sought back %d+ times without it coming; nothing of this "
+                    "partition is applied meanwhile. If the log has no record there (a transactional producer's "
+                    "markers: the contract topics must be written without transactions), move the group past it "
+                    "(docs/operations.md, 'What a rebalance must not lose')",
+                    tp.topic,
+                    tp.partition,
+                    offset,
+                    STALLED_AFTER_SEEKS,
+                )
+            else:
+                log.warning(
+                    "%s[%d]: a record past offset %d was delivered before it (Faust's fetcher, after a rebalance); "
+                    "held back, reading again from %d",
+                    tp.topic,
+                    tp.partition,
+                    offset,
+                    offset,
+                )
         if seeks:
             await consumer.seek_wait(seeks)  # in the consumer's own thread, as Faust's own seeks are
-        for tp, first, last in gaps:
-            log.error(
-                "%s[%d]: offsets %d..%d hold no record (seeks there kept answering with %d); taken for a gap",
-                tp.topic,
-                tp.partition,
-                first,
-                last,
-                last + 1,
-            )
-            await AiokafkaConsumer._add_gap(consumer, tp, first, last)
 
     async def _seek_again(self) -> None:
         """Every second: seek again where the fence's seek brought nothing (no record arrives to ask it), and seek
@@ -824,12 +827,16 @@ class FencedConsumer(AiokafkaConsumer):
     """Faust's consumer, except that it never takes a jump in the offsets delivered for a gap in the log itself.
 
     Faust counts the offsets it jumps over as done, so its commit passes them; around a rebalance it jumps over
-    records it has not delivered (see `streams.fence`). The worker's fence holds such a record back, has the
-    partition read again, and marks a gap only once seeks show the log really has no record there.
+    records it has not delivered (see `streams.fence`). The worker's fence holds such a record back and has the
+    partition read again; commits only ever cover records the worker applied.
     """
 
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
         return None
+
+
+STALLED_AFTER_SEEKS = 12
+"""A partition sought back this many times (a minute, 5 s apart) without its next record is reported as an error."""
 
 
 Outgoing = DaObligation | AlertRaised | DeadLetter

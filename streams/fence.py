@@ -8,11 +8,13 @@ delivered was 1526, from the position before the rebalance; Faust took 1163..152
 
 The worker asks the fence about every record before applying it. A record past the next one is held back: not
 applied, not acknowledged (so no commit passes it), and the partition is sought back to the next offset, so the
-records in between come (again) first. Only if the log keeps answering a seek with a later record (offsets that
-hold no record, such as transaction markers) is the range taken for a gap, once the fence has sought
-`seeks_before_gap` times, `retry_after_s` apart; the worker then marks it for Faust's commit.
+records in between come (again) first; the seek is repeated every `retry_after_s` until they do (a seek can be
+undone by records Faust fetched before it). The fence never skips: a partition whose log has no record at the
+next offset (a transactional producer's markers; the contract topics are written without transactions) stalls
+there, and the worker says so as an error, rather than lose records. (A first version took a range for a gap
+after three seeks answered past it; under load, records queued before the seeks answered, and a contact was lost.)
 
-Pure bookkeeping: the worker passes the committed offset and the time, and carries out the seeks and gaps.
+Pure bookkeeping: the worker passes the committed offset and the time, and carries out the seeks.
 """
 
 from __future__ import annotations
@@ -37,8 +39,7 @@ class Verdict(enum.Enum):
 class _Rewind:
     to: int
     sought_at: float
-    answered_past: int = 0
-    """Seeks answered with a record past `to` (not one of those queued before the seek: it came `retry_after_s` on)."""
+    seeks: int = 1
 
 
 @dataclass
@@ -50,10 +51,8 @@ class _Partition:
 @dataclass
 class OffsetFence(Generic[P]):
     retry_after_s: float = 5.0
-    seeks_before_gap: int = 3
     _partitions: dict[P, _Partition] = field(default_factory=dict)
     _seeks: dict[P, int] = field(default_factory=dict)
-    _gaps: list[tuple[P, int, int]] = field(default_factory=list)
     held: int = 0
     """Records held back so far (for the worker's log)."""
 
@@ -69,19 +68,11 @@ class OffsetFence(Generic[P]):
             partition.next = offset + 1
             partition.rewind = None
             return Verdict.APPLY
-        rewind = partition.rewind
-        if rewind is None:
+        if partition.rewind is None:
             partition.rewind = _Rewind(to=partition.next, sought_at=now)
             self._seeks[tp] = partition.next
-        elif now - rewind.sought_at >= self.retry_after_s:
-            rewind.answered_past += 1
-            if rewind.answered_past >= self.seeks_before_gap:
-                self._gaps.append((tp, partition.next, offset - 1))
-                partition.next = offset + 1
-                partition.rewind = None
-                return Verdict.APPLY
-            rewind.sought_at = now
-            self._seeks[tp] = partition.next
+        else:
+            self._seek_again_if_due(tp, partition.rewind, now)
         self.held += 1
         return Verdict.HOLD
 
@@ -98,12 +89,24 @@ class OffsetFence(Generic[P]):
         self._seeks[tp] = to
 
     def overdue(self, now: float) -> None:
-        """Seek again where a seek brought nothing within `retry_after_s` (the fetcher may have missed it)."""
+        """Seek again where a seek brought nothing within `retry_after_s` (no record arrives to ask the fence)."""
         for tp, partition in self._partitions.items():
-            rewind = partition.rewind
-            if rewind is not None and now - rewind.sought_at >= self.retry_after_s:
-                rewind.sought_at = now
-                self._seeks[tp] = rewind.to
+            if partition.rewind is not None:
+                self._seek_again_if_due(tp, partition.rewind, now)
+
+    def _seek_again_if_due(self, tp: P, rewind: _Rewind, now: float) -> None:
+        if now - rewind.sought_at >= self.retry_after_s:
+            rewind.seeks += 1
+            rewind.sought_at = now
+            self._seeks[tp] = rewind.to
+
+    def stalled(self, seeks: int) -> dict[P, int]:
+        """Partitions sought back at least `seeks` times without their next record coming: each with that offset."""
+        return {
+            tp: partition.rewind.to
+            for tp, partition in self._partitions.items()
+            if partition.rewind is not None and partition.rewind.seeks >= seeks
+        }
 
     @property
     def rewinding(self) -> bool:
@@ -114,11 +117,6 @@ class OffsetFence(Generic[P]):
         """The partitions to seek back, each to its next offset (asked once per seek)."""
         seeks, self._seeks = self._seeks, {}
         return seeks
-
-    def take_gaps(self) -> list[tuple[P, int, int]]:
-        """Offset ranges (first, last) the log answered seeks past: offsets with no record, for Faust's commit."""
-        gaps, self._gaps = self._gaps, []
-        return gaps
 
     def forget(self, tps: set[P] | None = None) -> None:
         """After a rebalance: these partitions (all, by default) start again from their committed offsets."""
