@@ -77,6 +77,7 @@ def schemas_export(out: Path) -> None:
 
 def _register() -> None:
     from safeguard.dashboards_cli import dashboards, report
+    from safeguard.import_cli import import_group
     from safeguard.kafka_cli import kafka
     from safeguard.notify_cli import notify
     from safeguard.produce_cli import pseudonymise, publish
@@ -85,7 +86,7 @@ def _register() -> None:
     from safeguard.simulate_cli import simulate
     from safeguard.sink_cli import sink
 
-    for command in (kafka, publish, pseudonymise, simulate, rules, run, sink, dashboards, report, notify):
+    for command in (kafka, publish, pseudonymise, simulate, import_group, rules, run, sink, dashboards, report, notify):
         cli.add_command(command)
 
 

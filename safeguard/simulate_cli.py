@@ -17,6 +17,7 @@ from rich.table import Table
 
 from producers.publisher import DeliveryReport, EventPublisher
 from producers.simulate import SCENARIOS, Scenario, calibration_rows, figures, generate, replay, to_jsonl
+from producers.simulate.census import write_simulated_census
 from producers.simulate.timeline import local_epoch, to_datetime
 from safeguard.settings import Settings
 from schemas.errors import PublishError
@@ -45,13 +46,27 @@ def _connect(settings: Settings) -> EventPublisher:
     help="with --publish: event-time seconds per wall second, e.g. 86400 = a day a second (default: flat out)",
 )
 @click.option("--days", type=click.IntRange(min=1), help="only the first N days of the year (quick demos)")
+@click.option(
+    "--cin-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="also write the year's referrals and plans as a CIN census XML file (for `safeguard import cin`)",
+)
 @pass_settings
 def simulate(
-    settings: Settings, name: str, seed: int, out: Path | None, publish: bool, speed: float | None, days: int | None
+    settings: Settings,
+    name: str,
+    seed: int,
+    out: Path | None,
+    publish: bool,
+    speed: float | None,
+    days: int | None,
+    cin_out: Path | None,
 ) -> None:
     """Generate a calibrated synthetic year (invented people, demo pseudonyms) and write or publish it."""
     if out is not None and publish:
         raise click.UsageError("choose one of --out FILE and --publish")
+    if cin_out is not None and publish:
+        raise click.UsageError("--cin-out writes files; use it without --publish")
     if speed is not None and not publish:
         raise click.UsageError("--speed paces publishing; use it with --publish")
     scenario = SCENARIOS[name]
@@ -62,6 +77,9 @@ def simulate(
     if out is not None:
         to_jsonl(events, out)
         click.echo(f"wrote {out}", err=True)
+    if cin_out is not None:
+        children = write_simulated_census(events, scenario, cin_out)
+        click.echo(f"wrote {cin_out} (CIN census, {len(children):,} children)", err=True)
     _print_summary(scenario, events, days)
 
 

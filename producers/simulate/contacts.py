@@ -20,7 +20,7 @@ from producers.simulate.missing import Episode
 from producers.simulate.plans import Plan
 from producers.simulate.scenarios import Agencies, Scenario
 from producers.simulate.timeline import DAY, HOUR, MINUTE, Profile, Timeline, lognormal
-from schemas.types import AgencyType, Concern, ContactSource, Outcome, PlanCategory, PrimaryNeed
+from schemas.types import Concern, ContactSource, Outcome, PlanCategory, PrimaryNeed
 
 Group = Literal["police", "health", "education", "other"]
 """The calibration groups of contact sources: Police = 6, Health = 3A-3F, Education = 2A/2B, Other = the rest."""
@@ -94,19 +94,6 @@ class Contact:
     primary_need: PrimaryNeed | None = None
     decide_before: int | None = None  # a referral that must be decided before the plan it leads to
     contact_id: str = ""
-
-
-def agency_type(source: ContactSource) -> AgencyType:
-    """The contract's agency type of a contact source code (police 6, health 3x, education 2x)."""
-    if source == "6":
-        return "police"
-    if source.startswith("3"):
-        return "health"
-    if source.startswith("2"):
-        return "education"
-    if source in ("4", "5A", "5B", "5C", "5D"):
-        return "local_authority"
-    return "other"
 
 
 def group_of(source: str) -> Group:

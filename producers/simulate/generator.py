@@ -12,7 +12,8 @@ from datetime import date, datetime
 from operator import itemgetter
 from typing import Literal, TypedDict
 
-from producers.simulate.contacts import Contact, agency_code, agency_type, contacts
+from producers.referral_sources import agency_type
+from producers.simulate.contacts import Contact, agency_code, contacts
 from producers.simulate.domestic import Incident, domestic_incidents
 from producers.simulate.ids import Identities, event_uuid
 from producers.simulate.missing import Episode, missing_episodes

@@ -17,9 +17,8 @@ from kafka.structs import TopicPartition
 
 from schemas.alerts import AlertRaised
 from schemas.events import AgencyEvent
-from schemas.topics import EVENT_TOPICS, message_key, topic_for
-from streams.app import murmur2_partition
-from streams.processor import RuleProcessor
+from schemas.topics import EVENT_TOPICS
+from streams.replay import Replay, kafka_partitions
 from streams.rules import Catalogue
 from tests.integration.kafka_reader import end_offsets
 
@@ -63,28 +62,14 @@ EVENT_TOPIC_NAMES = [spec.name for spec in EVENT_TOPICS]
 
 
 def reference_alerts(events: Iterable[AgencyEvent], partitions: int) -> dict[str, AlertRaised]:
-    """The alerts of processing `events` in order in one process: the same pure code, no Kafka, no Faust.
-
-    Obligations (incident → child) are applied right after their incident, as if the repartition were instant.
-    """
-    processor = RuleProcessor(
-        Catalogue.default(),
-        children={},
-        households={},
-        partition_of=lambda key: murmur2_partition(key.encode("utf-8"), partitions),
+    """The alerts of processing `events` in order in one process: the same pure code, no Kafka, no Faust
+    (`streams.replay`; obligations applied right after their incident, as if the repartition were instant)."""
+    replay = Replay(
+        Catalogue.default(), partition_of=kafka_partitions(partitions), raised_at=datetime(2030, 1, 1, tzinfo=UTC)
     )
-    raised_at = datetime(2030, 1, 1, tzinfo=UTC)
     alerts: dict[str, AlertRaised] = {}
     for event in events:
-        partition = murmur2_partition(message_key(event).encode("utf-8"), partitions)
-        step = processor.apply(event, topic=topic_for(event.event_type).name, partition=partition, raised_at=raised_at)
-        found = list(step.alerts)
-        for obligation in step.obligations:
-            child_partition = murmur2_partition(obligation.child_id.encode("utf-8"), partitions)
-            found += processor.apply(
-                obligation, topic="reference-da-obligations", partition=child_partition, raised_at=raised_at
-            ).alerts
-        for alert in found:
+        for alert in replay.apply(event):
             assert alert.alert_id not in alerts, f"the reference raised {alert.alert_id} twice"
             alerts[alert.alert_id] = alert
     return alerts

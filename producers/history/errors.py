@@ -1,0 +1,18 @@
+"""Errors of the history importers (subclasses of the project's tree, `schemas/errors.py`).
+
+SafeguardError
+ └── CensusRefused      a whole file cannot be read: not XML, a DTD of its own, no local authority code
+"""
+
+from __future__ import annotations
+
+from schemas.errors import SafeguardError
+
+
+class CensusRefused(SafeguardError):
+    """A census file is refused as a whole (the import goes on with the next file); `line` says where."""
+
+    def __init__(self, reason: str, *, line: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.line = line

@@ -1,0 +1,101 @@
+"""What an import did: counts, every rejected element with its path and reason, unknown elements.
+
+Nothing in here names a child other than by its position in a file: no identifier, no pseudonym.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """One element that gave no event (or lost a field), where it is and why.
+
+    `path` is positional (Message/Children/Child[12]/CINdetails[2]/ChildProtectionPlans[1]/CPPendDate),
+    `line` the element's line in the file; `code` a short reason category, `reason` the sentence.
+    """
+
+    file: str
+    path: str
+    line: int
+    code: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {describe_path(self.path)}: {self.reason}"
+
+
+def describe_path(path: str) -> str:
+    """`Message/Children/Child[12]/CINdetails[2]/CPPendDate` as `child 12, CINdetails 2, CPPendDate`."""
+    parts = []
+    for part in path.split("/"):
+        if part in ("Message", "Children"):
+            continue
+        name, _, rest = part.partition("[")
+        position = rest.rstrip("]")
+        if name == "Child":
+            parts.append(f"child {position}" if position else "child")
+        else:
+            parts.append(f"{name} {position}" if position else name)
+    return ", ".join(parts) or path
+
+
+@dataclass
+class FileReport:
+    """One file: its census year and local authority as read, its children, and whether it was read to the end."""
+
+    name: str
+    year: str | None = None
+    la_code: str | None = None
+    children: int = 0
+    refused: str | None = None
+
+
+@dataclass
+class ImportSummary:
+    """Counts of one import over all its files.
+
+    Every event generated is either a duplicate within this import (the same referral or plan in two
+    overlapping years, or twice in one file) or handed to the target; the target says whether it was
+    new or already present when it can tell (`None`: it cannot, e.g. Kafka).
+    """
+
+    files: list[FileReport] = field(default_factory=list)
+    children: int = 0
+    referrals: int = 0
+    plans: int = 0
+    generated: int = 0
+    generated_by_type: Counter[str] = field(default_factory=Counter)
+    duplicates: int = 0
+    sent: int = 0
+    new: int | None = None
+    already_present: int | None = None
+    rejections: list[Rejection] = field(default_factory=list)
+    rejected_by_code: Counter[str] = field(default_factory=Counter)
+    unknown_elements: Counter[str] = field(default_factory=Counter)
+    unknown_first_seen: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    max_rejections_kept: int = 1_000
+
+    @property
+    def rejected(self) -> int:
+        return sum(self.rejected_by_code.values())
+
+    def reject(self, rejection: Rejection) -> None:
+        self.rejected_by_code[rejection.code] += 1
+        if len(self.rejections) < self.max_rejections_kept:
+            self.rejections.append(rejection)
+
+    def unknown(self, file: str, pattern: str, line: int) -> None:
+        self.unknown_elements[pattern] += 1
+        self.unknown_first_seen.setdefault(pattern, f"{file}:{line}")
+
+    def delivered(self, verdict: bool | None) -> None:
+        """Count one event handed to the target, with the target's verdict (new, already present, cannot tell)."""
+        self.sent += 1
+        if verdict is None:
+            return
+        self.new = (self.new or 0) + (1 if verdict else 0)
+        self.already_present = (self.already_present or 0) + (0 if verdict else 1)

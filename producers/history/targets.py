@@ -1,0 +1,66 @@
+"""Where imported events go, and whether the target can tell an event it already holds.
+
+`add` answers True (new), False (already present) or None (cannot tell: Kafka keeps no index of ids;
+the worker and the sink drop a repeated `event_id` themselves).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import IO, Protocol
+
+from pydantic_core import from_json
+
+from producers.publisher import EventPublisher
+from schemas.codec import encode
+from schemas.events import AgencyEvent
+
+
+class ImportTarget(Protocol):
+    def add(self, event: AgencyEvent) -> bool | None: ...
+
+
+class DryRun:
+    """Publishes nothing: the import is parsed, validated and reported only."""
+
+    def add(self, event: AgencyEvent) -> bool | None:
+        return None
+
+
+class PublisherTarget:
+    """The contract topics, keyed and encoded by the project's publisher (acks=all, idempotent)."""
+
+    def __init__(self, publisher: EventPublisher) -> None:
+        self._publisher = publisher
+
+    def add(self, event: AgencyEvent) -> bool | None:
+        self._publisher.publish(event)
+        return None
+
+
+class JsonlTarget:
+    """A JSONL file of events (e.g. for `rules backtest --source FILE`), appended to.
+
+    It can tell: the ids already in the file are read first, and an event with one of them is not written
+    again, so importing the same years into the same file twice leaves it as it was.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._ids: set[str] = set()
+        if path.exists():
+            with path.open("rb") as existing:
+                for line in existing:
+                    if line.strip():
+                        self._ids.add(str(from_json(line).get("event_id")))
+        self._out: IO[bytes] = path.open("ab")
+
+    def add(self, event: AgencyEvent) -> bool | None:
+        if event.event_id in self._ids:
+            return False
+        self._ids.add(event.event_id)
+        self._out.write(encode(event) + b"\n")
+        return True
+
+    def close(self) -> None:
+        self._out.close()
