@@ -41,6 +41,7 @@ class EngineStats:
     delivered: int = 0
     failed_attempts: int = 0
     escalated: int = 0
+    released_holds: int = 0
 
 
 @dataclass
@@ -81,9 +82,11 @@ class Notifier:
     # -- the periodic work ------------------------------------------------------------------------------------
 
     async def tick(self) -> None:
-        """Do what is due now: write back finished deliveries, escalate, release groups, start deliveries."""
+        """Do what is due now: write back finished deliveries, release alerts whose silence or inhibition ended,
+        escalate, release groups, start deliveries."""
         self._apply_results()
         now = self.clock()
+        self.stats.released_holds += self.store.release_held(now, self.rota, self.timing)
         self._escalate(now)
         self.stats.released += self.store.release_due(now, self.channels_of)
         self._start_deliveries(now)
@@ -95,7 +98,8 @@ class Notifier:
         self._apply_results()
 
     def next_due(self) -> datetime | None:
-        """When something is next due (a group to release, a retry); escalations are checked every tick."""
+        """When something is next due (a group to release, a retry, a hold ending); escalations are checked every
+        tick."""
         return self.store.next_send_at()
 
     def channels_of(self, contact_id: str) -> list[tuple[str, str]]:

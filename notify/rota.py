@@ -23,6 +23,15 @@ escalate_after_minutes = 15         # optional, overrides the setting for this t
   end = "18:00"                     # an end at or before the start crosses midnight
   primary = "alice"
   escalation = ["bob", "carol"]     # escalation level 1, 2, ...
+
+[[inhibit]]                         # optional, any number: an open source alert holds back targets
+name = "high-risk-holds-repeat"     # optional (default inhibit[0], ...); named on the held alerts
+source_rules = ["high_risk_missing"]
+source_severities = ["high", "critical"]   # optional, default all four
+target_rules = ["repeat_missing"]
+target_severities = ["medium", "high"]     # optional, default all four
+equal = ["subject"]                 # fields source and target share: subject (default), la, team
+hours = 24                          # the longest a target is held after the source was taken on
 ```
 
 Routing (`Rota.route`): the first team in file order whose `la_codes`, `rules` and `severities` match the alert
@@ -30,6 +39,7 @@ Routing (`Rota.route`): the first team in file order whose `la_codes`, `rules` a
 uncovered (a day-time specialist team); the fallback team may not. Shifts are matched on the local wall clock, so a
 20:00-08:00 night shift ends at 08:00 whether that is 07:00 or 08:00 UTC, and lasts 11 or 13 hours on the nights
 the clocks change. Every problem in a file is reported at once (`RotaError.problems`), each naming the place.
+Inhibition rules (`[[inhibit]]`) are checked here and applied by `notify.holds`.
 """
 
 from __future__ import annotations
@@ -38,13 +48,14 @@ import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from notify.holds import EQUAL_FIELDS, MAX_INHIBIT, InhibitRule, MatcherField
 from schemas.errors import ConfigError
 from schemas.types import Severity
 
@@ -194,6 +205,7 @@ class Rota:
     teams: tuple[Team, ...]
     fallback_team: str
     source: str = "rota"
+    inhibitions: tuple[InhibitRule, ...] = ()
 
     @property
     def zone(self) -> ZoneInfo:
@@ -298,7 +310,7 @@ class _Checker:
                 self.problem(where, f"unknown key {key!r}; expected one of {', '.join(allowed)}")
 
     def rota(self, data: Mapping[str, Any]) -> Rota:
-        self.unknown_keys("", data, ("timezone", "fallback_team", "contacts", "teams"))
+        self.unknown_keys("", data, ("timezone", "fallback_team", "contacts", "teams", "inhibit"))
         timezone = data.get("timezone", "Europe/London")
         if not isinstance(timezone, str):
             self.problem("timezone", "must be a timezone name such as Europe/London")
@@ -328,9 +340,87 @@ class _Checker:
             if team.severities != frozenset(SEVERITIES) or team.la_codes is not None or team.rules is not None:
                 self.problem(f"teams.{fallback}", "the fallback team takes every alert: leave out la_codes, rules "
                              "and severities")  # fmt: skip
+        inhibitions = self.inhibitions(data.get("inhibit"))
         if self.problems:
             raise RotaError(self.source, self.problems)
-        return Rota(timezone, contacts, tuple(teams), str(fallback), self.source)
+        return Rota(timezone, contacts, tuple(teams), str(fallback), self.source, tuple(inhibitions))
+
+    def inhibitions(self, raw: Any) -> list[InhibitRule]:
+        """`[[inhibit]]` tables: source and target rules (known, not overlapping), severities, equal fields, hours."""
+        rules: list[InhibitRule] = []
+        if raw is None:
+            return rules
+        if not isinstance(raw, list):
+            self.problem("inhibit", "must be a list of tables ([[inhibit]] source_rules = ..., target_rules = ...)")
+            return rules
+        allowed = ("name", "source_rules", "source_severities", "target_rules", "target_severities", "equal", "hours")
+        names: set[str] = set()
+        for index, body in enumerate(raw):
+            where = f"inhibit[{index}]"
+            if not isinstance(body, dict):
+                self.problem(where, "must be a table")
+                continue
+            self.unknown_keys(where, body, allowed)
+            name = body.get("name", where)
+            if "name" in body and (not isinstance(name, str) or not _TEAM_NAME.match(name)):
+                self.problem(f"{where}.name", "letters, digits, spaces, '.', '_' or '-'")
+                name = where
+            elif name in names:
+                self.problem(f"{where}.name", f"{name!r} is used twice")
+            names.add(name)
+            sides: dict[str, frozenset[str]] = {}
+            for side in ("source", "target"):
+                key = f"{where}.{side}_rules"
+                value = body.get(f"{side}_rules")
+                if value is None:
+                    self.problem(key, "is required: a list of rule ids")
+                    sides[side] = frozenset()
+                    continue
+                found = self.str_set(key, value, None, "a rule id")
+                if found is None:
+                    self.problem(key, '"*" is not allowed here: name the rules')
+                    found = frozenset()
+                for rule in sorted(found - self.known_rules):
+                    self.problem(key, f"unknown rule {rule!r}; valid: {', '.join(sorted(self.known_rules))}")
+                sides[side] = found
+            shared = sides["source"] & sides["target"]
+            if shared:
+                self.problem(where, f"a rule cannot be both source and target: {', '.join(sorted(shared))}")
+            severities: dict[str, frozenset[str]] = {}
+            for side in ("source", "target"):
+                key = f"{where}.{side}_severities"
+                found = self.str_set(key, body.get(f"{side}_severities"), None, "a severity")
+                if found is None:
+                    found = frozenset(SEVERITIES)
+                for sev in sorted(found - set(SEVERITIES)):
+                    self.problem(key, f"{sev!r} is not one of {', '.join(SEVERITIES)}")
+                severities[side] = found
+            equal_raw = body.get("equal", ["subject"])
+            equal: list[MatcherField] = []
+            if not isinstance(equal_raw, list) or not equal_raw or not all(isinstance(e, str) for e in equal_raw):
+                self.problem(f"{where}.equal", f"must be a non-empty list of {', '.join(EQUAL_FIELDS)}")
+            else:
+                for field in equal_raw:
+                    match = next((f for f in EQUAL_FIELDS if f == field), None)
+                    if match is None:
+                        self.problem(f"{where}.equal", f"{field!r} is not one of {', '.join(EQUAL_FIELDS)}")
+                    elif match not in equal:
+                        equal.append(match)
+            hours = body.get("hours")
+            window = None
+            if isinstance(hours, bool) or not isinstance(hours, int | float) or hours <= 0:
+                self.problem(f"{where}.hours", "is required: a positive number of hours (how long a target is held)")
+            elif timedelta(hours=hours) > MAX_INHIBIT:
+                self.problem(f"{where}.hours", f"at most {int(MAX_INHIBIT.total_seconds() // 3600)} hours")
+            else:
+                window = timedelta(hours=hours)
+            if window is not None and equal:
+                inhibit = InhibitRule(
+                    name, sides["source"], sides["target"], window, severities["source"], severities["target"],
+                    tuple(equal),
+                )  # fmt: skip
+                rules.append(inhibit)
+        return rules
 
     def contacts(self, raw: Any) -> dict[str, Contact]:
         contacts: dict[str, Contact] = {}

@@ -4,7 +4,11 @@ Tables: `alerts` (every alert taken on, its team, escalation chain and level, ac
 `message_alerts` (groups being collected and sent), `deliveries` (one per message and channel: the outbox the
 senders work through, with attempts and the next retry time), `lifecycle_outbox` (alert.lifecycle events waiting
 to be published; a row is marked published only after Kafka acknowledged it), `audit` (who logged in, saw and
-acknowledged what), `sessions` (hashes of session tokens).
+acknowledged what), `sessions` (hashes of session tokens), `silences` (made on the page or with the CLI; an
+alert held by a silence or an inhibition rule carries `held_kind`, `held_by`, `held_until` and `held_note`).
+
+**Versions.** `PRAGMA user_version` is the schema's version; `MIGRATIONS[n]` takes a database from version n to
+n + 1 (in one transaction, when the store opens it). A database of a newer version is refused.
 
 An alert is committed here, with its `raised` event and its place in a group, before the consumer commits its
 Kafka offset: a crash between the two re-reads the alert, and the primary key drops the repeat. WAL mode with
@@ -42,6 +46,18 @@ from notify.core import (
     is_repeat,
     lifecycle,
     send_at,
+)
+from notify.holds import (
+    MATCHER_FIELDS,
+    AlertFacts,
+    Hold,
+    OpenAlert,
+    Silence,
+    describe_matchers,
+    hold_for,
+    longest_window,
+    matchers_of,
+    sources_wanted,
 )
 from notify.rota import Rota
 from schemas.alerts import AlertLifecycle, AlertRaised
@@ -135,6 +151,37 @@ CREATE TABLE IF NOT EXISTS sessions (
 """
 
 
+# Each entry takes the schema from version n (its index) to n + 1; statements separated by ";".
+MIGRATIONS: tuple[str, ...] = (
+    # 1: silences, and alerts held by a silence or an inhibition rule
+    """
+    ALTER TABLE alerts ADD COLUMN held_kind TEXT;
+    ALTER TABLE alerts ADD COLUMN held_by TEXT;
+    ALTER TABLE alerts ADD COLUMN held_until REAL;
+    ALTER TABLE alerts ADD COLUMN held_note TEXT;
+    CREATE INDEX alerts_held ON alerts (held_until) WHERE held_until IS NOT NULL;
+    CREATE INDEX alerts_sources ON alerts (rule_id, received_at);
+    CREATE TABLE silences (
+        silence_id TEXT PRIMARY KEY,
+        matchers TEXT NOT NULL,
+        starts_at REAL NOT NULL,
+        ends_at REAL NOT NULL,
+        reason TEXT NOT NULL,
+        author TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        expired_at REAL,
+        expired_by TEXT
+    );
+    CREATE INDEX silences_end ON silences (ends_at)
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class StoreVersionError(RuntimeError):
+    """The database was written by a newer notifier."""
+
+
 def _ts(at: datetime) -> float:
     return at.timestamp()
 
@@ -157,6 +204,18 @@ class AlertRecord:
     acked_by: str | None
     acked_at: datetime | None
     ack_note: str | None
+    held_kind: str | None = None  # "silence" or "inhibition" while held back from messaging
+    held_by: str | None = None  # the silence id, or the id of the alert holding it back
+    held_until: datetime | None = None  # when it is looked at again (earlier if the hold ends early)
+    held_note: str | None = None  # what holds it, for people (kept after the hold ends)
+
+    @property
+    def held(self) -> bool:
+        return self.held_kind is not None
+
+    def facts(self) -> AlertFacts:
+        a = self.alert
+        return AlertFacts(a.alert_id, a.rule_id, a.severity, a.la_code, self.team, a.subject_id, self.received_at)
 
     def escalation(self) -> EscalationState:
         return EscalationState(
@@ -233,8 +292,30 @@ class NotifyStore:
         db = self._db
         db.execute("PRAGMA journal_mode=WAL")
         db.executescript(SCHEMA)
+        self._migrate(db)
         if not self._uri:
             _tighten_side_files(Path(path))
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        """Bring the schema to SCHEMA_VERSION, one migration per transaction (another process may race us)."""
+        while True:
+            with self._tx() as tx:
+                version = int(tx.execute("PRAGMA user_version").fetchone()[0])
+                if version > SCHEMA_VERSION:
+                    raise StoreVersionError(
+                        f"the notifier database is at schema version {version}, newer than this notifier "
+                        f"({SCHEMA_VERSION}): run the newer notifier, or restore a backup"
+                    )
+                if version == SCHEMA_VERSION:
+                    return
+                for statement in MIGRATIONS[version].split(";"):
+                    if statement.strip():
+                        tx.execute(statement)
+                tx.execute(f"PRAGMA user_version = {version + 1}")
+                log.info("notifier store: schema migrated to version %d", version + 1)
+
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -297,8 +378,12 @@ class NotifyStore:
 
         Returns the ids that were new. Runs as one transaction: afterwards the Kafka offsets may be committed."""
         new: list[str] = []
+        rules = rota.inhibitions
+        # possible sources first, so that an incident's alerts arriving in one batch hold back their targets
+        batch = sorted(alerts, key=lambda a: not any(a.rule_id in r.source_rules for r in rules))
         with self._tx() as db:
-            for alert in alerts:
+            silences = self._active_silences(db, now)
+            for alert in batch:
                 if (
                     alert.alert_id in new
                     or db.execute("SELECT 1 FROM alerts WHERE alert_id = ?", (alert.alert_id,)).fetchone()
@@ -308,14 +393,19 @@ class NotifyStore:
                 team = duty.team.name
                 row = db.execute(
                     "SELECT MAX(received_at) FROM alerts WHERE team = ? AND rule_id = ? AND subject_id = ? "
-                    "AND suppressed = 0",
+                    "AND suppressed = 0 AND held_kind IS NULL",
                     (team, alert.rule_id, alert.subject_id),
                 ).fetchone()
                 last = _dt(row[0]) if row and row[0] is not None else None
                 suppressed = is_repeat(alert.severity, last, now, timing)
+                facts = AlertFacts(
+                    alert.alert_id, alert.rule_id, alert.severity, alert.la_code, team, alert.subject_id, now
+                )
+                hold = hold_for(facts, silences, rules, self._possible_sources(db, rota, facts, now), now)
                 db.execute(
                     "INSERT INTO alerts (alert_id, payload, rule_id, severity, subject_id, team, chain, received_at, "
-                    "suppressed, level, level_started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+                    "suppressed, level, level_started_at, held_kind, held_by, held_until, held_note) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
                     (
                         alert.alert_id,
                         encode(alert),
@@ -327,11 +417,16 @@ class NotifyStore:
                         _ts(now),
                         int(suppressed),
                         _ts(now),
+                        *_hold_columns(hold),
                     ),
                 )
-                note = "repeat of an alert messaged recently: shown on the page, not messaged" if suppressed else None
+                notes = ["repeat of an alert messaged recently: shown on the page, not messaged"] if suppressed else []
+                if hold is not None:
+                    notes.append(f"{hold.note}: shown on the page, messaged if still open when the hold ends")
+                    self._audit(db, now, "system", f"held_{hold.kind}", [alert.alert_id], hold.note)
+                note = "; ".join(notes)[:1000] or None
                 self._lifecycle(db, lifecycle(alert, "raised", now, team=team, recipient=duty.chain[0], note=note))
-                if not suppressed:
+                if not suppressed and hold is None:
                     self._join_group(db, alert, team, duty.chain[0], 0, timing, now)
                 new.append(alert.alert_id)
         return new
@@ -358,6 +453,145 @@ class NotifyStore:
         db.execute("INSERT OR IGNORE INTO message_alerts VALUES (?, ?)", (message_id, alert.alert_id))
         return message_id
 
+    # -- holds: silences and inhibition ---------------------------------------------------------------------
+
+    @staticmethod
+    def _active_silences(db: sqlite3.Connection, now: datetime) -> list[Silence]:
+        rows = db.execute(
+            f"SELECT {_SILENCE_COLUMNS} FROM silences WHERE starts_at <= ? AND ends_at > ? "  # noqa: S608 (constant columns)
+            "AND (expired_at IS NULL OR expired_at > ?)",
+            (_ts(now), _ts(now), _ts(now)),
+        ).fetchall()
+        return [_silence(r) for r in rows]
+
+    @staticmethod
+    def _possible_sources(db: sqlite3.Connection, rota: Rota, facts: AlertFacts, now: datetime) -> list[OpenAlert]:
+        """Alerts that could hold `facts` back by an inhibition rule (the pure function picks among them)."""
+        wanted = sources_wanted(rota.inhibitions, facts)
+        if not wanted:
+            return []
+        targeting = [r for r in rota.inhibitions if r.is_target(facts)]
+        since = _ts(now - longest_window(targeting))
+        query = (
+            f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE rule_id IN ({','.join('?' * len(wanted))}) "  # noqa: S608 (placeholders)
+            "AND received_at > ? AND acked_at IS NULL AND held_kind IS NULL"
+        )
+        args: list[object] = [*sorted(wanted), since]
+        if all("subject" in r.equal for r in targeting):
+            query += " AND subject_id = ?"
+            args.append(facts.subject)
+        return [OpenAlert(_record(r).facts()) for r in db.execute(query, args).fetchall()]
+
+    def release_held(self, now: datetime, rota: Rota, timing: Timing) -> int:
+        """Look again at held alerts whose hold has ended: one still open is held again if another silence or
+        inhibition applies now, else messaged (through its group; its escalation wait starts now). An acknowledged
+        one is only let go. Returns how many were released to be messaged."""
+        released = 0
+        due = self._db.execute(
+            "SELECT 1 FROM alerts WHERE held_until IS NOT NULL AND held_until <= ? LIMIT 1", (_ts(now),)
+        ).fetchone()
+        if due is None:  # the usual case, every tick: no write transaction, no lock
+            return 0
+        with self._tx() as db:
+            rows = db.execute(
+                f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE held_until IS NOT NULL AND held_until <= ?",  # noqa: S608 (constant columns)
+                (_ts(now),),
+            ).fetchall()
+            if not rows:
+                return 0
+            silences = self._active_silences(db, now)
+            for row in rows:
+                record = _record(row)
+                alert_id = record.alert.alert_id
+                if record.acked_at is not None:
+                    db.execute(_CLEAR_HOLD, (alert_id,))
+                    continue
+                facts = record.facts()
+                hold = hold_for(facts, silences, rota.inhibitions, self._possible_sources(db, rota, facts, now), now)
+                if hold is not None:
+                    db.execute(_SET_HOLD, (*_hold_columns(hold), alert_id))
+                    self._audit(db, now, "system", f"held_{hold.kind}", [alert_id], hold.note)
+                    continue
+                db.execute(_CLEAR_HOLD, (alert_id,))
+                db.execute("UPDATE alerts SET level_started_at = ? WHERE alert_id = ?", (_ts(now), alert_id))
+                detail = f"hold ended ({record.held_note or record.held_kind}); "
+                if record.suppressed:
+                    detail += "a repeat: shown, not messaged"
+                else:
+                    contact = record.chain[record.level] if record.level < len(record.chain) else record.chain[0]
+                    self._join_group(db, record.alert, record.team, contact, record.level, timing, now)
+                    released += 1
+                    detail += "messaged now"
+                self._audit(db, now, "system", "hold_released", [alert_id], detail)
+        return released
+
+    def create_silence(self, silence: Silence, via: str) -> None:
+        """Record a silence (checked by the caller with `notify.holds.check_silence`) and audit it."""
+        matchers = {field: sorted(values) for field, values in silence.matchers}
+        with self._tx() as db:
+            db.execute(
+                f"INSERT INTO silences ({_SILENCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608 (constant columns)
+                (
+                    silence.silence_id, json.dumps(matchers), _ts(silence.starts_at), _ts(silence.ends_at),
+                    silence.reason, silence.author, _ts(silence.created_at), None, None,
+                ),
+            )  # fmt: skip
+            detail = (
+                f"silence {silence.silence_id} via {via}: {describe_matchers(silence.matchers)} from "
+                f"{silence.starts_at.isoformat(timespec='minutes')} to {silence.ends_at.isoformat(timespec='minutes')}"
+                f"; reason: {silence.reason}"
+            )
+            self._audit(db, silence.created_at, silence.author, "silence_created", (), detail)
+
+    def silence(self, silence_id: str) -> Silence | None:
+        row = self._db.execute(
+            f"SELECT {_SILENCE_COLUMNS} FROM silences WHERE silence_id = ?",  # noqa: S608 (constant columns)
+            (silence_id,),
+        ).fetchone()
+        return _silence(row) if row else None
+
+    def silences(self, now: datetime, *, ended_within_s: float = 0.0, limit: int = 200) -> list[Silence]:
+        """Silences not yet over (active and pending), and those that ended within `ended_within_s`; by start."""
+        since = _ts(now) - ended_within_s
+        rows = self._db.execute(
+            f"SELECT {_SILENCE_COLUMNS} FROM silences WHERE MIN(ends_at, COALESCE(expired_at, ends_at)) > ? "  # noqa: S608 (constant columns)
+            "ORDER BY starts_at, silence_id LIMIT ?",
+            (since, limit),
+        ).fetchall()
+        return [_silence(r) for r in rows]
+
+    def expire_silence(self, silence_id: str, actor: str, now: datetime, via: str, team: str | None = None) -> str:
+        """End a silence now: `expired`, `not_found`, `ended` (already over), or `not_yours` (with `team`: a
+        silence not limited to exactly that team). The alerts it holds are looked at again at the next tick."""
+        with self._tx() as db:
+            row = db.execute(
+                f"SELECT {_SILENCE_COLUMNS} FROM silences WHERE silence_id = ?",  # noqa: S608 (constant columns)
+                (silence_id,),
+            ).fetchone()
+            if row is None:
+                return "not_found"
+            silence = _silence(row)
+            if team is not None and silence.teams() != frozenset({team}):
+                self._audit(db, now, actor, "silence_expire_refused", (), f"silence {silence_id}: not of team {team}")
+                return "not_yours"
+            if now >= silence.end:
+                return "ended"
+            db.execute(
+                "UPDATE silences SET expired_at = ?, expired_by = ? WHERE silence_id = ?", (_ts(now), actor, silence_id)
+            )
+            held = [
+                r[0]
+                for r in db.execute(
+                    "SELECT alert_id FROM alerts WHERE held_kind = 'silence' AND held_by = ?", (silence_id,)
+                ).fetchall()
+            ]
+            db.execute(
+                "UPDATE alerts SET held_until = ? WHERE held_kind = 'silence' AND held_by = ?", (_ts(now), silence_id)
+            )
+            detail = f"silence {silence_id} via {via} ({describe_matchers(silence.matchers)}); {len(held)} held alerts"
+            self._audit(db, now, actor, "silence_expired", held, detail)
+        return "expired"
+
     # -- sending ----------------------------------------------------------------------------------------------
 
     def release_due(self, now: datetime, channels_of: Callable[[str], list[tuple[str, str]]]) -> int:
@@ -381,7 +615,8 @@ class NotifyStore:
         """The earliest time a collecting message or a pending retry falls due (for the service's sleep)."""
         row = self._db.execute(
             "SELECT MIN(t) FROM (SELECT MIN(send_at) AS t FROM messages WHERE status = 'collecting' "
-            "UNION ALL SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending')"
+            "UNION ALL SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending' "
+            "UNION ALL SELECT MIN(held_until) FROM alerts WHERE held_until IS NOT NULL)"
         ).fetchone()
         return _dt(row[0]) if row and row[0] is not None else None
 
@@ -474,7 +709,7 @@ class NotifyStore:
         """Open urgent alerts whose level started at least `shortest_after_s` ago (the caller decides per team)."""
         rows = self._db.execute(
             f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE acked_at IS NULL AND escalation_done = 0 "  # noqa: S608 (constant columns)
-            "AND severity IN ('high', 'critical') AND level_started_at <= ?",
+            "AND severity IN ('high', 'critical') AND held_kind IS NULL AND level_started_at <= ?",
             (_ts(now) - shortest_after_s,),
         ).fetchall()
         return [_record(r) for r in rows]
@@ -560,8 +795,14 @@ class NotifyStore:
             if record.acked_at is not None:
                 return "already"
             db.execute(
-                "UPDATE alerts SET acked_by = ?, acked_at = ?, ack_note = ? WHERE alert_id = ?",
+                "UPDATE alerts SET acked_by = ?, acked_at = ?, ack_note = ?, held_kind = NULL, held_by = NULL, "
+                "held_until = NULL WHERE alert_id = ?",
                 (user, _ts(now), note, alert_id),
+            )
+            # alerts this one held back by an inhibition are looked at again now (messaged if still open)
+            db.execute(
+                "UPDATE alerts SET held_until = ? WHERE held_kind = 'inhibition' AND held_by = ? AND held_until > ?",
+                (_ts(now), alert_id, _ts(now)),
             )
             event = lifecycle(
                 record.alert, "acknowledged", now, team=team, actor=user, level=record.level, note=note or None
@@ -658,6 +899,7 @@ class NotifyStore:
         return {
             "alerts": one("SELECT COUNT(*) FROM alerts").fetchone()[0],
             "open": one("SELECT COUNT(*) FROM alerts WHERE acked_at IS NULL").fetchone()[0],
+            "held": one("SELECT COUNT(*) FROM alerts WHERE held_kind IS NOT NULL").fetchone()[0],
             "pending_deliveries": one("SELECT COUNT(*) FROM deliveries WHERE status = 'pending'").fetchone()[0],
             "failing_deliveries": one(
                 "SELECT COUNT(*) FROM deliveries WHERE status = 'pending' AND attempts > 0"
@@ -666,7 +908,13 @@ class NotifyStore:
         }
 
 
-_ALERT_COLUMNS = "payload, team, chain, received_at, suppressed, level, level_started_at, acked_by, acked_at, ack_note"
+_ALERT_COLUMNS = (
+    "payload, team, chain, received_at, suppressed, level, level_started_at, acked_by, acked_at, ack_note, "
+    "held_kind, held_by, held_until, held_note"
+)
+_SILENCE_COLUMNS = "silence_id, matchers, starts_at, ends_at, reason, author, created_at, expired_at, expired_by"
+_SET_HOLD = "UPDATE alerts SET held_kind = ?, held_by = ?, held_until = ?, held_note = ? WHERE alert_id = ?"
+_CLEAR_HOLD = "UPDATE alerts SET held_kind = NULL, held_by = NULL, held_until = NULL WHERE alert_id = ?"
 # The page order; the same expression as the index alerts_open_page, so a page is read from it without sorting.
 _PAGE_ORDER = (
     "CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END, "
@@ -727,7 +975,8 @@ def _tighten(path: Path) -> None:
 
 
 def _record(row: Sequence[object]) -> AlertRecord:
-    payload, team, chain, received, suppressed, level, started, acked_by, acked_at, note = row
+    payload, team, chain, received, suppressed, level, started, acked_by, acked_at, note = row[:10]
+    held_kind, held_by, held_until, held_note = row[10:14]
     assert isinstance(payload, bytes | str) and isinstance(chain, str)
     return AlertRecord(
         alert=decode_alert(payload if isinstance(payload, bytes) else payload.encode()),
@@ -740,4 +989,30 @@ def _record(row: Sequence[object]) -> AlertRecord:
         acked_by=None if acked_by is None else str(acked_by),
         acked_at=None if acked_at is None else _dt(float(acked_at)),  # type: ignore[arg-type]
         ack_note=None if note is None else str(note),
+        held_kind=None if held_kind is None else str(held_kind),
+        held_by=None if held_by is None else str(held_by),
+        held_until=None if held_until is None else _dt(float(held_until)),  # type: ignore[arg-type]
+        held_note=None if held_note is None else str(held_note),
+    )
+
+
+def _hold_columns(hold: Hold | None) -> tuple[str | None, str | None, float | None, str | None]:
+    if hold is None:
+        return None, None, None, None
+    return hold.kind, hold.by, _ts(hold.until), hold.note[:1000]
+
+
+def _silence(row: Sequence[object]) -> Silence:
+    silence_id, matchers, starts, ends, reason, author, created, expired_at, expired_by = row
+    given = json.loads(str(matchers))
+    return Silence(
+        silence_id=str(silence_id),
+        matchers=matchers_of({f: given[f] for f in MATCHER_FIELDS if f in given}),
+        starts_at=_dt(float(starts)),  # type: ignore[arg-type]
+        ends_at=_dt(float(ends)),  # type: ignore[arg-type]
+        reason=str(reason),
+        author=str(author),
+        created_at=_dt(float(created)),  # type: ignore[arg-type]
+        expired_at=None if expired_at is None else _dt(float(expired_at)),  # type: ignore[arg-type]
+        expired_by=None if expired_by is None else str(expired_by),
     )

@@ -11,7 +11,9 @@ Security, in order of the request:
   client gets 429 with Retry-After before its password is looked at, and a clean client is never locked out;
 - a manager only ever reads or acknowledges alerts whose routed team is their own (from settings, not the link);
 - every login, failed or throttled login, view (one row: page and number shown), acknowledgement and refusal is
-  in the audit table;
+  in the audit table, and so is every silence made or expired (`/silences`);
+- a manager makes silences only for their own team (the team matcher is theirs, whatever the form says) and
+  expires only silences limited to their team; silences of other scopes are listed but expired with the CLI;
 - responses carry a strict Content-Security-Policy, no-store and a same-origin referrer policy (the link token
   never leaves the site; same-origin POSTs still carry their Origin, which is checked).
 The page shows rule, severity, summary, pseudonym and evidence event ids: nothing identifying beyond the pseudonym;
@@ -31,6 +33,7 @@ import html
 import logging
 import math
 import re
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -41,6 +44,16 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from notify.holds import (
+    SEVERITIES,
+    SILENCE_ID,
+    Silence,
+    check_matchers,
+    check_reason,
+    check_silence,
+    describe_matchers,
+    matchers_of,
+)
 from notify.security import (
     DUMMY_HASH,
     LinkRefused,
@@ -106,6 +119,14 @@ class WebConfig:
     page_size: int = 50
     page_threads: int = 2  # SQLite reads and page rendering; more would only contend for the GIL
     trusted_proxies: frozenset[str] = frozenset()  # addresses whose X-Forwarded-For names the client
+    known_rules: frozenset[str] | None = None  # rule ids a silence may name (None: the rule catalogue's)
+
+    def rule_ids(self) -> frozenset[str]:
+        if self.known_rules is not None:
+            return self.known_rules
+        from streams.rules.definitions import RULES_BY_ID
+
+        return frozenset(RULES_BY_ID)
 
 
 STORE_KEY = web.AppKey("store", NotifyStore)
@@ -163,6 +184,9 @@ def make_app(store: NotifyStore, config: WebConfig, clock: Clock) -> web.Applica
             web.get("/l/{token}", _link),
             web.get("/alerts", _alerts),
             web.post("/alerts/{alert_id}/ack", _ack),
+            web.get("/silences", _silences),
+            web.post("/silences", _create_silence),
+            web.post("/silences/{silence_id}/expire", _expire_silence),
             web.get("/healthz", _health),
         ]
     )
@@ -269,6 +293,7 @@ tr.linked{{outline:3px solid #457b9d}} code{{font-size:.8rem;word-break:break-al
 .flash{{background:#e9f5ec;border:1px solid #2a9d8f;padding:.5rem;margin-bottom:1rem}}
 .error{{background:#fdecea;border:1px solid #b00020;padding:.5rem;margin-bottom:1rem}}
 form.inline{{display:flex;gap:.3rem}} input[type=text]{{width:14rem}}
+header a{{color:#fff}} .held{{color:#6a4c93}} fieldset{{border:1px solid #dde;background:#fff;margin-bottom:1rem}}
 nav.pages{{display:flex;gap:1rem;align-items:center;margin:.6rem 0}}
 </style></head><body>{body}</body></html>"""
 
@@ -481,6 +506,7 @@ def _alerts_document(store: NotifyStore, cfg: WebConfig, session: Session, view:
     )
     pager = _pager(shown, view)
     body = f"""<header><strong>Safeguarding alerts · team {html.escape(session.team)}</strong>
+<a href="/silences" id="silences-link">Silences</a>
 <form method="post" action="/logout" class="inline"><span>{html.escape(session.user)}</span>
 <input type="hidden" name="csrf" value="{html.escape(session.csrf)}"><button type="submit">Log out</button></form>
 </header><main>{flash}
@@ -517,11 +543,20 @@ def _row(record: AlertRecord, session: Session, zone: ZoneInfo, linked: bool, pa
     aid = html.escape(a.alert_id)
     state = f"escalated to level {record.level}" if record.level else ("not messaged (repeat)" if record.suppressed
                                                                           else "")  # fmt: skip
+    held = ""
+    if record.held_kind is not None:
+        until = _fmt(record.held_until.timestamp() if record.held_until else None, zone)
+        label = "silenced" if record.held_kind == "silence" else "held back (inhibited)"
+        held = (
+            f'<br><small class="held {html.escape(record.held_kind)}" '
+            f'data-held-by="{html.escape(record.held_by or "")}">'
+            f"{label}, not messaged yet: {html.escape(record.held_note or '')}; looked at again {until}</small>"
+        )
     evidence = "<br>".join(f"<code>{html.escape(e)}</code>" for e in a.evidence_event_ids)
     triggered = _fmt(a.triggered_at.timestamp(), zone)
     return f"""<tr id="alert-{aid}" class="{"linked" if linked else ""}">
 <td><span class="sev {html.escape(a.severity)}">{html.escape(a.severity)}</span><br>
-<small>{html.escape(state)}</small></td>
+<small>{html.escape(state)}</small>{held}</td>
 <td>{html.escape(a.rule_id)}<br><small>triggered {triggered}</small></td>
 <td>{html.escape(a.summary)}</td>
 <td>{html.escape(a.subject_type)}<br><code>{html.escape(a.subject_id)}</code></td>
@@ -589,3 +624,211 @@ async def _ack(request: web.Request) -> web.Response:
     if outcome == "not_found":
         raise web.HTTPSeeOther(_alerts_url(page=page, error="gone"))
     raise web.HTTPSeeOther(_alerts_url(page=page, acked=alert_id))
+
+
+# -- silences ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SilenceForm:
+    """What the silence form asked for, checked: a silence to make, or the problems (and the fields to show again)."""
+
+    values: Mapping[str, str]
+    severities: tuple[str, ...]
+    silence: Silence | None
+    problems: tuple[str, ...]
+
+
+def parse_silence_form(
+    fields: Mapping[str, list[str]], team: str, author: str, now: datetime, zone: ZoneInfo, rules: frozenset[str],
+    silence_id: str,
+) -> SilenceForm:  # fmt: skip
+    """The form's fields (each a list: severities are checkboxes) → a silence limited to `team`. Times are
+    `YYYY-MM-DDTHH:MM` wall-clock times in the rota's timezone; an empty start is now."""
+    one = {k: (v[0] if v else "").strip()[:600] for k, v in fields.items()}
+    severities = tuple(v for v in fields.get("severity", []) if v in SEVERITIES)
+    problems: list[str] = []
+    given: dict[str, list[str]] = {"team": [team]}
+    if one.get("rule"):
+        given["rule"] = [one["rule"]]
+    if severities:
+        given["severity"] = list(severities)
+    if len(severities) != len(fields.get("severity", [])):
+        problems.append("an unknown severity was sent")
+    if one.get("la_code"):
+        given["la"] = [one["la_code"]]
+    if one.get("subject"):
+        given["subject"] = [one["subject"].lower()]
+    start = _local_time(one.get("start", ""), zone, "start", problems) if one.get("start") else now
+    end = _local_time(one.get("end", ""), zone, "end", problems) if one.get("end") else None
+    if not one.get("end"):
+        problems.append("the end is required")
+    matchers = matchers_of(given)
+    if not any(f != "team" for f, _ in matchers):
+        problems.append("choose at least one of rule, severity, LA code or pseudonym (a silence of a whole team's "
+                        "alerts must be made with the command line)")  # fmt: skip
+    reason = " ".join(one.get("reason", "").split())
+    if start is not None and end is not None:
+        problems += check_silence(matchers, start, end, reason, author, now, known_rules=rules, teams=[team])
+    else:
+        problems += check_matchers(matchers, known_rules=rules, teams=[team]) + check_reason(reason)
+    if problems or start is None or end is None:
+        return SilenceForm(one, severities, None, tuple(dict.fromkeys(problems)))
+    return SilenceForm(one, severities, Silence(silence_id, matchers, start, end, reason, author, now), ())
+
+
+def _local_time(text: str, zone: ZoneInfo, what: str, problems: list[str]) -> datetime | None:
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        problems.append(f"{what} {text[:40]!r} is not a date and time (YYYY-MM-DD HH:MM)")
+        return None
+    return at.replace(tzinfo=zone) if at.tzinfo is None else at
+
+
+_SILENCE_FIELDS = ("rule", "severity", "la_code", "subject", "start", "end", "reason")
+
+
+_SILENCE_MESSAGES = {
+    "created": "Silence {id} made. Matching alerts are shown here and on the alerts page, and messaged if still "
+    "open when it ends.",
+    "expired": "Silence {id} expired. The alerts it held that are still open are messaged now.",
+    "notyours": "That silence is not limited to your team; expire it with `safeguard notify silence expire`.",
+    "gone": "No such silence, or it is already over.",
+}
+
+
+async def _silences(request: web.Request) -> web.Response:
+    found = await _session(request)
+    if found is None:
+        raise web.HTTPSeeOther("/login?next=/alerts")
+    _, session = found
+    shown = request.query.get("shown", "")
+    sid = request.query.get("id", "")
+    message = ""
+    if shown in _SILENCE_MESSAGES and (not sid or SILENCE_ID.match(sid)):
+        cls = "flash" if shown in ("created", "expired") else "error"
+        message = f'<p class="{cls}" id="{shown}">{html.escape(_SILENCE_MESSAGES[shown].format(id=sid))}</p>'
+    doc = await _off_loop(request, _silences_document, _store(request), _cfg(request), session,
+                          request.app[CLOCK_KEY](), message, None)  # fmt: skip
+    return web.Response(text=doc, content_type="text/html")
+
+
+async def _create_silence(request: web.Request) -> web.Response:
+    found = await _session(request)
+    form = await request.post()
+    if found is None:
+        raise web.HTTPSeeOther("/login")
+    _, session = found
+    store, cfg, now = _store(request), _cfg(request), request.app[CLOCK_KEY]()
+    if not _same_origin(request) or not same_token(str(form.get("csrf", "")), session.csrf):
+        await _audit(request, session.user, "csrf_refused", (), "silence form")
+        return _refused("Refused", "The form was not sent from this page; no silence was made.")
+    fields = {k: [str(v) for v in form.getall(k, [])] for k in _SILENCE_FIELDS}
+    parsed = parse_silence_form(fields, session.team, session.user, now, ZoneInfo(cfg.timezone), cfg.rule_ids(),
+                                secrets.token_hex(6))  # fmt: skip
+    if parsed.silence is None:
+        doc = await _off_loop(request, _silences_document, store, cfg, session, now, "", parsed)
+        return web.Response(text=doc, content_type="text/html", status=400)
+    await _off_loop(request, store.create_silence, parsed.silence, "page")
+    raise web.HTTPSeeOther(f"/silences?shown=created&id={parsed.silence.silence_id}")
+
+
+async def _expire_silence(request: web.Request) -> web.Response:
+    found = await _session(request)
+    form = await request.post()
+    if found is None:
+        raise web.HTTPSeeOther("/login")
+    _, session = found
+    silence_id = request.match_info["silence_id"]
+    if not _same_origin(request) or not same_token(str(form.get("csrf", "")), session.csrf):
+        await _audit(request, session.user, "csrf_refused", (), "expire silence")
+        return _refused("Refused", "The form was not sent from this page; nothing was expired.")
+    if not SILENCE_ID.match(silence_id):
+        raise web.HTTPSeeOther("/silences?shown=gone")
+    outcome = await _off_loop(request, _store(request).expire_silence, silence_id, session.user,
+                              request.app[CLOCK_KEY](), "page", session.team)  # fmt: skip
+    shown = {"expired": "expired", "not_yours": "notyours"}.get(outcome, "gone")
+    raise web.HTTPSeeOther(f"/silences?shown={shown}&id={silence_id}")
+
+
+def _silences_document(
+    store: NotifyStore, cfg: WebConfig, session: Session, now: datetime, message: str, form: SilenceForm | None
+) -> str:
+    """The silences that can touch the team (limited to it, or to no team) and the form. Runs in the pool."""
+    zone = ZoneInfo(cfg.timezone)
+    listed = [s for s in store.silences(now, ended_within_s=7 * 86400) if session.team in (s.teams() or {session.team})]
+    store.audit(now, session.user, "viewed_silences", (), f"team {session.team}, {len(listed)} silences shown")
+    rows = "".join(_silence_row(s, session, now, zone) for s in reversed(listed))
+    if not rows:
+        rows = '<tr><td colspan="7" id="no-silences">No silences for your team.</td></tr>'
+    problems = ""
+    if form is not None and form.problems:
+        items = "".join(f"<li>{html.escape(p)}</li>" for p in form.problems)
+        problems = f'<div class="error" id="silence-errors"><p>No silence was made:</p><ul>{items}</ul></div>'
+    values = form.values if form is not None else {}
+    checked = form.severities if form is not None else ()
+    rule_options = "".join(
+        f'<option value="{html.escape(r)}"{" selected" if values.get("rule") == r else ""}>{html.escape(r)}</option>'
+        for r in sorted(cfg.rule_ids())
+    )
+    severity_boxes = "".join(
+        f'<label><input type="checkbox" name="severity" value="{s}"{" checked" if s in checked else ""}> {s}</label> '
+        for s in SEVERITIES
+    )
+
+    def value(name: str) -> str:
+        return html.escape(values.get(name, ""))
+
+    body = f"""<header><strong>Safeguarding alerts · team {html.escape(session.team)}</strong>
+<a href="/alerts" id="alerts-link">Open alerts</a>
+<form method="post" action="/logout" class="inline"><span>{html.escape(session.user)}</span>
+<input type="hidden" name="csrf" value="{html.escape(session.csrf)}"><button type="submit">Log out</button></form>
+</header><main>{message}{problems}
+<h1>Silences</h1>
+<p>A silence holds back messages about matching alerts of your team from its start to its end. Silenced alerts
+are still shown on the alerts page, marked with the silence, and are messaged if they are still open when it ends.
+Values must match exactly; every field you fill in must match.</p>
+<form method="post" action="/silences" id="new-silence">
+<input type="hidden" name="csrf" value="{html.escape(session.csrf)}">
+<fieldset><legend>New silence for team {html.escape(session.team)}</legend>
+<p><label>Rule <select name="rule" id="silence-rule"><option value="">any rule</option>{rule_options}</select>
+</label></p>
+<p>Severity: {severity_boxes}<small>(none ticked: any)</small></p>
+<p><label>LA code <input type="text" name="la_code" id="silence-la" value="{value("la_code")}" maxlength="3"
+inputmode="numeric" placeholder="any"></label></p>
+<p><label>Pseudonym <input type="text" name="subject" id="silence-subject" value="{value("subject")}"
+maxlength="64" placeholder="any child or household"></label></p>
+<p><label>Start <input type="datetime-local" name="start" id="silence-start" value="{value("start")}"></label>
+<small>(empty: now; times in {html.escape(cfg.timezone)})</small></p>
+<p><label>End <input type="datetime-local" name="end" id="silence-end" value="{value("end")}" required></label></p>
+<p><label>Reason <input type="text" name="reason" id="silence-reason" value="{value("reason")}" maxlength="500"
+required placeholder="no names, addresses or NHS numbers"></label></p>
+<p><button type="submit" id="silence-button">Make silence</button></p></fieldset></form>
+<h2>Silences</h2>
+<table id="silences"><thead><tr><th>Id</th><th>Matches</th><th>Start</th><th>End</th><th>Status</th>
+<th>By, reason</th><th></th></tr></thead><tbody>{rows}</tbody></table></main>"""
+    return _document(f"Silences · {session.team}", body)
+
+
+def _silence_row(silence: Silence, session: Session, now: datetime, zone: ZoneInfo) -> str:
+    sid = html.escape(silence.silence_id)
+    status = silence.status(now)
+    status_text = f"expired by {silence.expired_by or '?'}" if status == "expired" else status
+    action = ""
+    if status in ("active", "pending"):
+        if silence.teams() == frozenset({session.team}):
+            action = (
+                f'<form method="post" action="/silences/{sid}/expire" class="expire">'
+                f'<input type="hidden" name="csrf" value="{html.escape(session.csrf)}">'
+                '<button type="submit" class="expire-button">Expire now</button></form>'
+            )
+        else:
+            action = "<small>wider than your team: expire with the command line</small>"
+    return (
+        f'<tr id="silence-{sid}" class="silence-{status}"><td><code>{sid}</code></td>'
+        f"<td><code>{html.escape(describe_matchers(silence.matchers))}</code></td>"
+        f"<td>{_fmt(silence.starts_at.timestamp(), zone)}</td><td>{_fmt(silence.end.timestamp(), zone)}</td>"
+        f"<td>{html.escape(status_text)}</td><td>{html.escape(silence.author)}: {html.escape(silence.reason)}</td>"
+        f"<td>{action}</td></tr>"
+    )

@@ -8,11 +8,15 @@ import sys
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import click
 
 from safeguard.settings import Settings
+
+if TYPE_CHECKING:
+    from notify.store import NotifyStore
 
 pass_settings = click.make_pass_decorator(Settings)
 log = logging.getLogger("safeguard.notify")
@@ -184,3 +188,144 @@ def notify_audit(settings: Settings, limit: int, user: str | None, full: bool) -
             click.echo(f"{entry.at.isoformat()} {entry.actor:<16} {entry.action:<20}{ids} {entry.detail}".rstrip())
     finally:
         store.close()
+
+
+# -- silences ---------------------------------------------------------------------------------------------------
+
+
+@notify.group("silence")
+def notify_silence() -> None:
+    """Silences: hold back messages about matching alerts for a while (shown on the page, audited)."""
+
+
+def _values(given: tuple[str, ...]) -> list[str]:
+    """Repeated options and comma-separated values, in order, each once."""
+    return list(dict.fromkeys(v.strip() for text in given for v in text.split(",") if v.strip()))
+
+
+def _instant(text: str, zone: ZoneInfo, option: str) -> datetime:
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not an ISO time such as 2025-03-30T07:30", param_hint=option) from None
+    return at.replace(tzinfo=zone) if at.tzinfo is None else at
+
+
+def _duration(text: str) -> float:
+    import re
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([mhd])\s*", text)
+    if not match:
+        raise click.BadParameter(f"{text!r} is not a duration such as 90m, 2h or 1d", param_hint="--duration")
+    return float(match.group(1)) * {"m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
+def _open_store(settings: Settings, *, create: bool = False) -> NotifyStore:
+    from notify.service import data_path
+    from notify.store import NotifyStore
+
+    path = data_path(settings.notify)
+    if not create and not path.exists():
+        raise click.ClickException(f"no notifier state at {path}")
+    return NotifyStore(path)
+
+
+@notify_silence.command("add")
+@click.option("--rule", multiple=True, help="rule id(s); repeat or comma-separate")
+@click.option("--severity", multiple=True, help="info, medium, high, critical; repeat or comma-separate")
+@click.option("--la-code", "la", multiple=True, help="three-digit LA code(s)")
+@click.option("--team", multiple=True, help="team name(s) of the rota")
+@click.option("--subject", multiple=True, help="pseudonym(s) of a child or household (64 hex characters)")
+@click.option(
+    "--start", "start_text", help="ISO time; without an offset, local time in the rota's timezone (default now)"
+)
+@click.option("--end", "end_text", help="ISO time (or give --duration)")
+@click.option("--duration", "duration_text", help="instead of --end: 90m, 2h, 1d")
+@click.option("--reason", required=True, help="why (no names, addresses or NHS numbers)")
+@click.option("--author", required=True, help="who makes it (recorded in the audit trail)")
+@click.option("--rota", "rota_file", type=click.Path(dir_okay=False, path_type=Path), help="default: settings")
+@pass_settings
+def notify_silence_add(
+    settings: Settings, rule: tuple[str, ...], severity: tuple[str, ...], la: tuple[str, ...], team: tuple[str, ...],
+    subject: tuple[str, ...], start_text: str | None, end_text: str | None, duration_text: str | None, reason: str,
+    author: str, rota_file: Path | None,
+) -> None:  # fmt: skip
+    """Make a silence: alerts taken on between its start and end that match every given matcher (exactly, one of
+    its values) are recorded and shown but not messaged; still open when it ends, they are messaged then."""
+    import secrets
+    from datetime import timedelta
+
+    from notify.holds import Silence, check_silence, describe_matchers, matchers_of
+    from notify.rota import load_rota
+    from safeguard.clock import system_clock
+    from streams.rules.definitions import RULES_BY_ID
+
+    rota = load_rota(rota_file or settings.notify.rota_file)
+    zone = ZoneInfo(rota.timezone)
+    now = system_clock()
+    start = _instant(start_text, zone, "--start") if start_text else now
+    if (end_text is None) == (duration_text is None):
+        raise click.UsageError("give exactly one of --end and --duration")
+    end = _instant(end_text, zone, "--end") if end_text else start + timedelta(seconds=_duration(duration_text or ""))
+    given = {"rule": _values(rule), "severity": _values(severity), "la": _values(la), "team": _values(team),
+             "subject": [s.lower() for s in _values(subject)]}  # fmt: skip
+    matchers = matchers_of(given)
+    problems = check_silence(
+        matchers, start, end, reason.strip(), author.strip(), now, known_rules=RULES_BY_ID,
+        teams=[t.name for t in rota.teams],
+    )  # fmt: skip
+    if problems:
+        raise click.UsageError("no silence was made:\n  " + "\n  ".join(problems))
+    silence = Silence(secrets.token_hex(6), matchers, start, end, reason.strip(), author.strip(), now)
+    store = _open_store(settings, create=True)
+    try:
+        store.create_silence(silence, "cli")
+    finally:
+        store.close()
+    local = {k: v.astimezone(zone).isoformat(timespec="minutes") for k, v in (("from", start), ("to", end))}
+    click.echo(f"silence {silence.silence_id}: {describe_matchers(matchers)} from {local['from']} to {local['to']}")
+
+
+@notify_silence.command("list")
+@click.option("--all", "show_all", is_flag=True, help="also silences that ended in the last 7 days")
+@click.option("--rota", "rota_file", type=click.Path(dir_okay=False, path_type=Path), help="for its timezone")
+@pass_settings
+def notify_silence_list(settings: Settings, show_all: bool, rota_file: Path | None) -> None:
+    """List silences not yet over (active and pending), oldest start first."""
+    from notify.holds import describe_matchers
+    from notify.rota import load_rota
+    from safeguard.clock import system_clock
+
+    zone = ZoneInfo(load_rota(rota_file or settings.notify.rota_file).timezone)
+    now = system_clock()
+    store = _open_store(settings)
+    try:
+        silences = store.silences(now, ended_within_s=7 * 86400 if show_all else 0.0)
+    finally:
+        store.close()
+    if not silences:
+        click.echo("no silences")
+    for s in silences:
+        span = f"{s.starts_at.astimezone(zone):%Y-%m-%d %H:%M} → {s.end.astimezone(zone):%Y-%m-%d %H:%M %Z}"
+        status = s.status(now) + (f" by {s.expired_by}" if s.status(now) == "expired" else "")
+        click.echo(f"{s.silence_id}  {status:<8} {span}  {describe_matchers(s.matchers)}  ({s.author}: {s.reason})")
+
+
+@notify_silence.command("expire")
+@click.argument("silence_id")
+@click.option("--author", required=True, help="who expires it (recorded in the audit trail)")
+@pass_settings
+def notify_silence_expire(settings: Settings, silence_id: str, author: str) -> None:
+    """End a silence now; the alerts it holds that are still open are messaged at the notifier's next tick."""
+    from safeguard.clock import system_clock
+
+    store = _open_store(settings)
+    try:
+        outcome = store.expire_silence(silence_id, author.strip() or "cli", system_clock(), "cli")
+    finally:
+        store.close()
+    if outcome == "not_found":
+        raise click.ClickException(f"no silence {silence_id}")
+    if outcome == "ended":
+        raise click.ClickException(f"silence {silence_id} is already over")
+    click.echo(f"silence {silence_id} expired")
