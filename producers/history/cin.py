@@ -17,9 +17,8 @@ referral never costs the child's plans, a bad end date never costs the plan's st
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from typing import Any, Literal, cast
-from zoneinfo import ZoneInfo
 
 from producers.history.census import CHILD_PATH, CensusChild, CensusPlan, CensusReferral, Value
 from producers.history.codes import (
@@ -34,18 +33,14 @@ from producers.history.codes import (
     parse_flag,
     shown,
 )
+from producers.history.emit import Mapped, checked, midnight
 from producers.history.ids import entity_name, event_id, record_id
 from producers.history.report import Rejection
 from producers.pseudonymise import Pseudonymiser
 from producers.referral_sources import REFERRAL_SOURCES, agency_type
-from schemas.codec import validate_event
-from schemas.deadletter import safe_error
-from schemas.errors import ContractError
-from schemas.events import AgencyEvent
-from schemas.limits import DEFAULT_WINDOW, EventTimeWindow, event_time_issues
+from schemas.limits import DEFAULT_WINDOW, EventTimeWindow
 from schemas.types import ContactSource
 
-LONDON = ZoneInfo("Europe/London")
 ChildKey = Literal["la_child_id", "upn"]
 NfaOutcome = Literal["referral", "nfa"]
 
@@ -63,15 +58,6 @@ class CinOptions:
     or decided `nfa` (not a referral for the rules)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Mapped:
-    """An event with the element it came from (for a rejection found later, e.g. by the event-time window)."""
-
-    event: AgencyEvent
-    path: str
-    line: int
-
-
 @dataclass
 class ChildResult:
     events: list[Mapped] = field(default_factory=list)
@@ -79,14 +65,6 @@ class ChildResult:
     unknown_codes: list[tuple[str, int]] = field(default_factory=list)
     referrals: int = 0
     plans: int = 0
-
-
-def midnight(day: date) -> datetime:
-    """Local midnight of a day in England, with the fixed offset a clock there showed (+00:00 or +01:00)."""
-    local = datetime(day.year, day.month, day.day, tzinfo=LONDON)
-    offset = local.utcoffset()
-    assert offset is not None
-    return local.replace(tzinfo=timezone(offset))
 
 
 class CinMapper:
@@ -249,14 +227,9 @@ class CinMapper:
 
     def _add(self, result: ChildResult, fields: dict[str, Any], path: str, line: int) -> None:
         """Validate as every producer does (the contract's models and limits, the event-time window)."""
-        try:
-            event = validate_event(fields)
-        except ContractError as exc:
-            self._reject(result, path, line, exc.reason_code, safe_error(exc.reason))
-            return
-        issues = event_time_issues(event, reference=self._reference, window=self._window)
-        if issues:
-            self._reject(result, path, line, issues[0].code, safe_error("; ".join(str(i) for i in issues)))
+        event = checked(fields, reference=self._reference, window=self._window)
+        if isinstance(event, Problem):
+            self._reject(result, path, line, event.code, event.reason)
             return
         result.events.append(Mapped(event, path, line))
 

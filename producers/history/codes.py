@@ -50,7 +50,7 @@ CATEGORY_CONCERNS: dict[str, Concern] = {
 """A plan's category of abuse as the concern of the referral it came from, when no assessment says more."""
 
 _DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:T[0-9:.]+)?(?:Z|[+-]\d{2}:\d{2})?$")
-_DATE_SHAPE = re.compile(r"^[0-9]{1,4}[-/.][0-9]{1,2}[-/.][0-9]{1,4}$")
+_DATE_SHAPE = re.compile(r"^[0-9]{1,4}[-/.][0-9]{1,2}[-/.][0-9]{1,4}(?:[ T][0-9:.]{1,15})?$")
 _CODE_SHAPE = re.compile(r"^[A-Za-z0-9]{1,4}$")
 _TRUE = frozenset({"true", "1"})
 _FALSE = frozenset({"false", "0"})
@@ -131,3 +131,77 @@ def concerns(factors: list[str], categories: list[str]) -> list[Concern]:
 
 def known_factor(factor: str) -> bool:
     return factor in FACTOR_CONCERNS or factor in OTHER_FACTORS or factor == NO_FACTORS
+
+
+_UK_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
+_MOMENT = re.compile(
+    r"^(?:(?P<y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})|(?P<dd>\d{1,2})/(?P<mm>\d{1,2})/(?P<yy>\d{4}))"
+    r"(?:[T ](?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:\.\d{1,9})?)?)?"
+    r"(?P<zone>Z|[+-]\d{2}:?\d{2})?$"
+)
+_YES = frozenset({"Y", "YES", "TRUE", "1"})
+_NO = frozenset({"N", "NO", "FALSE", "0"})
+_NOT_APPLICABLE = frozenset({"NA", "N/A"})
+
+
+def parse_uk_date(text: str | None) -> date | Problem | None:
+    """A date of the SSDA903 CSVs: dd/mm/yyyy (a YYYY-MM-DD written by some exports is taken too)."""
+    if text is None:
+        return None
+    match = _UK_DATE.match(text)
+    if match is None:
+        iso = parse_date(text) if _DATE.match(text) and "T" not in text else None
+        if isinstance(iso, date | Problem):
+            return iso
+        return Problem("bad_date", f"{shown(text)} is not a date (dd/mm/yyyy)")
+    try:
+        return date(int(match[3]), int(match[2]), int(match[1]))
+    except ValueError:
+        return Problem("bad_date", f"{shown(text)} is not a day of the calendar")
+
+
+@dataclass(frozen=True, slots=True)
+class Moment:
+    """A date with, when the source had one, a time of day (wall clock in England unless `offset` says)."""
+
+    day: date
+    hour: int = 0
+    minute: int = 0
+    second: int = 0
+    offset: str | None = None
+
+
+def parse_moment(text: str | None) -> Moment | Problem | None:
+    """An SSD datetime as SQL Server exports write it: YYYY-MM-DD or dd/mm/yyyy, then optionally a time
+    (HH:MM[:SS[.fff]], after a space or T) and an offset; without an offset the time is England's wall clock."""
+    if text is None:
+        return None
+    match = _MOMENT.match(text)
+    if match is None:
+        return Problem("bad_date", f"{shown(text)} is not a date or date and time (YYYY-MM-DD HH:MM:SS)")
+    if match["y"]:
+        year, month, day = int(match["y"]), int(match["m"]), int(match["d"])
+    else:
+        year, month, day = int(match["yy"]), int(match["mm"]), int(match["dd"])
+    try:
+        on = date(year, month, day)
+    except ValueError:
+        return Problem("bad_date", f"{shown(text)} is not a day of the calendar")
+    hour, minute, second = int(match["H"] or 0), int(match["M"] or 0), int(match["S"] or 0)
+    if hour > 23 or minute > 59 or second > 59:
+        return Problem("bad_date", f"{shown(text)} is not a time of day")
+    return Moment(on, hour, minute, second, match["zone"])
+
+
+def parse_yes_no(text: str | None) -> bool | Problem | None:
+    """Y/N as the SSD writes its flags (Yes/No, 1/0, true/false too); NA and blank are None (not known)."""
+    if text is None:
+        return None
+    upper = text.upper()
+    if upper in _YES:
+        return True
+    if upper in _NO:
+        return False
+    if upper in _NOT_APPLICABLE:
+        return None
+    return Problem("bad_flag", f"{shown(text)} is not Y, N or NA")

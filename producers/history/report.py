@@ -44,13 +44,16 @@ def describe_path(path: str) -> str:
 
 @dataclass
 class FileReport:
-    """One file: its census year and local authority as read, its children, and whether it was read to the end."""
+    """One file: its census year (or CSV table) and local authority as read, its children (or rows), and
+    whether it was read to the end."""
 
     name: str
     year: str | None = None
     la_code: str | None = None
     children: int = 0
     refused: str | None = None
+    table: str | None = None
+    rows: int = 0
 
 
 @dataclass
@@ -66,6 +69,9 @@ class ImportSummary:
     children: int = 0
     referrals: int = 0
     plans: int = 0
+    contacts: int = 0
+    episodes: int = 0
+    rows: int = 0
     generated: int = 0
     generated_by_type: Counter[str] = field(default_factory=Counter)
     duplicates: int = 0
@@ -76,6 +82,8 @@ class ImportSummary:
     rejected_by_code: Counter[str] = field(default_factory=Counter)
     unknown_elements: Counter[str] = field(default_factory=Counter)
     unknown_first_seen: dict[str, str] = field(default_factory=dict)
+    notes: Counter[str] = field(default_factory=Counter)
+    notes_first_seen: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     max_rejections_kept: int = 1_000
 
@@ -91,6 +99,11 @@ class ImportSummary:
     def unknown(self, file: str, pattern: str, line: int) -> None:
         self.unknown_elements[pattern] += 1
         self.unknown_first_seen.setdefault(pattern, f"{file}:{line}")
+
+    def note(self, file: str, what: str, line: int) -> None:
+        """Something worth knowing that cost nothing (e.g. a 903 episode outside every period of care)."""
+        self.notes[what] += 1
+        self.notes_first_seen.setdefault(what, f"{file}:{line}")
 
     def delivered(self, verdict: bool | None) -> None:
         """Count one event handed to the target, with the target's verdict (new, already present, cannot tell)."""
