@@ -22,6 +22,12 @@ Conventions, so the figures agree with the published tables (calibration.md):
   and local calendar months where the measure is monthly by definition.
 - A measure with a published England figure (dashboards/data/england_reference.toml) shows it as a constant
   column `<column>_england` right after the local one, so the comparison sits in the same row.
+
+Panels that would otherwise group millions of events by month, child or household read the summaries the store
+keeps up to date itself (sinks/migrations/0003_dashboard_summaries.sql): monthly event-id sets for the counts
+(whole months of the range from the summary, the partial months at its ends from the events, so any range is
+exact) and each child's, household's or episode's events in time order. Each such panel keeps its definition over
+the event tables as `reference`, and the integration tests check both give the same rows.
 """
 
 from __future__ import annotations
@@ -51,6 +57,70 @@ _REFERRALS = f"""
       GROUP BY child_id
     )
     ARRAY JOIN times AS occurred_at, repeats AS re_referral"""
+
+# The local months wholly inside the range: from the first month starting at or after $__from, up to (not
+# including) the month holding $__to, which ends after it. Dates, as the summaries' `month`.
+_FIRST_WHOLE_MONTH = f"addMonths(toStartOfMonth($__fromTime - INTERVAL 1 SECOND, '{TZ}'), 1)"
+_AFTER_WHOLE_MONTHS = f"toStartOfMonth($__toTime, '{TZ}')"
+
+
+def _per_month(summary: str, table: str, columns: dict[str, str] | None = None) -> str:
+    """Rows (month, <columns>, n): the events of `table` in the range, counted per local month and `columns`
+    (name: its expression over `table`; the summary has a column of that name). Whole months are read from
+    `summary` (a month's distinct event ids less the erased ones); the partial months at the range's ends from
+    `table` itself, so the rows are exact for any range.
+
+    The partial months' bounds are DateTime64: chDB 26.9 prunes month partitions wrongly when a DateTime64 column
+    is compared strictly (<, >) with a DateTime, and loses rows (docs/sink.md, "Summaries for the dashboards")."""
+    columns = columns or {}
+    keys = "".join(f", {name}" for name in columns)
+    expressions = "".join(f", {expression} AS {name}" for name, expression in columns.items())
+    return f"""
+    SELECT month{keys}, toUInt64(sum(length(event_ids) - length(purged_ids))) AS n
+    FROM {summary} FINAL
+    WHERE month >= {_FIRST_WHOLE_MONTH} AND month < {_AFTER_WHOLE_MONTHS}
+    GROUP BY month{keys}
+    UNION ALL
+    SELECT toStartOfMonth(occurred_at, '{TZ}') AS month{expressions}, count() AS n
+    FROM {table} FINAL
+    WHERE $__timeFilter(occurred_at)
+      AND NOT (occurred_at >= toDateTime64({_FIRST_WHOLE_MONTH}, 3, '{TZ}')
+               AND occurred_at < toDateTime64({_AFTER_WHOLE_MONTHS}, 3, '{TZ}'))
+    GROUP BY month{keys}"""
+
+
+def _live_events(summary: str, column: str, where: str = "") -> str:
+    """Rows (events): each subject's events from a per-subject summary (`column` maps each event, a tuple starting
+    with its time, to whether it was erased), in time order, erased ones left out."""
+    condition = f"\n      WHERE {where}" if where else ""
+    return f"""
+      SELECT arrayFilter((event, erased) -> erased = 0, {column}.1, {column}.2) AS events
+      FROM {summary} FINAL{condition}"""
+
+
+def _repeats_within_12_months(dates: str) -> str:
+    """For each of a subject's local `dates` in order (YYYYMMDD numbers), whether the one before was at most 12
+    calendar months earlier. A date is within 12 months of an earlier one when its number exceeds the earlier's by at
+    most 10000: `addMonths(d, 12)` is the same day a year on, except that 29 February gives 28 February, and no
+    29 February follows a 28 February in the same year."""
+    return f"arrayMap((gap, i) -> i > 1 AND gap <= 10000, arrayDifference({dates}), arrayEnumerate({dates}))"
+
+
+# Each child's referrals (child_referrals: (occurred_at, id, local date as YYYYMMDD)), each a re-referral when the
+# child's previous referral was within 12 months. The whole history is kept, so no look-back window is needed: a
+# referral before _REFERRALS' 13-month window was more than 12 months before any referral in the range.
+_REFERRALS_SUMMARY = f"""
+    SELECT occurred_at, day, re_referral
+    FROM ({_live_events("child_referrals", "referrals", "newest_at >= $__fromTime")}
+    )
+    ARRAY JOIN events.1 AS occurred_at, events.3 AS day, {_repeats_within_12_months("events.3")} AS re_referral"""
+
+
+_FY_OF_MONTH = "toYear(addMonths(month, -3))"
+_FY_OF_DAY = "toUInt16(intDiv(day, 10000) - (intDiv(day, 100) % 100 < 4))"
+"""The financial year of a YYYYMMDD `day`: its year, less one from January to March."""
+_CONTACTS_PER_MONTH = _per_month("contacts_by_month", "contacts", {"contact_source": "contact_source"})
+_DECISIONS_PER_MONTH = _per_month("contact_decisions_by_month", "contact_decisions", {"outcome": "outcome"})
 
 
 ENGLAND: dict[str, EnglandFigure] = load_england_figures()
@@ -85,6 +155,11 @@ CONTACTS_BY_MONTH = Panel(
     "Other), per calendar month.",
     kind="bars",
     sql=f"""
+SELECT toDateTime(month, '{TZ}') AS time, {_AGENCY} AS series, sum(n) AS contacts
+FROM ({_CONTACTS_PER_MONTH}
+)
+GROUP BY time, series""",
+    reference=f"""
 SELECT {_MONTH} AS time, {_AGENCY} AS series, count() AS contacts
 FROM contacts FINAL
 WHERE $__timeFilter(occurred_at)
@@ -100,6 +175,26 @@ CONTACTS_BY_YEAR = Panel(
     description="The Leeds Duty and Advice table: contacts by source group with each group's share of the year.",
     kind="table",
     sql=f"""
+SELECT
+  {_FY_LABEL} AS year,
+  police, {_pct("police", "total")} AS police_pct,
+  health, {_pct("health", "total")} AS health_pct,
+  education, {_pct("education", "total")} AS education_pct,
+  other, {_pct("other", "total")} AS other_pct,
+  total
+FROM (
+  SELECT
+    {_FY_OF_MONTH} AS fy,
+    sumIf(n, contact_source = '6') AS police,
+    sumIf(n, startsWith(contact_source, '3')) AS health,
+    sumIf(n, startsWith(contact_source, '2')) AS education,
+    sumIf(n, NOT (contact_source = '6' OR startsWith(contact_source, '3') OR startsWith(contact_source, '2'))) AS other,
+    sum(n) AS total
+  FROM ({_CONTACTS_PER_MONTH}
+  )
+  GROUP BY fy
+)""",
+    reference=f"""
 SELECT
   {_FY_LABEL} AS year,
   police, {_pct("police", "total")} AS police_pct,
@@ -138,6 +233,11 @@ DECISIONS_BY_MONTH = Panel(
     description="What became of contacts: no further action, advice, early help, referral, strategy discussion.",
     kind="bars",
     sql=f"""
+SELECT toDateTime(month, '{TZ}') AS time, outcome AS series, sum(n) AS decisions
+FROM ({_DECISIONS_PER_MONTH}
+)
+GROUP BY time, series""",
+    reference=f"""
 SELECT {_MONTH} AS time, outcome AS series, count() AS decisions
 FROM contact_decisions FINAL
 WHERE $__timeFilter(occurred_at)
@@ -153,6 +253,15 @@ REFERRALS_BY_MONTH = Panel(
     "the child within 12 months).",
     kind="timeseries",
     sql=f"""
+SELECT toDateTime(YYYYMMDDToDate(month * 100 + 1), '{TZ}') AS time, referrals, re_referrals
+FROM (
+  SELECT intDiv(day, 100) AS month, count() AS referrals, countIf(re_referral) AS re_referrals
+  FROM ({_REFERRALS_SUMMARY}
+  )
+  WHERE $__timeFilter(occurred_at)
+  GROUP BY month
+)""",
+    reference=f"""
 SELECT {_MONTH} AS time, count() AS referrals, countIf(re_referral) AS re_referrals
 FROM ({_REFERRALS}
 )
@@ -171,6 +280,28 @@ REFERRAL_RATES = Panel(
     "(DfE definition), beside the published England rate.",
     kind="table",
     sql=f"""
+SELECT
+  {_FY_LABEL} AS year,
+  contacts,
+  referrals,
+  {_pct("referrals", "contacts")} AS referral_rate,
+  re_referrals,
+  {_pct("re_referrals", "referrals")} AS re_referral_rate,
+  {_beside("re_referral_rate", _RE_REFERRAL_ENGLAND)}
+FROM (
+  SELECT {_FY_OF_MONTH} AS fy, sum(n) AS contacts
+  FROM ({_CONTACTS_PER_MONTH}
+  )
+  GROUP BY fy
+) AS c
+FULL OUTER JOIN (
+  SELECT {_FY_OF_DAY} AS fy, count() AS referrals, countIf(re_referral) AS re_referrals
+  FROM ({_REFERRALS_SUMMARY}
+  )
+  WHERE $__timeFilter(occurred_at)
+  GROUP BY fy
+) AS r USING fy""",
+    reference=f"""
 SELECT
   {_FY_LABEL} AS year,
   contacts,
@@ -217,6 +348,21 @@ FRONT_DOOR = Dashboard(
 
 _COHORT = "if(looked_after, 'Looked after', 'Not looked after')"
 
+# Each child's missing.reported events in the range (child_missing_reports: (occurred_at, id, looked_after,
+# absence_type)): their cohorts, and whether the child was looked after at each `missing` one.
+_CHILD_REPORTS = f"""
+    SELECT
+      arrayMap(t -> $__timeFilter(t), events.1) AS inside,
+      arrayFilter(
+        (cohort, x) -> x,
+        arrayMap((looked_after, absence_type) -> multiIf(absence_type = 'away', 'Away from placement', looked_after,
+                                                          'Looked after', 'Not looked after'), events.3, events.4),
+        inside) AS cohorts,
+      arrayFilter((looked_after, absence_type, x) -> x AND absence_type = 'missing', events.3, events.4, inside)
+        AS missing_looked_after
+    FROM ({_live_events("child_missing_reports", "reports", "newest_at >= $__fromTime")}
+    )"""
+
 MISSING_BY_MONTH = Panel(
     key="missing.episodes_month",
     title="Missing episodes, per month",
@@ -237,7 +383,16 @@ MISSING_COHORTS = Panel(
     description="Missing episodes and the distinct children they belong to, looked after against not; "
     "`away` absences (looked-after children whose whereabouts are known) apart.",
     kind="table",
-    sql="""
+    sql=f"""
+SELECT cohort, episodes, children, round(episodes / children, 1) AS episodes_per_child
+FROM (
+  SELECT cohort, sum(countEqual(cohorts, cohort)) AS episodes, count() AS children
+  FROM ({_CHILD_REPORTS}
+  )
+  ARRAY JOIN arrayDistinct(cohorts) AS cohort
+  GROUP BY cohort
+)""",
+    reference="""
 SELECT cohort, episodes, children, round(episodes / children, 1) AS episodes_per_child
 FROM (
   SELECT
@@ -266,6 +421,22 @@ SELECT
   countIf(episodes >= 3) AS three_or_more,
   {_pct("repeat_children", "children")} AS repeat_share
 FROM (
+  SELECT {_COHORT} AS cohort, episodes
+  FROM ({_CHILD_REPORTS}
+  )
+  ARRAY JOIN [true, false] AS looked_after,
+    [countEqual(missing_looked_after, true), countEqual(missing_looked_after, false)] AS episodes
+  WHERE episodes > 0
+)
+GROUP BY cohort""",
+    reference=f"""
+SELECT
+  cohort,
+  count() AS children,
+  countIf(episodes >= 2) AS repeat_children,
+  countIf(episodes >= 3) AS three_or_more,
+  {_pct("repeat_children", "children")} AS repeat_share
+FROM (
   SELECT {_COHORT} AS cohort, child_id, count() AS episodes
   FROM missing_episodes FINAL
   WHERE event_type = 'missing.reported' AND absence_type = 'missing' AND $__timeFilter(occurred_at)
@@ -285,6 +456,30 @@ RETURN_INTERVIEWS = Panel(
     "hours of the child being found (statutory guidance 2014); the rest were later or not at all.",
     kind="table",
     sql=f"""
+SELECT
+  toDateTime(toStartOfMonth(found_at, '{TZ}'), '{TZ}') AS month,
+  count() AS found,
+  countIf(has_step AND first_step <= found_at + INTERVAL 72 HOUR) AS within_72h,
+  countIf(has_step AND first_step > found_at + INTERVAL 72 HOUR) AS later,
+  countIf(NOT has_step) AS none,
+  {_pct("within_72h", "found")} AS within_72h_pct
+FROM (
+  -- each episode's first found event and first return-interview step from the start of the range to 72 hours
+  -- after its end (missing_episode_steps: (occurred_at, id, is the found event))
+  SELECT
+    arrayFirstIndex((t, is_found) -> is_found AND t >= $__fromTime AND t <= $__toTime + INTERVAL 72 HOUR,
+                    events.1, events.3) AS found_index,
+    arrayFirstIndex((t, is_found) -> NOT is_found AND t >= $__fromTime AND t <= $__toTime + INTERVAL 72 HOUR,
+                    events.1, events.3) AS step_index,
+    events.1[found_index] AS found_at,
+    events.1[step_index] AS first_step,
+    step_index > 0 AS has_step
+  FROM ({_live_events("missing_episode_steps", "steps", "newest_at >= $__fromTime")}
+  )
+  WHERE found_index > 0 AND $__timeFilter(found_at)
+)
+GROUP BY month""",
+    reference=f"""
 SELECT
   toDateTime(toStartOfMonth(found_at, '{TZ}'), '{TZ}') AS month,
   count() AS found,
@@ -326,12 +521,28 @@ MISSING = Dashboard(
 
 # --- Domestic abuse -----------------------------------------------------------------------------------------------
 
+_INCIDENTS_PER_MONTH = _per_month(
+    "domestic_incidents_by_month",
+    "domestic_incidents",
+    {
+        "dash_risk": "dash_risk",
+        "any_child_present": "toBool(children_present > 0)",
+        "is_crime": "is_crime",
+        "marac_referral": "marac_referral",
+    },
+)
+
 INCIDENTS_BY_MONTH = Panel(
     key="domestic.incidents_month",
     title="Domestic incidents, per month",
     description="Police-recorded domestic incidents, and those at which a child was present (saw or heard).",
     kind="timeseries",
     sql=f"""
+SELECT toDateTime(month, '{TZ}') AS time, sum(n) AS incidents, sumIf(n, any_child_present) AS child_present
+FROM ({_INCIDENTS_PER_MONTH}
+)
+GROUP BY time""",
+    reference=f"""
 SELECT {_MONTH} AS time, count() AS incidents, countIf(children_present > 0) AS child_present
 FROM domestic_incidents FINAL
 WHERE $__timeFilter(occurred_at)
@@ -346,6 +557,25 @@ INCIDENTS_SUMMARY = Panel(
     description="Incidents, the share with a child present (Leeds 2019/20: 26.8%), crimes, MARAC referrals.",
     kind="table",
     sql=f"""
+SELECT
+  {_FY_LABEL} AS year,
+  incidents,
+  child_present,
+  {_pct("child_present", "incidents")} AS child_present_pct,
+  crimes,
+  marac_referrals
+FROM (
+  SELECT
+    {_FY_OF_MONTH} AS fy,
+    sum(n) AS incidents,
+    sumIf(n, any_child_present) AS child_present,
+    sumIf(n, is_crime) AS crimes,
+    sumIf(n, marac_referral) AS marac_referrals
+  FROM ({_INCIDENTS_PER_MONTH}
+  )
+  GROUP BY fy
+)""",
+    reference=f"""
 SELECT
   {_FY_LABEL} AS year,
   incidents,
@@ -376,6 +606,11 @@ DASH_BY_MONTH = Panel(
     description="Incidents by DASH risk assessment: standard, medium, high.",
     kind="bars",
     sql=f"""
+SELECT toDateTime(month, '{TZ}') AS time, dash_risk AS series, sum(n) AS incidents
+FROM ({_INCIDENTS_PER_MONTH}
+)
+GROUP BY time, series""",
+    reference=f"""
 SELECT {_MONTH} AS time, dash_risk AS series, count() AS incidents
 FROM domestic_incidents FINAL
 WHERE $__timeFilter(occurred_at)
@@ -391,6 +626,25 @@ REPEAT_HOUSEHOLDS = Panel(
     "threshold), and incidents that repeat one at the same household within 12 months.",
     kind="table",
     sql=f"""
+SELECT
+  count() AS households,
+  countIf(in_range >= 2) AS repeat_households,
+  countIf(in_range >= 3) AS three_or_more,
+  sum(in_range) AS incidents,
+  sum(repeats) AS repeat_incidents,
+  {_pct("repeat_incidents", "incidents")} AS repeat_incident_pct
+FROM (
+  -- each household's incidents (household_incidents: (occurred_at, id, local date as YYYYMMDD)); the whole
+  -- history, so no look-back window is needed
+  SELECT
+    arrayMap(t -> $__timeFilter(t), events.1) AS inside,
+    arraySum(inside) AS in_range,
+    arrayCount((x, repeat) -> x AND repeat, inside, {_repeats_within_12_months("events.3")}) AS repeats
+  FROM ({_live_events("household_incidents", "incidents", "newest_at >= $__fromTime")}
+  )
+  WHERE in_range > 0
+)""",
+    reference=f"""
 SELECT
   count() AS households,
   countIf(in_range >= 2) AS repeat_households,
@@ -473,6 +727,57 @@ _STARTS = f"""
   ARRAY JOIN plans AS plan
   WHERE plan.3"""
 
+# The same plans, from each child's plan events (child_plans: (occurred_at, id, is a start, a hash of plan_id,
+# previous_plans, previous_plan_ended_at)) up to the end of the range, in arrays per child (one element per plan):
+# a plan's start and end are its first start and first end event, as _PLANS takes them.
+_STARTS_SUMMARY = f"""
+  SELECT started_at, has_end, ended_at, repeat_ever, repeat_24m
+  FROM (
+    SELECT
+      arrayFilter((event, t) -> t <= $__toTime, events, events.1) AS upto,
+      arrayDistinct(upto.4) AS plans,
+      arrayMap(p -> arrayFirstIndex((q, start) -> start AND q = p, upto.4, upto.3), plans) AS start_index,
+      arrayMap(p -> arrayFirstIndex((q, start) -> NOT start AND q = p, upto.4, upto.3), plans) AS end_index,
+      arrayMap(i -> i > 0, start_index) AS has_start,
+      arrayMap(i -> upto.1[i], start_index) AS started,
+      arrayMap(i -> i > 0, end_index) AS has_ends,
+      arrayMap(i -> upto.1[i], end_index) AS ended,
+      -- for each plan, which of the child's plans are earlier, and when the latest of them ended as seen from it
+      arrayMap((p, s) -> arrayMap((q, q_start, q_started, q_end, q_ended) -> q != p AND (q_start AND q_started < s
+                                    OR NOT q_start AND q_end AND q_ended <= s),
+                                  arrayEnumerate(plans), has_start, started, has_ends, ended),
+               arrayEnumerate(plans), started) AS earlier,
+      arrayMap(e -> arraySum(e), earlier) AS earlier_plans,
+      arrayMap((e, s) -> arrayMax(arrayMap(
+                 (x, q_started, q_end, q_ended) -> if(x, if(q_end, least(q_ended, s), q_started), toDateTime64(0, 3)),
+                 e, started, has_ends, ended)),
+               earlier, started) AS previous_ends,
+      arrayMap(i -> upto.5[i], start_index) AS previous_plans,
+      arrayMap(i -> upto.6[i], start_index) AS previous_plan_ended_at
+    FROM ({_live_events("child_plans", "plan_events")}
+    )
+  )
+  ARRAY JOIN has_start, started AS started_at, has_ends AS has_end, ended AS ended_at,
+    arrayMap((n, plans_before, ended_on) -> n > 0 OR coalesce(plans_before, 0) > 0 OR ended_on IS NOT NULL,
+             earlier_plans, previous_plans, previous_plan_ended_at) AS repeat_ever,
+    arrayMap((n, s, previous_end, ended_on) -> n > 0 AND s <= addMonths(previous_end, 24)
+               OR ended_on IS NOT NULL AND toDate(s) <= addMonths(ended_on, 24),
+             earlier_plans, started, previous_ends, previous_plan_ended_at) AS repeat_24m
+  WHERE has_start"""
+
+
+def _month_end(month: str) -> str:
+    """The last second of a local `month` (a Date, its first day)."""
+    return f"toDateTime(addMonths({month}, 1), '{TZ}') - INTERVAL 1 SECOND"
+
+
+def _first_month_ending(moment: str, comparison: str) -> str:
+    """The first local month (a Date) whose last second is `comparison` (>= or >) `moment`: the moment's own month,
+    or the next one when the moment is in (or, for >, at) that month's last second."""
+    month = f"toStartOfMonth({moment}, '{TZ}')"
+    return f"if({_month_end(month)} {comparison} {moment}, {month}, addMonths({month}, 1))"
+
+
 PLANS_BY_MONTH = Panel(
     key="cp.started_ended_month",
     title="Plans started and ended, per month",
@@ -496,6 +801,34 @@ OPEN_AT_MONTH_END = Panel(
     "repeat within 24 months of the previous plan, and those open for more than two years.",
     kind="timeseries",
     sql=f"""
+SELECT
+  toDateTime(month, '{TZ}') AS time,
+  sumIf(plans, open_from <= month AND month < open_until) AS open,
+  sumIf(plans, open_from <= month AND month < open_until AND repeat_24m) AS repeat_24m_open,
+  sumIf(plans, open_from <= month AND month < open_until AND over_two_years_from <= month) AS over_two_years
+FROM (
+  -- the plans counted by the months they are open in (open at a month's end: started by its last second, not ended
+  -- by then) and from which month on they are open over two years (started before the last second of the month
+  -- 24 months earlier, which is what addMonths(month_end, -24) is)
+  SELECT
+    {_first_month_ending("started_at", ">=")} AS open_from,
+    if(has_end, {_first_month_ending("ended_at", ">=")}, toDate('2149-06-06')) AS open_until,
+    addMonths({_first_month_ending("started_at", ">")}, 24) AS over_two_years_from,
+    repeat_24m,
+    count() AS plans
+  FROM ({_STARTS_SUMMARY}
+  )
+  GROUP BY open_from, open_until, over_two_years_from, repeat_24m
+) AS plans
+CROSS JOIN (
+  SELECT arrayJoin(arrayMap(
+    n -> addMonths(toStartOfMonth($__fromTime, '{TZ}'), n),
+    range(toUInt32(dateDiff('month', toStartOfMonth($__fromTime, '{TZ}'), toStartOfMonth($__toTime, '{TZ}')) + 1))
+  )) AS month
+) AS months
+WHERE {_month_end("month")} <= $__toTime
+GROUP BY month""",
+    reference=f"""
 SELECT
   month AS time,
   countIf(started_at <= month_end AND (NOT has_end OR ended_at > month_end)) AS open,
@@ -551,6 +884,16 @@ SELECT
   {_pct("repeat_within_24_months", "started")} AS repeat_24m_pct,
   countIf(repeat_ever) AS repeat_ever,
   {_pct("repeat_ever", "started")} AS repeat_ever_pct
+FROM ({_STARTS_SUMMARY}
+)
+WHERE $__timeFilter(started_at)""",
+    reference=f"""
+SELECT
+  count() AS started,
+  countIf(repeat_24m) AS repeat_within_24_months,
+  {_pct("repeat_within_24_months", "started")} AS repeat_24m_pct,
+  countIf(repeat_ever) AS repeat_ever,
+  {_pct("repeat_ever", "started")} AS repeat_ever_pct
 FROM ({_STARTS}
 )
 WHERE $__timeFilter(started_at)""",
@@ -570,6 +913,16 @@ OVER_TWO_YEARS = Panel(
     "and repeats within 24 months.",
     kind="table",
     sql="""
+SELECT
+  count() AS open,
+  countIf(started_at < addMonths($__toTime, -24)) AS over_two_years,
+  countIf(repeat_24m) AS repeat_within_24_months
+FROM ("""
+    + _STARTS_SUMMARY
+    + """
+)
+WHERE started_at <= $__toTime AND (NOT has_end OR ended_at > $__toTime)""",
+    reference="""
 SELECT
   count() AS open,
   countIf(started_at < addMonths($__toTime, -24)) AS over_two_years,
@@ -657,6 +1010,14 @@ _ACKS = """
   ) AS ack ON ack.alert_id = a.alert_id
   WHERE $__timeFilter(a.raised_at)"""
 
+# The same rows from alert_acknowledgements (each alert with its first acknowledgement, NULL while there is none;
+# the zero time then, as the join gives).
+_ACKS_SUMMARY = """
+  SELECT alert_id, severity, raised_at, coalesce(first_acknowledged_at, toDateTime64(0, 3, 'UTC')) AS acknowledged_at,
+         first_acknowledged_at IS NOT NULL AS is_acknowledged
+  FROM alert_acknowledgements FINAL
+  WHERE $__timeFilter(raised_at)"""
+
 TIME_TO_ACK = Panel(
     key="alerts.time_to_acknowledge",
     title="Time to acknowledge",
@@ -664,6 +1025,18 @@ TIME_TO_ACK = Panel(
     "acknowledgements): alerts, acknowledged, median and 90th percentile in minutes.",
     kind="table",
     sql=f"""
+SELECT
+  severity,
+  count() AS alerts,
+  countIf(is_acknowledged) AS acknowledged,
+  round(quantileExactIf(0.5)(dateDiff('second', raised_at, acknowledged_at) / 60, is_acknowledged), 1)
+    AS median_minutes,
+  round(quantileExactIf(0.9)(dateDiff('second', raised_at, acknowledged_at) / 60, is_acknowledged), 1)
+    AS p90_minutes
+FROM ({_ACKS_SUMMARY}
+)
+GROUP BY severity""",
+    reference=f"""
 SELECT
   severity,
   count() AS alerts,
@@ -688,6 +1061,15 @@ TIME_TO_ACK_OVER_TIME = Panel(
     "nothing to suppress).",
     kind="timeseries",
     sql=f"""
+SELECT
+  $__timeInterval(raised_at) AS time,
+  severity AS series,
+  quantileExact(0.5)(dateDiff('second', raised_at, acknowledged_at) / 60) AS median_minutes
+FROM ({_ACKS_SUMMARY}
+)
+WHERE is_acknowledged
+GROUP BY time, series""",
+    reference=f"""
 SELECT
   $__timeInterval(raised_at) AS time,
   severity AS series,

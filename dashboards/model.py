@@ -36,6 +36,10 @@ class Panel:
     Time-series panels return `time`, then at most one label column (`series`), then value columns: the
     plugin turns that long shape into one series per label. `counts` are the columns holding numbers of
     children, episodes, plans, ...: small-number suppression applies to them, and to `rates` made of them.
+
+    A panel whose `sql` reads the summary tables (sinks/migrations/0003_dashboard_summaries.sql) keeps its
+    definition over the event tables as `reference`: the same columns and rows, computed the slow way. The
+    integration tests check the two agree; the benchmark measures both.
     """
 
     key: str
@@ -56,6 +60,8 @@ class Panel:
     england: dict[str, EnglandFigure] = field(default_factory=dict)
     """Local columns compared with a published England figure: each figure is a constant column in the SQL,
     `<column>_england`, right after the local one (never suppressed: it counts no local child)."""
+    reference: str = ""
+    """The query `sql` must agree with, over the event tables; empty when `sql` reads the event tables itself."""
 
     @property
     def has_series(self) -> bool:
@@ -66,9 +72,11 @@ class Panel:
     def format(self) -> int:
         return FORMAT_TIME_SERIES if self.kind in ("timeseries", "bars") else FORMAT_TABLE
 
-    def query(self, *, suppress: bool) -> str:
-        """The panel's rawSql: the query and its ORDER BY, wrapped for suppression when `suppress`."""
-        plain = f"{self.sql.strip()}\nORDER BY {self.order_by}"
+    def query(self, *, suppress: bool, reference: bool = False) -> str:
+        """The panel's rawSql: the query and its ORDER BY, wrapped for suppression when `suppress`. With
+        `reference`, the same built from `reference` (the panel's own SQL when it has none)."""
+        sql = self.reference if reference and self.reference else self.sql
+        plain = f"{sql.strip()}\nORDER BY {self.order_by}"
         wrapped = suppress_sql(plain, self.counts, self.rates, self.order_by) if suppress else plain
         return f"{wrapped}\n{READ_SETTINGS}"
 

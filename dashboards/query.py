@@ -54,18 +54,22 @@ def context(time_from: datetime, time_to: datetime, interval: timedelta | None =
     return QueryContext(time_from, time_to, interval or auto_interval(time_from, time_to))
 
 
-def expanded_sql(panel: Panel, ctx: QueryContext, *, suppress: bool) -> str:
-    """The SQL ClickHouse receives for `panel` in `ctx`; fails when a Grafana variable would be left in it."""
-    sql = expand(panel.query(suppress=suppress), ctx)
+def expanded_sql(panel: Panel, ctx: QueryContext, *, suppress: bool, reference: bool = False) -> str:
+    """The SQL ClickHouse receives for `panel` in `ctx` (its `reference` over the event tables with `reference`);
+    fails when a Grafana variable would be left in it."""
+    sql = expand(panel.query(suppress=suppress, reference=reference), ctx)
     leftover = leftover_variables(sql)
     if leftover:
         raise PanelQueryError(f"panel {panel.key}: template variables left after expansion: {', '.join(leftover)}")
     return sql
 
 
-def run_panel(client: Client, panel: Panel, ctx: QueryContext, *, suppress: bool = False) -> Frame:
-    """Run one panel's query on `client` (whose database is the sink's) and return its frame."""
-    sql = expanded_sql(panel, ctx, suppress=suppress)
+def run_panel(
+    client: Client, panel: Panel, ctx: QueryContext, *, suppress: bool = False, reference: bool = False
+) -> Frame:
+    """Run one panel's query on `client` (whose database is the sink's) and return its frame; with `reference`,
+    its definition over the event tables instead (the same for a panel that reads no summary)."""
+    sql = expanded_sql(panel, ctx, suppress=suppress, reference=reference)
     try:
         result = client.query(sql)
     except Exception as exc:

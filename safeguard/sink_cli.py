@@ -43,6 +43,24 @@ def sink_migrate(settings: Settings) -> None:
     click.echo(f"applied: {', '.join(applied)} to {where}" if applied else f"up to date: {where}")
 
 
+@sink.command("rebuild-summaries")
+@pass_settings
+def sink_rebuild_summaries(settings: Settings) -> None:
+    """Refill the dashboards' summary tables from the event tables (after deleting event rows with DELETE).
+
+    The summaries stay current by themselves (materialized views); run this only after removing rows from the event
+    tables other than by a purge tombstone, e.g. a subject erasure. With chDB run it while the sink is stopped."""
+    from sinks.store import connect, database_name
+    from sinks.summaries import rebuild
+
+    client = connect(settings)
+    try:
+        rebuilt = rebuild(client, settings)
+    finally:
+        client.close()
+    click.echo(f"rebuilt: {', '.join(rebuilt)} in {settings.clickhouse.url} (database {database_name(settings)})")
+
+
 @sink.command("run")
 @click.option("--until-caught-up", is_flag=True, help="stop once every partition is read to its current end")
 @pass_settings

@@ -86,20 +86,20 @@ def decode_dead_letter(data: bytes | str) -> DeadLetter:
 
 
 def _check_text(data: bytes | str) -> None:
-    try:
-        if isinstance(data, bytes):
-            data.decode("utf-8")
-        else:
-            data.encode("utf-8")  # a str with lone surrogates, e.g. from surrogateescape
-    except (UnicodeDecodeError, UnicodeEncodeError) as exc:
-        raise DecodeError(
-            [Issue("", f"the message is not UTF-8 text ({exc.reason} at position {exc.start})", "not_utf8")]
-        ) from None
-    if data[:3] == b"\xef\xbb\xbf" or data[:1] == "\ufeff":
-        raise DecodeError(
-            [Issue("", "the message starts with a byte-order mark (BOM); send UTF-8 JSON without a BOM", "not_json")]
-        )
-    if not data or (isinstance(data, bytes | str) and not data.strip()):
+    if not data.isascii():  # ASCII (nearly every message) is UTF-8 and has no BOM: nothing to decode or copy
+        try:
+            if isinstance(data, bytes):
+                data.decode("utf-8")
+            else:
+                data.encode("utf-8")  # a str with lone surrogates, e.g. from surrogateescape
+        except (UnicodeDecodeError, UnicodeEncodeError) as exc:
+            raise DecodeError(
+                [Issue("", f"the message is not UTF-8 text ({exc.reason} at position {exc.start})", "not_utf8")]
+            ) from None
+        if data[:3] == b"\xef\xbb\xbf" or data[:1] == "\ufeff":
+            bom = "the message starts with a byte-order mark (BOM); send UTF-8 JSON without a BOM"
+            raise DecodeError([Issue("", bom, "not_json")])
+    if not data or data.isspace():  # what `strip()` would empty, without the copy
         raise DecodeError([Issue("", "the message is empty; expected one JSON object", "empty")])
 
 

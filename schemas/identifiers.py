@@ -141,7 +141,8 @@ _UPN_RE = re.compile(r"(?<!\d)[A-Za-z]\d{11}[A-Za-z0-9](?![0-9])")
 # Outward code A9, A99, AA9, AA99, A9A, AA9A; inward code 9AA without C, I, K, M, O, V. Capitals only outside
 # free text: "a00aa" is a field name, "A0 0AA" a postcode.
 _OUTWARD = r"[A-PR-UWYZ](?:[A-HK-Y]?\d[A-Z\d]?|\d[A-HJKPSTUW])"
-_INWARD = r"\d[ABD-HJLNP-UW-Z]{2}"
+_INWARD_LETTERS = "[ABD-HJLNP-UW-Z]"
+_INWARD = rf"\d{_INWARD_LETTERS}{{2}}"
 # Written with its space a postcode is distinctive even glued to letters before it ("NHSLS1 4AP"); without the
 # space it must stand alone ("LS14AP", not the tail of "MPLS14AP").
 _POSTCODE = rf"(?<![0-9]){_OUTWARD}\s{{1,2}}{_INWARD}(?![A-Za-z0-9])|(?<![A-Za-z0-9]){_OUTWARD}{_INWARD}(?![A-Za-z0-9])"
@@ -181,6 +182,33 @@ def _nothing_to_find_in_code(folded: str) -> bool:
     """A cheap proof that a code field holds no identifier, true for nearly every source id (`CT-383-19-000001`,
     `CPP-383-00001`): one search instead of the full scan, which is most of the guard's cost per event."""
     return _MAYBE_IN_CODE_RE.search(folded) is None
+
+
+# What `_MAYBE_IN_CODE_RE` sees of an ASCII text: digits, the letters of an inward code, other letters, the rest as
+# it is. Ids of one source system share a shape (`CT-383-19-000001` is `xA-999-99-999999`), so the answer per
+# shape is remembered (a few hundred shapes at most in practice; the memo is emptied past `_SHAPES_KEPT`).
+_SHAPE = bytes.maketrans(
+    b"0123456789" + bytes(range(65, 91)) + bytes(range(97, 123)),
+    b"9" * 10 + bytes(ord("A" if re.fullmatch(_INWARD_LETTERS, chr(c)) else "x") for c in range(65, 91)) + b"x" * 26,
+)
+_SHAPES_KEPT = 4096
+_shapes: dict[bytes, bool] = {}
+
+
+def surely_no_identifier_in_codes(texts: list[str]) -> bool:
+    """True when `find_identifiers(text, context="code")` is certainly empty for each of `texts`, by the cheap search
+    it starts with; False when it would have to scan (and may find nothing). About 0.2 µs for an event's code fields
+    against 0.7 µs per field for the search."""
+    joined = "\x00".join(texts)
+    if not joined.isascii() or joined.count("\x00") != len(texts) - 1:
+        return all(_nothing_to_find_in_code(_fold(t)) for t in texts)
+    shape = joined.encode("ascii").translate(_SHAPE)
+    known = _shapes.get(shape)
+    if known is None:
+        if len(_shapes) >= _SHAPES_KEPT:
+            _shapes.clear()
+        known = _shapes[shape] = all(_nothing_to_find_in_code(part) for part in shape.decode("ascii").split("\x00"))
+    return known
 
 
 def find_identifiers(text: str, *, context: TextContext = "code") -> list[IdentifierMatch]:

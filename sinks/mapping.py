@@ -523,33 +523,3 @@ def row_for_finding(
             "original_masked": kept.masked,
         },
     )
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
-_TIMESTAMP_COLUMNS = {
-    "occurred_at", "recorded_at", "ingested_at", "triggered_at", "raised_at", "dead_lettered_at",
-    "message_timestamp", "found_at",
-}  # fmt: skip
-"""The DateTime64(3, 'UTC') columns (none is Nullable)."""
-
-
-def group_by_table(rows: list[TableRow]) -> dict[str, list[list[Any]]]:
-    """Rows as insert-ready value lists per table, in `TABLE_COLUMNS` order.
-
-    Timestamps become milliseconds since the epoch (what DateTime64(3) stores, truncated like ClickHouse does):
-    clickhouse-connect writes integers as they are, which makes large inserts about a third faster.
-    """
-    grouped: dict[str, list[list[Any]]] = {}
-    for table, row in rows:
-        values = [row[c] for c in TABLE_COLUMNS[table]]
-        for i in _TIMESTAMP_INDEXES[table]:
-            values[i] = (values[i] - _EPOCH) // _MS
-        grouped.setdefault(table, []).append(values)
-    return grouped
-
-
-_TIMESTAMP_INDEXES = {
-    table: tuple(i for i, c in enumerate(columns) if c in _TIMESTAMP_COLUMNS)
-    for table, columns in TABLE_COLUMNS.items()
-}

@@ -31,9 +31,9 @@ from safeguard.settings import ClickHouseSettings
 from schemas.errors import SafeguardError, StoreError
 from schemas.limits import DEFAULT_WINDOW, EventTimeWindow
 from schemas.topics import TOPICS
-from sinks.mapping import TableRow
-from sinks.records import Message, rows_for_message
-from sinks.store import Client, connect, database_name, insert_rows
+from sinks.columns import TableBatch
+from sinks.records import Message, MessageMapper
+from sinks.store import Client, connect, database_name, insert_batch, insert_types
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class SinkKafkaError(SafeguardError):
 class RowStore(Protocol):
     """Where batches go. `write` either stores every row or raises."""
 
-    def write(self, rows: list[TableRow], token: str) -> None: ...
+    def write(self, rows: TableBatch, token: str) -> None: ...
 
     def close(self) -> None: ...
 
@@ -68,18 +68,23 @@ class ClickHouseStore:
         self._opener = opener
         self._database = database_name(settings)
         self._client: Client | None = client
+        self._types: dict[str, list[str]] = {}
+        """Each table's insert types, asked once per client (a reconnect asks again)."""
 
-    def write(self, rows: list[TableRow], token: str) -> None:
+    def write(self, rows: TableBatch, token: str) -> None:
         if self._client is None:
             self._client = self._opener(self._settings)
         try:
-            insert_rows(self._client, self._database, rows, token=token)
+            unknown = [table for table in rows.columns if table not in self._types]
+            if unknown:
+                self._types.update(insert_types(self._client, self._database, unknown))
+            insert_batch(self._client, self._database, rows, token=token, types=self._types)
         except Exception as exc:
             self.close()
             raise StoreError(f"insert failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
 
     def close(self) -> None:
-        client, self._client = self._client, None
+        client, self._client, self._types = self._client, None, {}
         if client is not None:
             try:
                 client.close()
@@ -113,19 +118,19 @@ class SinkStats:
 @dataclass
 class _Batch:
     messages: int = 0
-    rows: list[TableRow] = field(default_factory=list)
+    rows: TableBatch = field(default_factory=TableBatch)
     first: dict[tuple[str, int], int] = field(default_factory=dict)
     last: dict[tuple[str, int], int] = field(default_factory=dict)
     started: float = 0.0
 
-    def add(self, msg: Message, rows: list[TableRow], now: float) -> None:
+    def add(self, records: list[Any], now: float) -> None:
+        """Count a poll's records of one partition (in offset order), whose rows are in `rows`."""
         if not self.messages:
             self.started = now
-        self.messages += 1
-        self.rows.extend(rows)
-        tp = (msg.topic, msg.partition)
-        self.first.setdefault(tp, msg.offset)
-        self.last[tp] = msg.offset
+        self.messages += len(records)
+        tp = (records[0].topic, records[0].partition)
+        self.first.setdefault(tp, records[0].offset)
+        self.last[tp] = records[-1].offset
 
     def token(self) -> str:
         """Fixed by the offset ranges the batch holds: the same messages give the same token."""
@@ -169,7 +174,7 @@ class SinkService:
         rejoin_timeout_s: float = 60.0,
     ) -> None:
         self._consumer = consumer
-        self._event_time = event_time
+        self._mapper = MessageMapper(event_time)
         self._reconnect = reconnect
         self._rejoin_timeout_s = rejoin_timeout_s
         self._ever_assigned = False
@@ -219,13 +224,14 @@ class SinkService:
             try:
                 while not self._stopping:
                     room = max(self._settings.batch_rows - self._batch.messages, 1)
-                    polled = self._poll(self._poll_timeout_ms(), max_records=room)
-                    for records in polled.values():
-                        for record in records:
-                            self._add(record)
-                    if self._due() or (until_caught_up and not polled):
-                        self._flush(wait=False)  # catching up: nothing more to read right now, so no reason to wait
-                    if until_caught_up and not polled and not self._batch.messages:
+                    polled = self._poll(self._poll_timeout_ms(short=until_caught_up), max_records=room)
+                    self._add_polled(polled)
+                    # Read to the end (not merely a poll that came back empty while a fetch was on its way, which
+                    # would flush a part of a batch): nothing more to read, so no reason to wait.
+                    at_end = until_caught_up and not polled and self._caught_up()
+                    if self._due() or at_end:
+                        self._flush(wait=False)
+                    if at_end and not self._batch.messages:
                         self._complete()
                         if self._caught_up() and not self._batch.messages:
                             log.info("caught up with every partition")
@@ -343,14 +349,21 @@ class SinkService:
 
     # -- batching -------------------------------------------------------------------------------------------
 
-    def _add(self, record: Any) -> None:
-        msg = Message(record.topic, record.partition, record.offset, record.key, record.value, record.timestamp)
-        rows = rows_for_message(msg, self._clock(), self._event_time)
-        now = self._monotonic()
+    def _add_polled(self, polled: dict[Any, list[Any]]) -> None:
+        """Map every record of a poll into the batch; one reading of the wall clock (`ingested_at`) per poll."""
+        if not polled:
+            return
+        ingested_at, now = self._clock(), self._monotonic()
         if self.stats.first_record_at is None:
             self.stats.first_record_at = now
-        self._batch.add(msg, rows, now)
-        self.stats.messages += 1
+        batch, add = self._batch, self._mapper.add
+        for records in polled.values():
+            if not records:
+                continue
+            for r in records:
+                add(batch.rows, Message(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp), ingested_at)
+            batch.add(records, now)
+            self.stats.messages += len(records)
 
     def _due(self) -> bool:
         batch = self._batch
@@ -361,11 +374,15 @@ class SinkService:
             or self._monotonic() - batch.started >= self._settings.batch_seconds
         )
 
-    def _poll_timeout_ms(self) -> int:
+    def _poll_timeout_ms(self, *, short: bool = False) -> int:
+        """Up to 500 ms, less when the batch is due sooner; 50 ms while an insert runs (so that its commit is not
+        held up by a poll waiting for records that are not coming) or when `short` (catching up: the end of the
+        topics is found by the first poll that comes back empty, then checked against the end offsets)."""
+        longest = 50 if short or (self._inflight is not None and not self._inflight[1].done()) else 500
         if not self._batch.messages:
-            return 500
+            return longest
         left = self._settings.batch_seconds - (self._monotonic() - self._batch.started)
-        return max(0, min(500, int(left * 1000)))
+        return max(1, min(longest, int(left * 1000)))  # not 0: a batch due in less than 1 ms would spin
 
     def _flush(self, *, wait: bool = True) -> None:
         """Hand the batch to the insert thread (after the previous insert finished and was committed).
@@ -397,7 +414,7 @@ class SinkService:
         self._commit(batch)
         self.stats.batches += 1
         self.stats.rows += len(batch.rows)
-        self.stats.findings += sum(1 for table, _ in batch.rows if table == "data_quality_findings")
+        self.stats.findings += batch.rows.findings
         log.debug("stored %d messages as %d rows", batch.messages, len(batch.rows))
 
     def _retry(self, batch: _Batch, error: StoreError) -> bool:
@@ -440,10 +457,8 @@ class SinkService:
             left = deadline - self._monotonic()
             if left <= 0:
                 return
-            polled = self._poll(int(min(left, 0.5) * 1000))
-            for records in polled.values():  # a rebalance may hand us new, unpaused partitions
-                for record in records:
-                    self._add(record)
+            polled = self._poll(max(1, int(min(left, 0.5) * 1000)))  # never 0: a poll that waits no time spins
+            self._add_polled(polled)  # a rebalance may hand us new, unpaused partitions
 
     def _commit(self, batch: _Batch) -> None:
         from kafka.errors import CommitFailedError, KafkaError
@@ -513,7 +528,7 @@ class SinkService:
             if stored is not None:
                 self.stats.batches += 1
                 self.stats.rows += len(stored.rows)
-                self.stats.findings += sum(1 for table, _ in stored.rows if table == "data_quality_findings")
+                self.stats.findings += stored.rows.findings
                 self._commit_async(stored)
         except Exception:  # never out of the listener: kafka-python would re-raise it from poll and end the sink
             log.exception("handling the revoked partitions failed; uncommitted messages will be read again")
@@ -597,13 +612,19 @@ class SinkService:
 
 
 def tune_gc() -> None:
-    """Collect the young generation less often: a batch holds tens of thousands of row dicts, and the default
-    thresholds spend about a tenth of the sink's time re-scanning them. Process-wide: the sink's entry calls it."""
+    """Collect the young generation less often: a poll allocates tens of thousands of records and parsed messages,
+    and the default thresholds spend a tenth of the sink's time re-scanning them. Process-wide: the entry calls it."""
     gc.set_threshold(50_000, 50, 100)
 
 
 def kafka_consumer(client_options: dict[str, Any], settings: ClickHouseSettings) -> Any:
-    """The sink's consumer: its own group, manual commits, from the earliest offset when the group is new."""
+    """The sink's consumer: its own group, manual commits, from the earliest offset when the group is new.
+
+    A fetch the broker has nothing for is answered after 100 ms rather than kafka-python's 500: requests on a
+    connection are answered in order, so the end offsets asked when the sink is caught up (and any request after
+    a poll that found nothing) wait behind that fetch. Only an idle consumer asks more often (ten small fetches a
+    second); a fetch with records to give is answered at once either way.
+    """
     from kafka import KafkaConsumer
 
     return KafkaConsumer(
@@ -611,6 +632,7 @@ def kafka_consumer(client_options: dict[str, Any], settings: ClickHouseSettings)
         group_id=settings.consumer_group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        fetch_max_wait_ms=100,
         max_poll_records=settings.batch_rows,
         session_timeout_ms=settings.session_timeout_ms,
         heartbeat_interval_ms=max(1000, settings.session_timeout_ms // 4),

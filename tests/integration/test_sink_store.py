@@ -19,6 +19,7 @@ from schemas.errors import StoreError
 from sinks.mapping import TABLE_COLUMNS, row_for_alert, rows_for_event
 from sinks.migrate import migrate, pending
 from sinks.store import connect, insert_rows
+from sinks.summaries import summary_tables
 from tests.unit.test_schemas import examples as ex
 
 pytestmark = pytest.mark.integration
@@ -45,10 +46,12 @@ def _count(client: Any, table: str) -> int:
 
 def test_migrate_creates_every_table_once(store: tuple[Any, Settings]) -> None:
     client, settings = store
-    assert migrate(client, settings) == ["0001_initial", "0002_dead_letter_originals"]
+    assert migrate(client, settings) == ["0001_initial", "0002_dead_letter_originals", "0003_dashboard_summaries"]
     assert migrate(client, settings) == []
     tables = {r[0] for r in client.query("SELECT name FROM system.tables WHERE database = 'safeguard'").result_rows}
-    assert set(TABLE_COLUMNS) | {"schema_migrations", "schema_retention"} == tables
+    views = {t for t in tables if t.endswith("_mv")}
+    assert set(TABLE_COLUMNS) | {"schema_migrations", "schema_retention"} | set(summary_tables()) == tables - views
+    assert {next(t for t in summary_tables() if v.startswith(t)) for v in views} == set(summary_tables())
     for table, columns in TABLE_COLUMNS.items():
         described = [r[0] for r in client.query(f"DESCRIBE TABLE safeguard.{table}").result_rows]
         assert described == list(columns)
@@ -64,12 +67,19 @@ def test_retention_change_is_applied_by_migrate(tmp_path: Path) -> None:
     try:
         migrate(client, _settings(path))
         changed = migrate(client, _settings(path, retention_dead_letters="P30D", retention_alerts="P2Y"))
-        assert sorted(changed) == ["ttl:alert_lifecycle", "ttl:alerts", "ttl:data_quality_findings", "ttl:dead_letters"]
+        assert sorted(changed) == [
+            "ttl:alert_acknowledgements",
+            "ttl:alert_lifecycle",
+            "ttl:alerts",
+            "ttl:data_quality_findings",
+            "ttl:dead_letters",
+        ]
         create = "SELECT create_table_query FROM system.tables WHERE database = 'safeguard' AND name = {t:String}"
         assert "toIntervalDay(30)" in client.command(create, parameters={"t": "dead_letters"})
         assert "toIntervalYear(2)" in client.command(create, parameters={"t": "alerts"})
         assert migrate(client, _settings(path, retention_dead_letters="P30D", retention_alerts="P2Y")) == []
         assert sorted(migrate(client, _settings(path, retention_dead_letters="P30D"))) == [
+            "ttl:alert_acknowledgements",
             "ttl:alert_lifecycle",
             "ttl:alerts",
         ]
@@ -163,7 +173,7 @@ def test_a_second_process_is_refused_with_a_clear_error(store: tuple[Any, Settin
 def test_pending_tells_what_migrate_would_apply_with_reads_only(store: tuple[Any, Settings]) -> None:
     """A sink on a server checks the schema instead of migrating it (its account only inserts)."""
     client, settings = store
-    assert pending(client, settings) == ["0001_initial", "0002_dead_letter_originals"]
+    assert pending(client, settings) == ["0001_initial", "0002_dead_letter_originals", "0003_dashboard_summaries"]
     migrate(client, settings)
     assert pending(client, settings) == []
     assert pending(client, _settings(Path("unused"), retention_events="P25Y"))[:2] == [

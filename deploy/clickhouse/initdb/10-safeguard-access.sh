@@ -37,8 +37,11 @@ scopes="${CLICKHOUSE_ANALYST_SCOPES:-}"
 
 # The tables of sinks/migrations/*.sql that carry each scope column (tests/unit/test_deploy checks these lists
 # against the migrations, so a new table cannot be forgotten here).
-LA_CODE_TABLES="contacts contact_decisions missing_episodes domestic_incidents domestic_incident_children cp_plans alerts alert_lifecycle"
-AGENCY_TABLES="contacts contact_decisions missing_episodes domestic_incidents domestic_incident_children cp_plans"
+# The dashboards' summaries (0003) are scoped like the event tables, except the per-subject ones (households,
+# children, episodes, alerts): a subject's row gathers every agency's events, so they carry la_code but no agency,
+# and an agency scope cannot read them (its analysts get an access error on those panels, as on the alerts).
+LA_CODE_TABLES="contacts contact_decisions missing_episodes domestic_incidents domestic_incident_children cp_plans alerts alert_lifecycle contacts_by_month contact_decisions_by_month domestic_incidents_by_month household_incidents child_referrals child_missing_reports missing_episode_steps child_plans alert_acknowledgements"
+AGENCY_TABLES="contacts contact_decisions missing_episodes domestic_incidents domestic_incident_children cp_plans contacts_by_month contact_decisions_by_month domestic_incidents_by_month"
 
 if ! [[ "$db" =~ ^[A-Za-z_][A-Za-z0-9_]{0,63}$ ]]; then
     echo "safeguard-access: CLICKHOUSE_DB '$db' is not a plain identifier" >&2

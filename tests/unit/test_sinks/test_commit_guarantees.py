@@ -25,7 +25,7 @@ from kafka.structs import TopicPartition
 
 from safeguard.settings import ClickHouseSettings
 from schemas.errors import StoreError
-from sinks.mapping import TableRow
+from sinks.columns import TableBatch
 from sinks.service import ClickHouseStore, SinkKafkaError, SinkService
 from tests.unit.test_sinks.test_service import TOPIC, FakeClock, MemoryConsumer, Record, _records
 
@@ -103,14 +103,14 @@ class ScriptedStore:
         self.closed = False
         self.before_write: Callable[[], None] | None = None
 
-    def write(self, rows: list[TableRow], token: str) -> None:
+    def write(self, rows: TableBatch, token: str) -> None:
         if self.before_write is not None:
             self.before_write()
         self.attempts += 1
         if self.fails(self.attempts):
             self.failed += 1
             raise StoreError("insert failed: Connection refused")
-        offsets = [(row["kafka_partition"], row["kafka_offset"]) for _, row in rows]
+        offsets = [(row["kafka_partition"], row["kafka_offset"]) for _, row in rows.rows()]
         for partition, offset in offsets:
             self.consumer.stored.setdefault((TOPIC, partition), set()).add(offset)
         self.stored_batches.append(offsets)
@@ -341,14 +341,14 @@ def test_with_chdb_an_insert_that_fails_for_real_is_not_committed_until_it_is_st
     commits_while_failing: list[int] = []
 
     class Store:
-        def write(self, rows: list[TableRow], token: str) -> None:
+        def write(self, rows: TableBatch, token: str) -> None:
             try:
                 real.write(rows, token)
             except StoreError as exc:
                 failures.append(str(exc))
                 commits_while_failing.append(len(consumer.commits) + len(consumer.async_commits))
                 raise
-            for _, row in rows:
+            for _, row in rows.rows():
                 consumer.stored.setdefault((TOPIC, row["kafka_partition"]), set()).add(row["kafka_offset"])
 
         def close(self) -> None:

@@ -14,6 +14,7 @@ from schemas.codec import validate_event
 from schemas.deadletter import dead_letter_from_kafka
 from schemas.events import EVENT_MODELS
 from schemas.topics import TOPICS
+from sinks.columns import TableBatch, epoch_ms
 from sinks.mapping import (
     EVENT_TABLES,
     KEY_COLUMNS,
@@ -21,7 +22,6 @@ from sinks.mapping import (
     TOPIC_TABLES,
     KafkaSource,
     finding_id,
-    group_by_table,
     row_for_alert,
     row_for_dead_letter,
     row_for_finding,
@@ -192,9 +192,25 @@ def test_finding_keeps_the_bytes_and_is_deterministic() -> None:
     assert row["message_key"] == "child" and row["claimed_event_id"] is None
 
 
-def test_group_by_table_orders_values_by_columns() -> None:
+def test_a_batch_holds_each_table_as_columns_in_column_order() -> None:
     rows = rows_for_event(validate_event(ex.full("domestic_incident.recorded")))
-    grouped = group_by_table(rows)
-    assert {t: len(v) for t, v in grouped.items()} == {"domestic_incidents": 1, "domestic_incident_children": 2}
+    batch = TableBatch()
+    batch.add_rows(rows)
+    assert {t: [len(c) for c in cols] for t, cols in batch.columns.items()} == {
+        "domestic_incidents": [1] * len(TABLE_COLUMNS["domestic_incidents"]),
+        "domestic_incident_children": [2] * len(TABLE_COLUMNS["domestic_incident_children"]),
+    }
     cols = TABLE_COLUMNS["domestic_incident_children"]
-    assert grouped["domestic_incident_children"][1][cols.index("child_id")] == ex.OTHER_CHILD
+    assert batch.columns["domestic_incident_children"][cols.index("child_id")][1] == ex.OTHER_CHILD
+    assert len(batch) == 3 and batch.findings == 0
+
+
+def test_timestamps_are_stored_as_epoch_milliseconds_rounded_down() -> None:
+    obj = {**ex.minimal("missing.found"), "occurred_at": "1969-12-31T23:59:59.9995+00:00"}
+    obj["recorded_at"] = "2025-03-01T22:02:41.123999+01:00"
+    batch = TableBatch()
+    batch.add_rows(rows_for_event(validate_event(obj), SRC, AT))
+    ((_, row),) = batch.rows()
+    assert row["occurred_at"] == -1  # floor, as ClickHouse truncates DateTime64(3)
+    assert row["recorded_at"] == 1740862961123
+    assert row["ingested_at"] == epoch_ms(AT) == 1740902400000

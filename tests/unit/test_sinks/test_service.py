@@ -15,6 +15,7 @@ from kafka.structs import TopicPartition
 from safeguard.settings import ClickHouseSettings
 from schemas.codec import encode, validate_event
 from schemas.errors import StoreError
+from sinks.columns import TableBatch
 from sinks.mapping import TableRow
 from sinks.service import SINK_TOPICS, SinkKafkaError, SinkService
 from tests.unit.test_schemas import examples as ex
@@ -142,12 +143,12 @@ class FlakyStore:
         self.closed = False
         self.paused_while_failing: list[bool] = []
 
-    def write(self, rows: list[TableRow], token: str) -> None:
+    def write(self, rows: TableBatch, token: str) -> None:
         if self.failures:
             self.failures -= 1
             self.paused_while_failing.append(bool(self.consumer.paused))
             raise StoreError("connection refused")
-        self.batches.append((token, list(rows)))
+        self.batches.append((token, list(rows.rows())))
         self.consumer.events.append("write")
 
     def close(self) -> None:
@@ -178,6 +179,14 @@ def _service(
         sleep=lambda seconds: None,
     )
     return service, consumer, store
+
+
+def _add(service: SinkService, *records: Record) -> None:
+    """Records as a poll would hand them over (one list per partition, in order)."""
+    polled: dict[TopicPartition, list[Record]] = {}
+    for record in records:
+        polled.setdefault(TopicPartition(record.topic, record.partition), []).append(record)
+    service._add_polled(polled)
 
 
 def _stored_offsets(store: FlakyStore) -> list[tuple[int, int]]:
@@ -212,7 +221,7 @@ def test_stop_during_an_outage_commits_nothing() -> None:
     tp = TopicPartition(TOPIC, 0)
     service, consumer, store = _service({tp: _records(4)}, failures=10**6)
 
-    def write(rows: list[TableRow], token: str) -> None:
+    def write(rows: TableBatch, token: str) -> None:
         service.stop()
         raise StoreError("down")
 
@@ -270,7 +279,7 @@ def test_messages_arriving_while_an_insert_is_in_flight_are_committed_while_the_
     service, consumer, store = _service({tp: every[:4]}, batch_rows=1000, batch_seconds=2.0)
     write = store.write
 
-    def write_while_more_arrive(rows: list[TableRow], token: str) -> None:
+    def write_while_more_arrive(rows: TableBatch, token: str) -> None:
         if not store.batches:
             consumer.records[tp].extend(every[4:])  # published while the first insert is in flight
         write(rows, token)
@@ -315,10 +324,10 @@ def test_progress_says_what_is_buffered_and_in_flight(caplog: Any) -> None:
     records = _records(3)
     service, consumer, _ = _service({tp: records}, batch_rows=1000)
     caplog.set_level(logging.INFO, logger="sinks.service")
-    service._add(records[0])
-    service._add(records[1])
+    _add(service, records[0])
+    _add(service, records[1])
     service._flush(wait=False)
-    service._add(records[2])
+    _add(service, records[2])
     service._log_progress()
     assert "3 messages read (1 buffered, 2 in flight)" in caplog.text, caplog.text
     assert "0 rows stored" in caplog.text
@@ -356,7 +365,7 @@ def test_a_rebalance_while_a_batch_is_buffered_is_a_re_read_not_a_crash(how: str
 
 def _stored_in_flight(service: SinkService, records: list[Record]) -> None:
     for record in records:
-        service._add(record)
+        _add(service, record)
     service._flush(wait=False)
     assert service._inflight is not None
     service._inflight[1].result()  # the insert finished; its offsets are not committed yet
@@ -367,7 +376,7 @@ def test_revoked_after_a_finished_insert_commits_it_without_blocking() -> None:
     records = _records(4)
     service, consumer, _store = _service({tp: records}, batch_rows=1000)
     _stored_in_flight(service, records[:3])
-    service._add(records[3])  # buffered, not stored: read again
+    _add(service, records[3])  # buffered, not stored: read again
     consumer.in_listener = True
     service._on_revoked(lost=False)
     assert consumer.commits == [] and consumer.async_commits == [{tp: 3}]
@@ -394,7 +403,7 @@ def test_nothing_raises_out_of_the_listener(caplog: Any) -> None:
     records = _records(2)
     service, consumer, _ = _service({tp: records}, batch_rows=1000)
     for record in records:
-        service._add(record)
+        _add(service, record)
 
     def broken() -> set[TopicPartition]:
         raise RuntimeError("no assignment")
@@ -409,7 +418,7 @@ def test_a_partition_that_cannot_be_rewound_does_not_stop_the_others(caplog: Any
     tp0, tp1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
     service, consumer, _ = _service({tp0: _records(2, 0), tp1: _records(2, 1)}, batch_rows=1000)
     for record in _records(2, 0) + _records(2, 1):
-        service._add(record)
+        _add(service, record)
     consumer.pos = {tp0: 2, tp1: 2}
     seek = consumer.seek
 
