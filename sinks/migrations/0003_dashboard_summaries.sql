@@ -388,7 +388,7 @@ SELECT
     alert_id,
     toDateTime64(0, 3, 'UTC') AS raised_at,
     '' AS severity,
-    min(occurred_at) AS first_acknowledged_at,
+    CAST(min(occurred_at) AS Nullable(DateTime64(3, 'UTC'))) AS first_acknowledged_at,
     max(occurred_at) AS newest_at
 FROM {{db}}.alert_lifecycle
 WHERE state = 'acknowledged'
@@ -400,7 +400,7 @@ SELECT
     alert_id,
     toDateTime64(0, 3, 'UTC') AS raised_at,
     '' AS severity,
-    min(occurred_at) AS first_acknowledged_at,
+    CAST(min(occurred_at) AS Nullable(DateTime64(3, 'UTC'))) AS first_acknowledged_at,
     max(occurred_at) AS newest_at
 FROM {{db}}.alert_lifecycle
 WHERE state = 'acknowledged'

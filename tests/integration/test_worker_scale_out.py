@@ -226,8 +226,14 @@ def _alerts_about(records: list[Record], subjects: set[str]) -> dict[str, list[A
     return found
 
 
-def _wait(workers: list[WorkerProcess], what: str, check: Callable[[], bool], timeout_s: float) -> None:
-    """Poll `check()` every second; fail with the workers' logs when one dies or time runs out."""
+def _wait(
+    workers: list[WorkerProcess],
+    what: str,
+    check: Callable[[], bool],
+    timeout_s: float,
+    detail: Callable[[], str] | None = None,
+) -> None:
+    """Poll `check()` every second; fail with the workers' logs (and `detail()`) when one dies or time runs out."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if check():
@@ -236,7 +242,8 @@ def _wait(workers: list[WorkerProcess], what: str, check: Callable[[], bool], ti
         assert not dead, f"a worker died while waiting for {what}:\n{dead[0].log_tail()}"
         time.sleep(1)
     tails = "\n---\n".join(worker.log_tail()[-2000:] for worker in workers)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}:\n{tails}")
+    more = f"{detail()}\n" if detail is not None else ""
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}:\n{more}{tails}")
 
 
 # --- 2. scale-out: two and three workers, one killed ---------------------------------------------------------------
@@ -288,6 +295,7 @@ def test_workers_in_one_group_one_killed_raise_the_single_worker_alerts(
             "every expected alert",
             lambda: set(expected) <= _alert_ids(read_new(bootstrap, alerts_from, [ALERTS.name])),
             PROCESS_TIMEOUT_S,
+            detail=lambda: _missing_alerts(bootstrap, alerts_from, group, expected),
         )
         records = _quiet_alerts(bootstrap, alerts_from, group=group, quiet_s=8)
         at_end, _ = progress(bootstrap, group)
@@ -315,6 +323,16 @@ def test_workers_in_one_group_one_killed_raise_the_single_worker_alerts(
         f"{workers_in_group} workers, one killed at {at_kill}/{total} events: {len(expected)} alerts {dict(per_rule)}, "
         f"{republished} republished after the kill; {at_end}/{total} committed at the end; {elapsed:.0f} s"
     )
+
+
+def _missing_alerts(
+    bootstrap: str, alerts_from: dict[TopicPartition, int], group: str, expected: dict[str, AlertRaised]
+) -> str:
+    """What a timed-out wait still lacked: the missing alerts by rule and partition, and the group's progress."""
+    missing = [expected[i] for i in set(expected) - _alert_ids(read_new(bootstrap, alerts_from, [ALERTS.name]))]
+    by_rule = Counter(alert.rule_id for alert in missing)
+    done, total = progress(bootstrap, group)
+    return f"{len(missing)} expected alerts missing {dict(by_rule)}, e.g. {missing[:2]}; {done}/{total} committed"
 
 
 def _share_done(bootstrap: str, group: str) -> float:
