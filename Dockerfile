@@ -27,6 +27,7 @@ COPY streams/ streams/
 COPY sinks/ sinks/
 COPY dashboards/ dashboards/
 COPY notify/ notify/
+COPY gateway/ gateway/
 COPY deploy/image/runtime_requirements.py /tmp/runtime_requirements.py
 RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
  && python /tmp/runtime_requirements.py /wheels/*.whl > /tmp/requirements.txt \

@@ -17,7 +17,7 @@ lint: bootstrap
 	.venv/bin/ruff format --check .
 
 typecheck: bootstrap
-	.venv/bin/mypy safeguard schemas producers streams sinks dashboards
+	.venv/bin/mypy safeguard schemas producers streams sinks dashboards notify gateway
 
 check: lint typecheck test
 

@@ -1082,13 +1082,72 @@ GROUP BY time, series""",
     unit="m",
 )
 
+# Each alert raised in the range with its first resolution (the notifier's `resolved` lifecycle events, migration
+# 0006): when, and with which outcome; the zero time and '' when it is not resolved (as the join gives).
+_RESOLUTIONS = """
+  SELECT a.alert_id AS alert_id, a.rule_id AS rule_id, a.severity AS severity, a.raised_at AS raised_at,
+         r.resolved_at AS resolved_at, ifNull(r.outcome, '') AS outcome, r.alert_id != '' AS is_resolved
+  FROM alerts AS a FINAL
+  LEFT JOIN (
+    SELECT alert_id, min(occurred_at) AS resolved_at, argMin(outcome, occurred_at) AS outcome
+    FROM alert_lifecycle FINAL
+    WHERE state = 'resolved'
+    GROUP BY alert_id
+  ) AS r ON r.alert_id = a.alert_id
+  WHERE $__timeFilter(a.raised_at)"""
+
+TIME_TO_RESOLVE = Panel(
+    key="alerts.time_to_resolve",
+    title="Time to resolve",
+    description="From raising to resolution with an outcome (contact made, strategy discussion, no further action, "
+    "duplicate), by severity: alerts, resolved, median and 90th percentile in minutes.",
+    kind="table",
+    sql=f"""
+SELECT
+  severity,
+  count() AS alerts,
+  countIf(is_resolved) AS resolved,
+  round(quantileExactIf(0.5)(dateDiff('second', raised_at, resolved_at) / 60, is_resolved), 1) AS median_minutes,
+  round(quantileExactIf(0.9)(dateDiff('second', raised_at, resolved_at) / 60, is_resolved), 1) AS p90_minutes
+FROM ({_RESOLUTIONS}
+)
+GROUP BY severity""",
+    order_by="severity",
+    counts=("alerts", "resolved"),
+    rates=(Rate("median_minutes", ("resolved",)), Rate("p90_minutes", ("resolved",))),
+    units={"median_minutes": "m", "p90_minutes": "m"},
+)
+
+OUTCOMES_BY_RULE = Panel(
+    key="alerts.outcomes_by_rule",
+    title="Outcomes per rule",
+    description="Alerts raised in the period by rule and how they were resolved; `open` are not resolved yet.",
+    kind="table",
+    sql=f"""
+SELECT
+  rule_id,
+  count() AS alerts,
+  countIf(outcome = 'contact_made') AS contact_made,
+  countIf(outcome = 'strategy_discussion') AS strategy_discussion,
+  countIf(outcome = 'no_further_action') AS no_further_action,
+  countIf(outcome = 'duplicate') AS duplicate,
+  countIf(NOT is_resolved) AS open
+FROM ({_RESOLUTIONS}
+)
+GROUP BY rule_id""",
+    order_by="alerts DESC, rule_id",
+    counts=("alerts", "contact_made", "strategy_discussion", "no_further_action", "duplicate", "open"),
+)
+
 ALERTS = Dashboard(
     uid="safeguard-alerts",
     title="Alerts",
-    description="Threshold alerts raised per rule and severity, and how quickly managers acknowledge them.",
+    description="Threshold alerts raised per rule and severity, how quickly managers acknowledge and resolve them, "
+    "and with what outcome.",
     rows=(
         Row("Raised", (ALERTS_BY_RULE, ALERTS_BY_SEVERITY, ALERTS_TABLE)),
         Row("Acknowledged", (TIME_TO_ACK, TIME_TO_ACK_OVER_TIME)),
+        Row("Resolved", (TIME_TO_RESOLVE, OUTCOMES_BY_RULE)),
     ),
     tags=("alerts",),
 )
@@ -1198,13 +1257,34 @@ GROUP BY reason, topic""",
     order_by="findings DESC, reason, topic",
 )
 
+QUALITY_RULES = Panel(
+    key="pipeline.quality_rules",
+    title="Data-quality checks (national rules)",
+    description="Events flagged by the national validators' checks (docs/history-import.md, Data-quality checks), "
+    "by rule, found in the period by the history importer or the stream worker (one per rule and event); "
+    "`not_fed` were kept from the rules (impossible dates, or no event to make).",
+    kind="table",
+    sql="""
+SELECT
+  rule_id AS rule,
+  check_name,
+  count() AS findings,
+  countIf(NOT fed) AS not_fed,
+  countIf(found_by = 'importer') AS by_importer,
+  countIf(found_by = 'worker') AS by_worker
+FROM quality_findings FINAL
+WHERE $__timeFilter(found_at)
+GROUP BY rule, check_name""",
+    order_by="findings DESC, rule",
+)
+
 PIPELINE = Dashboard(
     uid="safeguard-pipeline",
     title="Pipeline health",
-    description="Consumer lag, throughput, dead letters by reason, data-quality findings.",
+    description="Consumer lag, throughput, dead letters by reason, data-quality findings and national-rule checks.",
     rows=(
         Row("Flow", (INGEST_DELAY, INGEST_RATE, FRESHNESS)),
-        Row("Rejected and flagged", (DEAD_LETTERS, DEAD_LETTERS_TABLE, FINDINGS)),
+        Row("Rejected and flagged", (DEAD_LETTERS, DEAD_LETTERS_TABLE, FINDINGS, QUALITY_RULES)),
     ),
     tags=("pipeline",),
 )

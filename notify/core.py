@@ -11,6 +11,11 @@ retry back-off and the lifecycle events that record each change. No I/O, no cloc
   and critical alerts are always messaged. (Re-deliveries of the same `alert_id` are dropped before this.)
 - **Escalation.** A high or critical alert not acknowledged `escalate_after_s` after its current level started goes
   to the next contact of the escalation chain captured when it was routed; the wait restarts at each level.
+- **Re-notification.** A high or critical alert acknowledged but not resolved `renotify_after_s` after its
+  acknowledgement (or after the last reminder) is messaged again, to whoever of its team is on duty now: an
+  acknowledgement is a promise to act, and the reminder keeps it from being forgotten across a hand-over.
+- **Resolution.** A manager closes an alert with an outcome (`OUTCOMES`) and a note; a resolved alert is never
+  messaged, escalated or re-notified again. Resolving an alert nobody acknowledged acknowledges it in passing.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from schemas.alerts import AlertLifecycle, AlertRaised, AlertState
+from schemas.alerts import AlertLifecycle, AlertRaised, AlertState, ResolutionOutcome
 
 URGENT: frozenset[str] = frozenset({"high", "critical"})
 """Severities that are never held for grouping beyond `group_wait_s`, never suppressed, and escalate."""
@@ -37,6 +42,22 @@ class Timing:
     escalate_after_s: float = 15 * 60.0
     retry_initial_s: float = 1.0
     retry_max_s: float = 300.0
+    renotify_after_s: float = 4 * 3600.0
+
+
+OUTCOMES: dict[ResolutionOutcome, str] = {
+    "contact_made": "contact made",
+    "strategy_discussion": "strategy discussion",
+    "no_further_action": "no further action",
+    "duplicate": "duplicate",
+}
+"""The outcomes an alert is resolved with, and how people read them."""
+
+
+def outcome_of(text: str) -> ResolutionOutcome | None:
+    """An outcome from its code or its words (`contact made`, `contact-made`), None when it is not one."""
+    key = "_".join(text.strip().lower().replace("-", " ").split())
+    return next((o for o in OUTCOMES if o == key), None)
 
 
 def group_key(team: str, contact_id: str, level: int, subject_id: str) -> str:
@@ -82,6 +103,18 @@ def next_contact(state: EscalationState) -> tuple[int, str] | None:
     return (level, state.chain[level]) if level < len(state.chain) else None
 
 
+def renotify_due(
+    severity: str, acked_at: datetime | None, resolved: bool, last_reminder: datetime | None, now: datetime,
+    after_s: float,
+) -> bool:  # fmt: skip
+    """Whether an acknowledged, unresolved high or critical alert is due a reminder now: `after_s` after its
+    acknowledgement, then every `after_s` after the last reminder. `after_s` <= 0 turns reminders off."""
+    if after_s <= 0 or resolved or acked_at is None or severity not in URGENT:
+        return False
+    since = last_reminder if last_reminder is not None and last_reminder > acked_at else acked_at
+    return now >= since + timedelta(seconds=after_s)
+
+
 def retry_delay(attempts: int, timing: Timing) -> float:
     """Back-off before the next attempt after `attempts` failed ones: doubling, capped; never gives up."""
     return float(min(timing.retry_initial_s * 2 ** max(attempts - 1, 0), timing.retry_max_s))
@@ -105,6 +138,7 @@ def lifecycle(
     note: str | None = None,
     error: str | None = None,
     attempt: int = 0,
+    outcome: ResolutionOutcome | None = None,
 ) -> AlertLifecycle:
     """The `alert.lifecycle` event of one change of an alert's delivery state."""
     return AlertLifecycle(
@@ -122,4 +156,5 @@ def lifecycle(
         escalation_level=level,
         note=note,
         error=error[:1000] if error else None,
+        outcome=outcome,
     )

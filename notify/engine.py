@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
+import socket
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from notify.channels import Channel, DeliveryError
-from notify.core import Timing, escalation_due, next_contact
+from notify.core import Timing, escalation_due, next_contact, renotify_due
+from notify.cover import Gap, chain_at, coverage, summary
 from notify.messages import Outgoing, ordered
 from notify.rota import Rota
 from notify.security import sign_link
@@ -24,6 +28,14 @@ from safeguard.clock import Clock
 from schemas.alerts import AlertRaised
 
 log = logging.getLogger(__name__)
+
+COORDINATOR = "coordinator"
+
+
+def new_instance_id(name: str = "") -> str:
+    """An id for this process's claims: new at each start, so a restarted instance never mistakes an earlier
+    process's claims for its own."""
+    return f"{name or socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 @dataclass(frozen=True)
@@ -42,6 +54,8 @@ class EngineStats:
     failed_attempts: int = 0
     escalated: int = 0
     released_holds: int = 0
+    reminded: int = 0
+    handovers: int = 0
 
 
 @dataclass
@@ -56,6 +70,15 @@ class Notifier:
     timing: Timing = field(default_factory=Timing)
     concurrency: int = 8
     stats: EngineStats = field(default_factory=EngineStats)
+    duty_check_s: float = 30.0  # how often duty is looked at for hand-overs
+    coverage_every_s: float = 24 * 3600.0  # the coverage check: at the first tick, then this often
+    coverage_days: int = 14
+    # Several instances on one store (see docs/notifier.md, "High availability"): each claims the deliveries it
+    # sends for `lease_s`, renewed every `heartbeat_s` while they are in flight; the coordinator lease (hand-overs,
+    # coverage check, publishing lifecycle events) goes to one instance at a time.
+    instance: str = field(default_factory=lambda: new_instance_id())
+    lease_s: float = 5.0
+    heartbeat_s: float = 1.0
 
     def __post_init__(self) -> None:
         self._in_flight: dict[int, asyncio.Task[None]] = {}
@@ -63,6 +86,11 @@ class Notifier:
         self._limit = asyncio.Semaphore(self.concurrency)
         # the channels' own threads: Kafka polls and flushes in the default executor never hold a send back
         self._senders = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="notify-send")
+        self._next_duty_check: datetime | None = None
+        self._next_coverage: datetime | None = None
+        self.gaps: list[Gap] = []  # the last coverage check's findings
+        self._next_heartbeat: datetime | None = None
+        self.coordinator = False  # this instance holds the coordinator lease
 
     def close(self) -> None:
         """Stop the sender threads (after `drain`)."""
@@ -86,8 +114,13 @@ class Notifier:
         escalate, release groups, start deliveries."""
         self._apply_results()
         now = self.clock()
+        self._heartbeat(now)
         self.stats.released_holds += self.store.release_held(now, self.rota, self.timing)
         self._escalate(now)
+        self._remind(now)
+        if self.coordinator:
+            self._duty(now)
+            self._coverage(now)
         self.stats.released += self.store.release_due(now, self.channels_of)
         self._start_deliveries(now)
 
@@ -114,6 +147,23 @@ class Notifier:
         log.warning("contact %s has no enabled channel; using the console", contact_id)
         return [("console", contact_id)] if "console" in self.channels else [(next(iter(self.channels)), contact_id)]
 
+    def _heartbeat(self, now: datetime) -> None:
+        """Every `heartbeat_s`: keep the claims of the sends in flight, and take or keep the coordinator lease."""
+        if self._next_heartbeat is not None and now < self._next_heartbeat:
+            return
+        self._next_heartbeat = now + timedelta(seconds=self.heartbeat_s)
+        if self._in_flight:
+            self.store.renew_claims(self.instance, now, self.lease_s)
+        was = self.coordinator
+        self.coordinator = self.store.acquire_lease(COORDINATOR, self.instance, now, self.lease_s)
+        if self.coordinator and not was:
+            log.info("notifier %s: coordinator (hand-overs, coverage check, lifecycle publishing)", self.instance)
+
+    def release(self) -> None:
+        """Give up this instance's claims and leases (a clean stop, after `drain`): another takes over at once."""
+        self.store.release_claims(self.instance)
+        self.coordinator = False
+
     def _escalate(self, now: datetime) -> None:
         after = {t.name: t.escalate_after_s or self.timing.escalate_after_s for t in self.rota.teams}
         shortest = min([self.timing.escalate_after_s, *after.values()])
@@ -131,6 +181,61 @@ class Notifier:
                 self.stats.escalated += 1
                 log.info("alert %s escalated to level %d (%s)", record.alert.alert_id, level, contact)
 
+    def _remind(self, now: datetime) -> None:
+        """Acknowledged high and critical alerts not resolved in time: message whoever of the team is on duty now
+        (the primary; the contact the alert last went to when the team has nobody on duty)."""
+        after = self.timing.renotify_after_s
+        if after <= 0:
+            return
+        for record in self.store.renotify_candidates(now, after):
+            alert = record.alert
+            if not renotify_due(alert.severity, record.acked_at, record.resolved, record.reminded_at, now, after):
+                continue
+            on_duty = chain_at(self.rota, record.team, self.store.active_changes(now), now)
+            contact = on_duty[0] if on_duty else record.chain[min(record.level, len(record.chain) - 1)]
+            if self.store.remind(record, contact, self.timing, now):
+                self.stats.reminded += 1
+                log.info("alert %s: acknowledged, not resolved; reminder to %s", record.alert.alert_id, contact)
+
+    def _duty(self, now: datetime) -> None:
+        """Hand-overs: when a team's duty passes to someone new (a shift starts, an override or swap begins or
+        ends), the incoming manager gets the team's alerts not yet resolved."""
+        if self._next_duty_check is not None and now < self._next_duty_check:
+            return
+        self._next_duty_check = now + timedelta(seconds=self.duty_check_s)
+        changes = self.store.active_changes(now)
+        for team in self.rota.teams:
+            incoming = self.store.duty_changed(team.name, chain_at(self.rota, team.name, changes, now), self.timing,
+                                               now)  # fmt: skip
+            if incoming is not None:
+                self.stats.handovers += 1
+                log.info("team %s: duty passed to %s; hand-over message with the open alerts", team.name, incoming)
+
+    def _coverage(self, now: datetime) -> None:
+        """The coverage check at the first tick and then daily: every gap of the next `coverage_days` days is
+        logged as a warning (one line per team and kind) and audited."""
+        if self._next_coverage is not None and now < self._next_coverage:
+            return
+        self._next_coverage = now + timedelta(seconds=self.coverage_every_s)
+        self.check_coverage(now)
+
+    def check_coverage(self, now: datetime) -> list[Gap]:
+        """Run the coverage check now (also after a rota reload or a change of overrides)."""
+        self.gaps = coverage(self.rota, self.store.active_changes(now), now, days=self.coverage_days,
+                             channels=self.channels)  # fmt: skip
+        lines = summary(self.rota, self.gaps, days=self.coverage_days)
+        for line in lines:
+            log.warning("%s", line)
+        detail = "; ".join(lines) if lines else f"every team covered for the next {self.coverage_days} days"
+        self.store.audit(now, "system", "coverage_checked", (), detail)
+        return self.gaps
+
+    def reload_rota(self, rota: Rota) -> None:
+        """Use a new rota from the next tick (checked by the caller); alerts already routed keep their chains."""
+        self.rota = rota
+        self._next_duty_check = None
+        self.check_coverage(self.clock())
+
     # -- deliveries -------------------------------------------------------------------------------------------
 
     def _start_deliveries(self, now: datetime) -> None:
@@ -138,7 +243,7 @@ class Notifier:
         if not room:
             return
         busy = set(self._in_flight) | {r.delivery_id for r in self._results}
-        for due in self.store.due_deliveries(now, busy, limit=room):
+        for due in self.store.claim_deliveries(now, self.instance, self.lease_s, busy, limit=room):
             task = asyncio.ensure_future(self._deliver(due))
             self._in_flight[due.delivery_id] = task
 
@@ -153,6 +258,8 @@ class Notifier:
             alerts=ordered(due.alerts),
             link=f"{self.links.base_url.rstrip('/')}/l/{token}",
             timezone=self.rota.timezone,
+            reminder=due.purpose == "reminder",
+            handover=due.purpose == "handover",
         )
 
     async def _deliver(self, due: DueDelivery) -> None:

@@ -27,16 +27,23 @@ class Outgoing:
     alerts: tuple[AlertRaised, ...]
     link: str
     timezone: str = "Europe/London"
+    reminder: bool = False  # acknowledged alerts not resolved in time
+    handover: bool = False  # to a manager coming on duty: the team's alerts not yet resolved (maybe none)
 
     @property
     def highest(self) -> str:
-        return max((a.severity for a in self.alerts), key=SEVERITY_ORDER.__getitem__)
+        return max((a.severity for a in self.alerts), key=SEVERITY_ORDER.__getitem__, default="info")
 
     @property
     def subject(self) -> str:
+        if self.handover:
+            n = len(self.alerts)
+            return f"[HAND-OVER] Team {self.team}: {n} open alert{'' if n == 1 else 's'}"
         first = self.alerts[0]
         who = f"{first.subject_type} {first.subject_id[:12]}"
         prefix = f"[{self.highest.upper()}]" + (f" [ESCALATED, level {self.level}]" if self.level else "")
+        if self.reminder:
+            prefix = f"[{self.highest.upper()}] [NOT RESOLVED]"
         if len(self.alerts) == 1:
             return f"{prefix} Safeguarding alert: {first.rule_id} for {who}"
         return f"{prefix} {len(self.alerts)} safeguarding alerts for {who}"
@@ -48,12 +55,19 @@ class Outgoing:
     def text(self) -> str:
         """The plain-text body (email, console)."""
         zone = ZoneInfo(self.timezone)
+        if self.handover:
+            return self._handover_text(zone)
         first = self.alerts[0]
         head = (
             f"Escalated to you (level {self.level}): not acknowledged in time.\n\n"
             if self.level
             else "You are on duty for these alerts.\n\n"
         )
+        if self.reminder:
+            head = (
+                "Reminder: these alerts were acknowledged but are not resolved yet. Act on them, or resolve them "
+                "with an outcome on the page.\n\n"
+            )
         body = [
             head + f"Team: {self.team}",
             f"Subject: {first.subject_type} {first.subject_id} (pseudonym; look it up in the case system)",
@@ -67,6 +81,24 @@ class Outgoing:
             body.append(f"  alert id: {a.alert_id}")
         body += ["", f"Acknowledge (log in first; the link expires): {self.link}", ""]
         return "\n".join(body)
+
+    def _handover_text(self, zone: ZoneInfo) -> str:
+        lines = [
+            f"You are now on duty for team {self.team}.",
+            f"Open alerts handed over: {len(self.alerts)} (not acknowledged first, then acknowledged but not "
+            "resolved; subjects are pseudonyms).",
+            "",
+        ]
+        for a in self.alerts:
+            when = a.triggered_at.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+            who = f"{a.subject_type} {a.subject_id[:12]}"
+            lines.append(f"{a.severity.upper()}  {a.rule_id} for {who} (triggered {when})")
+            lines.append(f"  {a.summary}")
+            lines.append(f"  alert id: {a.alert_id}")
+        if not self.alerts:
+            lines.append("Nothing is open.")
+        lines += ["", f"The team's alerts (log in first; the link expires): {self.link}", ""]
+        return "\n".join(lines)
 
 
 def slack_payload(msg: Outgoing) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """The notifier service: Kafka in (alerts), Kafka out (lifecycle), channels, and the acknowledgement page.
 
-One asyncio loop owns the SQLite store, the work loop (`Notifier.tick`) and the web app; the kafka-python
-consumer's `poll`/`commit` and the producer's `flush` run in worker threads. The order that keeps every alert:
-poll → record the batch in SQLite (one transaction) → commit the offsets. Lifecycle events are written to the
+One asyncio loop owns the store (SQLite, or PostgreSQL shared by several instances: docs/notifier.md), the work
+loop (`Notifier.tick`) and the web app; the kafka-python consumer's `poll`/`commit` and the producer's `flush` run
+in worker threads. The order that keeps every alert:
+poll → record the batch in the store (one transaction) → commit the offsets. Lifecycle events are written to the
 store's outbox in the same transactions as the changes they describe and published from there; a row is marked
 published only after Kafka acknowledged it, and its deterministic `event_id` makes a re-publish harmless.
 """
@@ -22,8 +23,9 @@ from typing import Any, TextIO
 
 from notify.channels import Channel, ConsoleChannel, SmtpChannel, WebhookChannel
 from notify.core import Timing
-from notify.engine import LinkConfig, Notifier
-from notify.rota import Rota
+from notify.engine import LinkConfig, Notifier, new_instance_id
+from notify.evidence import EvidenceSource
+from notify.rota import Rota, RotaError, load_rota
 from notify.store import NotifyStore
 from notify.web import WebConfig, WebUser, make_app
 from safeguard.clock import Clock, system_clock
@@ -54,6 +56,7 @@ def timing_of(settings: NotifySettings) -> Timing:
         escalate_after_s=settings.escalate_after_s,
         retry_initial_s=settings.retry_initial_s,
         retry_max_s=max(settings.retry_initial_s, settings.retry_max_s),
+        renotify_after_s=settings.renotify_after_s,
     )
 
 
@@ -101,6 +104,25 @@ def make_channels(
     return channels
 
 
+def rota_problems(rota: Rota, channels: Mapping[str, Channel], settings: NotifySettings) -> list[str]:
+    """Why the service cannot use `rota` with these channels and users (empty: it can)."""
+    problems: list[str] = []
+    unreachable = [cid for cid, c in rota.contacts.items() if not any(ch in channels for ch, _ in c.channels())]
+    if unreachable:
+        problems.append(
+            f"contacts of {rota.source} with no enabled channel: {', '.join(unreachable)} (enabled: "
+            f"{', '.join(sorted(channels))}); enable theirs with SAFEGUARD_NOTIFY__CHANNELS or --channels"
+        )
+    teams = {t.name for t in rota.teams}
+    for name, user in settings.users.items():
+        if user.team not in teams:
+            problems.append(
+                f"SAFEGUARD_NOTIFY__USERS: user {name!r} is in team {user.team!r}, which is not a team of "
+                f"{rota.source} ({', '.join(sorted(teams))})"
+            )
+    return problems
+
+
 def web_users(settings: NotifySettings, rota: Rota) -> dict[str, WebUser]:
     """The page's users; a user whose team is not in the rota is a configuration error."""
     teams = {t.name for t in rota.teams}
@@ -128,6 +150,9 @@ class NotifierService:
         channels: Mapping[str, Channel] | None = None,
         topics: Topics = Topics(),
         tick_s: float = 0.05,
+        rota_path: Path | None = None,
+        reload_check_s: float = 2.0,
+        evidence: EvidenceSource | None = None,
     ) -> None:
         self.settings = settings
         self.rota = rota
@@ -145,6 +170,11 @@ class NotifierService:
             )
         self._users = web_users(settings, rota)
         self._tick_s = tick_s
+        self._rota_path = rota_path
+        self._reload_check_s = reload_check_s
+        self._rota_stamp = _stamp(rota_path) if rota_path is not None else None
+        self._reload_now: asyncio.Event | None = None
+        self._evidence = evidence
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self.ready = threading.Event()
@@ -171,6 +201,13 @@ class NotifierService:
             with contextlib.suppress(RuntimeError):  # the loop already closed
                 loop.call_soon_threadsafe(event.set)
 
+    def request_reload(self) -> None:
+        """Read the rota file again now (thread-safe; safe from a signal handler such as SIGHUP's)."""
+        loop, event = self._loop, self._reload_now
+        if loop is not None and event is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(event.set)
+
     def call(self, fn: Any, *args: Any) -> Any:
         """Run `fn(*args)` on the service's loop and return its result (tests use it to read the store)."""
         assert self._loop is not None
@@ -187,8 +224,10 @@ class NotifierService:
 
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
+        self._reload_now = asyncio.Event()
         settings = self.settings
-        store = NotifyStore(settings.data_dir / DB_NAME)
+        check_shared(settings)
+        store = await asyncio.to_thread(open_store, settings)
         self.store = store
         secret = link_secret(settings)
         notifier = Notifier(
@@ -199,9 +238,15 @@ class NotifierService:
             clock=self.clock,
             timing=timing_of(settings),
             concurrency=settings.send_concurrency,
+            instance=new_instance_id(settings.instance_name),
+            lease_s=settings.claim_lease_s,
+            heartbeat_s=max(0.2, settings.claim_lease_s / 5),
         )
         self.notifier = notifier
-        web_config = WebConfig(settings.base_url, secret, settings.session_ttl_s, self._users, self.rota.timezone)
+        web_config = WebConfig(
+            settings.base_url, secret, settings.session_ttl_s, self._users, self.rota.timezone,
+            rota=lambda: notifier.rota, channels=frozenset(self._channels), evidence=self._evidence,
+        )  # fmt: skip
         runner = web.AppRunner(make_app(store, web_config, self.clock), access_log=None)
         await runner.setup()
         consumer: Any = None
@@ -216,6 +261,8 @@ class NotifierService:
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 max_poll_records=1000,
+                session_timeout_ms=settings.session_timeout_ms,
+                heartbeat_interval_ms=max(1000, settings.session_timeout_ms // 3),
             )
             consumer.subscribe([self.topics.alerts])
             producer = KafkaProducer(**{**PRODUCER_DEFAULTS, "linger_ms": 5, **self._client_options})
@@ -229,8 +276,9 @@ class NotifierService:
             consume = asyncio.create_task(self._consume(consumer, notifier, store, wake))
             work = asyncio.create_task(self._work(notifier, wake))
             publish = asyncio.create_task(self._publisher(store, producer))
+            watch = asyncio.create_task(self._watch_rota(notifier, store))
             stopping = asyncio.create_task(self._stop.wait())
-            tasks = {consume, work, publish}
+            tasks = {consume, work, publish, watch}
             done, _ = await asyncio.wait({*tasks, stopping}, return_when=asyncio.FIRST_COMPLETED)
             self._stop.set()
             for task in tasks:
@@ -240,7 +288,12 @@ class NotifierService:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(notifier.drain(), timeout=15)
             notifier.close()
-            await self._publish(store, producer)
+            if notifier.coordinator:
+                await self._publish(store, producer)
+            try:
+                notifier.release()  # another instance takes the claims over at once
+            except Exception as exc:  # the store is gone: the claims' leases run out instead
+                log.warning("could not give up this instance's claims (they expire by themselves): %s", exc)
         finally:
             if consumer is not None:
                 await asyncio.to_thread(consumer.close, autocommit=False)
@@ -286,11 +339,49 @@ class NotifierService:
                 await asyncio.wait_for(wake.wait(), timeout=self._tick_s)
             wake.clear()
 
+    async def _watch_rota(self, notifier: Notifier, store: NotifyStore) -> None:
+        """Reload the rota when its file changes (or on `request_reload`). A file that cannot be used leaves the
+        running rota in place; every problem is logged and audited."""
+        assert self._stop is not None and self._reload_now is not None
+        path = self._rota_path
+        if path is None:  # nothing to watch (tests): wait like the other tasks, a finished task stops the service
+            await self._stop.wait()
+            return
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._reload_now.wait(), timeout=self._reload_check_s)
+            forced = self._reload_now.is_set()
+            self._reload_now.clear()
+            stamp = await asyncio.to_thread(_stamp, path)
+            if not forced and stamp == self._rota_stamp:
+                continue
+            self._rota_stamp = stamp
+            self.reload_rota(notifier, store, path)
+
+    def reload_rota(self, notifier: Notifier, store: NotifyStore, path: Path) -> bool:
+        """Read `path` and use it if it is valid and fits the channels and users; else keep the rota running."""
+        try:
+            new = load_rota(path)
+            problems = rota_problems(new, self._channels, self.settings)
+        except RotaError as exc:
+            problems = exc.problems
+        if problems:
+            log.error("rota %s not reloaded; the running rota stays in use:\n  %s", path, "\n  ".join(problems))
+            store.audit(self.clock(), "system", "rota_reload_refused", (), "; ".join(problems))
+            return False
+        self.rota = new
+        notifier.reload_rota(new)
+        detail = f"{path}: {len(new.teams)} teams, {len(new.contacts)} contacts, {len(new.inhibitions)} inhibitions"
+        log.info("rota reloaded from %s", detail)
+        store.audit(self.clock(), "system", "rota_reloaded", (), detail)
+        return True
+
     async def _publisher(self, store: NotifyStore, producer: Any) -> None:
         """Lifecycle events from the outbox to Kafka, beside the work loop (a slow broker never holds sends)."""
         assert self._stop is not None
         while not self._stop.is_set():
-            await self._publish(store, producer)
+            if self.notifier is None or self.notifier.coordinator:  # one instance publishes (the coordinator)
+                await self._publish(store, producer)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=self._tick_s)
 
@@ -322,5 +413,35 @@ def _bound_port(runner: Any, configured: int) -> int:
     return configured
 
 
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """What tells a changed file: modification time and size (None while it is missing)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
 def data_path(settings: NotifySettings) -> Path:
     return settings.data_dir / DB_NAME
+
+
+def check_shared(settings: NotifySettings) -> None:
+    """A shared store needs a shared link secret: links signed by one instance are opened on another."""
+    if settings.store_url is not None and settings.link_secret is None:
+        raise ConfigError(
+            "SAFEGUARD_NOTIFY__STORE_URL is set (a store shared by several instances): set "
+            "SAFEGUARD_NOTIFY__LINK_SECRET too, the same on every instance, so that links work on each"
+        )
+
+
+def open_store(settings: NotifySettings) -> NotifyStore:
+    """The store the settings name: the shared PostgreSQL store (`store_url`), else SQLite in `data_dir`."""
+    if settings.store_url is not None:
+        password = settings.store_password.get_secret_value() if settings.store_password else None
+        return NotifyStore(settings.store_url, password=password)
+    return NotifyStore(data_path(settings))
+
+
+def store_exists(settings: NotifySettings) -> bool:
+    return settings.store_url is not None or data_path(settings).exists()

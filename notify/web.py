@@ -10,8 +10,12 @@ Security, in order of the request:
 - failed logins slow later attempts per client and per user name (`notify.security.LoginThrottle`): a waiting
   client gets 429 with Retry-After before its password is looked at, and a clean client is never locked out;
 - a manager only ever reads or acknowledges alerts whose routed team is their own (from settings, not the link);
-- every login, failed or throttled login, view (one row: page and number shown), acknowledgement and refusal is
-  in the audit table, and so is every silence made or expired (`/silences`);
+- every login, failed or throttled login, view (one row: page and number shown), acknowledgement, resolution and
+  refusal is in the audit table, and so is every silence made or expired (`/silences`);
+- an acknowledged alert is resolved on the page with an outcome (`notify.core.OUTCOMES`) and a note (required,
+  checked like an acknowledgement note), only by a manager of its team;
+- a manager makes overrides and swaps (`/rota`) only for their own team and cancels only their team's; each is
+  audited, and the page shows who is on duty now and the team's gaps in cover for the next 14 days;
 - a manager makes silences only for their own team (the team matcher is theirs, whatever the form says) and
   expires only silences limited to their team; silences of other scopes are listed but expired with the CLI;
 - responses carry a strict Content-Security-Policy, no-store and a same-origin referrer policy (the link token
@@ -44,6 +48,9 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from notify.core import OUTCOMES, outcome_of
+from notify.cover import CHANGE_ID, RotaChange, chain_at, check_change, coverage
+from notify.evidence import Evidence, EvidenceSource, timeline
 from notify.holds import (
     SEVERITIES,
     SILENCE_ID,
@@ -54,6 +61,7 @@ from notify.holds import (
     describe_matchers,
     matchers_of,
 )
+from notify.rota import Rota
 from notify.security import (
     DUMMY_HASH,
     LinkRefused,
@@ -69,7 +77,7 @@ from notify.security import (
     verify_link,
     verify_password,
 )
-from notify.store import AlertPage, AlertRecord, NotifyStore, Session
+from notify.store import AlertFilter, AlertPage, AlertRecord, NotifyStore, Session
 from safeguard.clock import Clock
 from schemas.identifiers import (
     DATE_OF_BIRTH,
@@ -91,6 +99,8 @@ _NEXT = re.compile(r"^/(l/[A-Za-z0-9_\-.]{1,2000}|alerts)$")
 _ALERT_ID = re.compile(r"^[0-9a-f]{16,64}$")
 _PAGE_NUMBER = re.compile(r"^[0-9]{1,9}$")
 _MESSAGE_ID = re.compile(r"^[0-9]{1,17}$")
+_RULE_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_PSEUDONYM_PREFIX = re.compile(r"^[0-9a-f]{4,64}$")
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
@@ -120,6 +130,9 @@ class WebConfig:
     page_threads: int = 2  # SQLite reads and page rendering; more would only contend for the GIL
     trusted_proxies: frozenset[str] = frozenset()  # addresses whose X-Forwarded-For names the client
     known_rules: frozenset[str] | None = None  # rule ids a silence may name (None: the rule catalogue's)
+    rota: Callable[[], Rota] | None = None  # the rota in use (it may be reloaded); None: no rota page
+    channels: frozenset[str] | None = None  # the enabled channels, for the coverage check (None: any)
+    evidence: EvidenceSource | None = None  # evidence events for the timeline (None: the ids alone)
 
     def rule_ids(self) -> frozenset[str]:
         if self.known_rules is not None:
@@ -184,9 +197,13 @@ def make_app(store: NotifyStore, config: WebConfig, clock: Clock) -> web.Applica
             web.get("/l/{token}", _link),
             web.get("/alerts", _alerts),
             web.post("/alerts/{alert_id}/ack", _ack),
+            web.post("/alerts/{alert_id}/resolve", _resolve),
             web.get("/silences", _silences),
             web.post("/silences", _create_silence),
             web.post("/silences/{silence_id}/expire", _expire_silence),
+            web.get("/rota", _rota_page),
+            web.post("/rota/changes", _create_change),
+            web.post("/rota/changes/{change_id}/cancel", _cancel_change),
             web.get("/healthz", _health),
         ]
     )
@@ -280,26 +297,45 @@ def _document(title: str, body: str) -> str:
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <meta name="referrer" content="same-origin"><title>{html.escape(title)}</title>
 <style>
-body{{font-family:system-ui,sans-serif;margin:0;background:#f6f7f9;color:#1b1f24}}
+body{{font-family:system-ui,sans-serif;margin:0;background:#f6f7f9;color:#1b1f24;line-height:1.4}}
 header{{background:#1d3557;color:#fff;padding:.8rem 1.5rem;display:flex;justify-content:space-between;
-align-items:center}}
+align-items:center;flex-wrap:wrap;gap:.5rem}}
+header nav{{display:flex;gap:1rem}}
 main{{padding:1rem 1.5rem;max-width:70rem}}
 table{{border-collapse:collapse;width:100%;background:#fff}}
 th,td{{text-align:left;padding:.5rem;border-bottom:1px solid #dde;vertical-align:top}}
 .sev{{font-weight:bold;padding:.1rem .4rem;border-radius:.2rem}}
-.critical{{background:#b00020;color:#fff}} .high{{background:#e63946;color:#fff}}
-.medium{{background:#f4a261}} .info{{background:#a8dadc}}
+.critical{{background:#b00020;color:#fff}} .high{{background:#c1121f;color:#fff}}
+.medium{{background:#f4a261;color:#1b1f24}} .info{{background:#a8dadc;color:#1b1f24}}
 tr.linked{{outline:3px solid #457b9d}} code{{font-size:.8rem;word-break:break-all}}
 .flash{{background:#e9f5ec;border:1px solid #2a9d8f;padding:.5rem;margin-bottom:1rem}}
 .error{{background:#fdecea;border:1px solid #b00020;padding:.5rem;margin-bottom:1rem}}
-form.inline{{display:flex;gap:.3rem}} input[type=text]{{width:14rem}}
-header a{{color:#fff}} .held{{color:#6a4c93}} fieldset{{border:1px solid #dde;background:#fff;margin-bottom:1rem}}
-nav.pages{{display:flex;gap:1rem;align-items:center;margin:.6rem 0}}
-</style></head><body>{body}</body></html>"""
+form.inline{{display:flex;gap:.3rem;align-items:center}} input[type=text]{{width:14rem;max-width:100%}}
+header a{{color:#fff}} .held{{color:#5a3d82}} fieldset{{border:1px solid #dde;background:#fff;margin-bottom:1rem}}
+nav.pages{{display:flex;gap:1rem;align-items:center;margin:.6rem 0;flex-wrap:wrap}}
+button,select,input{{font:inherit;min-height:2.2rem}} button{{cursor:pointer}}
+a:focus-visible,button:focus-visible,input:focus-visible,select:focus-visible{{outline:3px solid #ffbf47;
+outline-offset:2px}}
+.skip{{position:absolute;left:-999px}} .skip:focus{{left:.5rem;top:.5rem;background:#fff;color:#1d3557;padding:.4rem;
+z-index:9}}
+form.filters{{display:flex;flex-wrap:wrap;gap:.6rem;align-items:flex-end;margin:.6rem 0}}
+form.filters label{{display:flex;flex-direction:column;font-size:.9rem}}
+ol.evidence{{margin:0;padding-left:1.1rem}} ol.evidence li{{margin-bottom:.2rem}} .muted{{color:#4a5560}}
+@media (max-width:40rem){{
+main{{padding:.6rem}} header{{padding:.6rem}}
+table,thead,tbody,tr,th,td{{display:block}} thead{{position:absolute;left:-9999px}}
+tr{{border:1px solid #dde;border-radius:.3rem;margin-bottom:.8rem;background:#fff}}
+td{{border-bottom:none;padding:.35rem .6rem}}
+td[data-label]::before{{content:attr(data-label);display:block;font-size:.75rem;font-weight:bold;color:#4a5560;
+text-transform:uppercase}}
+input[type=text],select{{width:100%}} button{{min-height:2.75rem;width:100%}}
+form.inline button{{width:auto}} form.filters label{{width:100%}}
+}}
+</style></head><body><a class="skip" href="#content">Skip to content</a>{body}</body></html>"""
 
 
 def _refused(title: str, detail: str, status: int = 403) -> web.Response:
-    body = f'<main><h1>{html.escape(title)}</h1><p class="error">{html.escape(detail)}</p>'
+    body = f'<main id="content"><h1>{html.escape(title)}</h1><p class="error">{html.escape(detail)}</p>'
     body += '<p><a href="/login">Log in</a></p></main>'
     return _page(title, body, status=status)
 
@@ -332,7 +368,7 @@ def _login_page(request: web.Request, nxt: str, error: str = "", status: int = 2
         pre = new_token()
     csrf = keyed_token(_cfg(request).link_secret, "login", pre)
     err = f'<p class="error" id="login-error">{html.escape(error)}</p>' if error else ""
-    body = f"""<header><strong>Safeguarding alerts</strong></header><main>
+    body = f"""<header><strong>Safeguarding alerts</strong></header><main id="content">
 <h1>Log in</h1>{err}
 <form method="post" action="/login" id="login">
 <input type="hidden" name="csrf" value="{html.escape(csrf)}">
@@ -450,20 +486,39 @@ class ViewQuery:
     page: int | None = None  # None: the page of the linked message's first open alert, else the first
     message: int | None = None  # `m`: the message whose link was followed (its alerts are highlighted)
     acked: str = ""  # an alert id just acknowledged
+    resolved: str = ""  # an alert id just resolved
     error: str = ""  # a key of _ERRORS
     kinds: tuple[str, ...] = ()  # for error "note": codes of the kinds of identifier found
+    severity: str = ""  # filters: one severity, one rule, a pseudonym's first characters (4 to 64 hex)
+    rule: str = ""
+    q: str = ""
+
+    @property
+    def filters(self) -> AlertFilter:
+        return AlertFilter(self.severity, self.rule, self.q)
+
+    def filter_params(self) -> dict[str, str]:
+        """The filters as query parameters (kept by the pager and the forms)."""
+        return {k: v for k, v in (("severity", self.severity), ("rule", self.rule), ("q", self.q)) if v}
 
     @classmethod
     def parse(cls, query: Mapping[str, str]) -> ViewQuery:
         page, m = query.get("page", ""), query.get("m", "")
         acked, error = query.get("acked", ""), query.get("error", "")
+        resolved = query.get("resolved", "")
+        severity, rule = query.get("severity", ""), query.get("rule", "")
+        q = query.get("q", "").strip().lower()
         kinds = tuple(k for k in query.get("kinds", "").split(",")[:8] if k in _CODE_KINDS)
         return cls(
             page=int(page) if _PAGE_NUMBER.match(page) else None,
             message=int(m) if _MESSAGE_ID.match(m) else None,
             acked=acked if _ALERT_ID.match(acked) else "",
+            resolved=resolved if _ALERT_ID.match(resolved) else "",
             error=error if error in _ERRORS else "",
             kinds=kinds,
+            severity=severity if severity in SEVERITIES else "",
+            rule=rule if _RULE_ID.match(rule) else "",
+            q=q if _PSEUDONYM_PREFIX.match(q) else "",
         )
 
 
@@ -481,41 +536,63 @@ async def _alerts(request: web.Request) -> web.Response:
 def _alerts_document(store: NotifyStore, cfg: WebConfig, session: Session, view: ViewQuery, now: datetime) -> str:
     """The whole alerts page for one view, and its audit row. Runs in the page's thread pool."""
     zone = ZoneInfo(cfg.timezone)
-    shown = store.alerts_page(session.team, view.page, cfg.page_size, view.message)
-    acked = store.recently_acknowledged(session.team, 10)
+    shown = store.alerts_page(session.team, view.page, cfg.page_size, view.message, view.filters)
+    wanted = [e for r in shown.records for e in r.alert.evidence_event_ids]
+    found = cfg.evidence.lookup(wanted) if cfg.evidence is not None and wanted else {}
+    acked = store.unresolved(session.team, 50)
+    resolved = store.recently_resolved(session.team, 10)
     store.audit(
         now, session.user, "viewed", (),
-        f"team {session.team}, page {shown.page} of {shown.pages}, {len(shown.records)} of {shown.total} shown",
+        f"team {session.team}, page {shown.page} of {shown.pages}, {len(shown.records)} of {shown.total} shown"
+        + (f" (filtered: {', '.join(f'{k}={v}' for k, v in view.filter_params().items())})" if view.filters.active
+           else ""),
     )  # fmt: skip
     flash = ""
     if view.acked:
         flash = f'<p class="flash" id="flash">Acknowledged alert <code>{html.escape(view.acked)}</code>.</p>'
+    if view.resolved:
+        flash = f'<p class="flash" id="flash">Resolved alert <code>{html.escape(view.resolved)}</code>.</p>'
     if view.error:
         flash += f'<p class="error" id="error">{html.escape(_error_text(view))}</p>'
     linked_here = sum(r.alert.alert_id in shown.linked for r in shown.records)
     if shown.linked_open > linked_here:
         flash += '<p class="flash" id="linked-elsewhere">Some of this message\'s open alerts are on other pages.</p>'
-    rows = "".join(_row(r, session, zone, r.alert.alert_id in shown.linked, shown.page) for r in shown.records)
-    if not rows:
-        rows = '<tr><td colspan="6" id="no-alerts">No open alerts for your team.</td></tr>'
-    acked_rows = "".join(
-        f"<tr><td>{html.escape(r.alert.rule_id)}</td><td><code>{html.escape(r.alert.subject_id)}</code></td>"
-        f"<td>{html.escape(r.acked_by or '')}</td><td>{_fmt(r.acked_at.timestamp() if r.acked_at else None, zone)}"
-        f"</td><td>{html.escape(r.ack_note or '')}</td></tr>"
-        for r in acked
+    rows = "".join(
+        _row(r, session, zone, r.alert.alert_id in shown.linked, shown.page, found, view) for r in shown.records
     )
-    pager = _pager(shown, view)
+    if not rows:
+        none = "No open alerts match the filters." if view.filters.active else "No open alerts for your team."
+        rows = f'<tr><td colspan="6" id="no-alerts">{none}</td></tr>'
+    acked_rows = "".join(_acked_row(r, session, zone, shown.page) for r in acked)
+    if not acked_rows:
+        acked_rows = '<tr><td colspan="6" id="none-to-resolve">Nothing acknowledged waits to be resolved.</td></tr>'
+    resolved_rows = "".join(
+        f'<tr id="resolved-{html.escape(r.alert.alert_id)}"><td>{html.escape(r.alert.rule_id)}</td>'
+        f"<td><code>{html.escape(r.alert.subject_id)}</code></td>"
+        f"<td>{html.escape(OUTCOMES[r.outcome] if r.outcome else '')}</td><td>{html.escape(r.resolved_by or '')}</td>"
+        f"<td>{_fmt(r.resolved_at.timestamp() if r.resolved_at else None, zone)}</td>"
+        f"<td>{html.escape(r.resolve_note or '')}</td></tr>"
+        for r in resolved
+    )
+    pager, pager_below = _pager(shown, view, "above"), _pager(shown, view, "below")
     body = f"""<header><strong>Safeguarding alerts · team {html.escape(session.team)}</strong>
-<a href="/silences" id="silences-link">Silences</a>
+<nav aria-label="pages of the site"><a href="/silences" id="silences-link">Silences</a>
+<a href="/rota" id="rota-link">Rota</a></nav>
 <form method="post" action="/logout" class="inline"><span>{html.escape(session.user)}</span>
 <input type="hidden" name="csrf" value="{html.escape(session.csrf)}"><button type="submit">Log out</button></form>
-</header><main>{flash}
-<h1>Open alerts</h1>{pager}
+</header><main id="content">{flash}
+<h1>Open alerts</h1>{_filter_form(view, cfg)}{pager}
 <table id="open-alerts"><thead><tr><th>Severity</th><th>Rule</th><th>Summary</th><th>Pseudonym</th>
-<th>Evidence (event ids)</th><th>Acknowledge</th></tr></thead><tbody>{rows}</tbody></table>{pager}
-<h2>Recently acknowledged</h2>
-<table id="acked-alerts"><thead><tr><th>Rule</th><th>Pseudonym</th><th>By</th><th>When</th><th>Note</th></tr></thead>
-<tbody>{acked_rows}</tbody></table></main>"""
+<th>Evidence</th><th>Acknowledge</th></tr></thead><tbody>{rows}</tbody></table>{pager_below}
+<h2>Acknowledged, to resolve</h2>
+<p>Resolve an alert with its outcome once it is dealt with. High and critical alerts left unresolved are messaged
+again.</p>
+<table id="acked-alerts"><thead><tr><th>Rule</th><th>Pseudonym</th><th>By</th><th>When</th><th>Note</th>
+<th>Resolve</th></tr></thead>
+<tbody>{acked_rows}</tbody></table>
+<h2>Recently resolved</h2>
+<table id="resolved-alerts"><thead><tr><th>Rule</th><th>Pseudonym</th><th>Outcome</th><th>By</th><th>When</th>
+<th>Note</th></tr></thead><tbody>{resolved_rows}</tbody></table></main>"""
     return _document(f"Alerts · {session.team}", body)
 
 
@@ -524,21 +601,61 @@ def _alerts_url(**params: object) -> str:
     return "/alerts?" + urlencode(given) if given else "/alerts"
 
 
-def _pager(shown: AlertPage, view: ViewQuery) -> str:
+def _pager(shown: AlertPage, view: ViewQuery, where: str = "above") -> str:
     """Previous / next links (keeping a followed message's highlight) and where this page is."""
     page, pages = shown.page, shown.pages
 
     def link(to: int, text: str, rel: str) -> str:
-        href = html.escape(_alerts_url(page=to, m=view.message))
+        href = html.escape(_alerts_url(page=to, m=view.message, **view.filter_params()))
         return f'<a href="{href}" rel="{rel}" class="{rel}-page">{text}</a>'
 
     prev = link(page - 1, "← Previous", "prev") if page > 1 else "<span>← Previous</span>"
     nxt = link(page + 1, "Next →", "next") if page < pages else "<span>Next →</span>"
     count = f"{shown.total} open alert{'' if shown.total == 1 else 's'}"
-    return f'<nav class="pages">{prev}<span class="page-status">Page {page} of {pages} · {count}</span>{nxt}</nav>'
+    return (
+        f'<nav class="pages" aria-label="pages of open alerts ({where} the table)">{prev}'
+        f'<span class="page-status">Page {page} of {pages} · {count}</span>{nxt}</nav>'
+    )
 
 
-def _row(record: AlertRecord, session: Session, zone: ZoneInfo, linked: bool, page: int) -> str:
+def _filter_form(view: ViewQuery, cfg: WebConfig) -> str:
+    """Filters of the open alerts (a GET form: the filters are in the address, so they can be bookmarked)."""
+    severities = "".join(
+        f'<option value="{s}"{" selected" if view.severity == s else ""}>{s}</option>' for s in SEVERITIES
+    )
+    rules = "".join(
+        f'<option value="{html.escape(r)}"{" selected" if view.rule == r else ""}>{html.escape(r)}</option>'
+        for r in sorted(cfg.rule_ids())
+    )
+    clear = ' <a href="/alerts" id="clear-filters">Clear filters</a>' if view.filters.active else ""
+    return f"""<form method="get" action="/alerts" class="filters" id="filters" role="search">
+<label>Severity <select name="severity" id="filter-severity"><option value="">any</option>{severities}</select></label>
+<label>Rule <select name="rule" id="filter-rule"><option value="">any</option>{rules}</select></label>
+<label>Pseudonym starts with <input type="text" name="q" id="filter-q" value="{html.escape(view.q)}" maxlength="64"
+inputmode="latin" autocomplete="off" spellcheck="false"></label>
+<button type="submit" id="filter-button">Filter</button>{clear}</form>"""
+
+
+def _evidence(event_ids: list[str], found: Mapping[str, Evidence], zone: ZoneInfo) -> str:
+    """The evidence timeline: each event's type, time and agency in time order; ids not (yet) in the store after."""
+    items = []
+    for event_id, ev in timeline(event_ids, found):
+        if ev is None:
+            items.append(f'<li><code>{html.escape(event_id)}</code> <small class="muted">(not in the store yet)'
+                         "</small></li>")  # fmt: skip
+            continue
+        agency = f"{ev.agency_type} {ev.agency_code}".strip()
+        items.append(
+            f'<li class="evidence-event"><strong>{html.escape(ev.event_type)}</strong> '
+            f"<time>{_fmt(ev.occurred_at.timestamp(), zone)}</time> · {html.escape(agency)}</li>"
+        )
+    return f'<ol class="evidence">{"".join(items)}</ol>'
+
+
+def _row(
+    record: AlertRecord, session: Session, zone: ZoneInfo, linked: bool, page: int,
+    found: Mapping[str, Evidence] | None = None, view: ViewQuery | None = None,
+) -> str:  # fmt: skip
     a = record.alert
     aid = html.escape(a.alert_id)
     state = f"escalated to level {record.level}" if record.level else ("not messaged (repeat)" if record.suppressed
@@ -552,24 +669,32 @@ def _row(record: AlertRecord, session: Session, zone: ZoneInfo, linked: bool, pa
             f'data-held-by="{html.escape(record.held_by or "")}">'
             f"{label}, not messaged yet: {html.escape(record.held_note or '')}; looked at again {until}</small>"
         )
-    evidence = "<br>".join(f"<code>{html.escape(e)}</code>" for e in a.evidence_event_ids)
+    evidence = _evidence(list(a.evidence_event_ids), found or {}, zone)
     triggered = _fmt(a.triggered_at.timestamp(), zone)
+    keep = "".join(
+        f'<input type="hidden" name="{k}" value="{html.escape(v)}">'
+        for k, v in (view.filter_params() if view else {}).items()
+    )
     return f"""<tr id="alert-{aid}" class="{"linked" if linked else ""}">
-<td><span class="sev {html.escape(a.severity)}">{html.escape(a.severity)}</span><br>
+<td data-label="Severity"><span class="sev {html.escape(a.severity)}">{html.escape(a.severity)}</span><br>
 <small>{html.escape(state)}</small>{held}</td>
-<td>{html.escape(a.rule_id)}<br><small>triggered {triggered}</small></td>
-<td>{html.escape(a.summary)}</td>
-<td>{html.escape(a.subject_type)}<br><code>{html.escape(a.subject_id)}</code></td>
-<td>{evidence}</td>
-<td><form method="post" action="/alerts/{aid}/ack" class="ack">
+<td data-label="Rule">{html.escape(a.rule_id)}<br><small>triggered {triggered}</small></td>
+<td data-label="Summary">{html.escape(a.summary)}</td>
+<td data-label="Pseudonym">{html.escape(a.subject_type)}<br><code>{html.escape(a.subject_id)}</code></td>
+<td data-label="Evidence">{evidence}</td>
+<td data-label="Acknowledge"><form method="post" action="/alerts/{aid}/ack" class="ack">
 <input type="hidden" name="csrf" value="{html.escape(session.csrf)}"><input type="hidden" name="page" value="{page}">
-<input type="text" name="note" maxlength="{MAX_NOTE}" placeholder="note (no names, addresses or NHS numbers)"
-aria-label="note"><button type="submit" class="ack-button">Acknowledge</button></form></td></tr>"""
+{keep}<input type="text" name="note" maxlength="{MAX_NOTE}" placeholder="note (no names, addresses or NHS numbers)"
+aria-label="acknowledgement note for {html.escape(a.rule_id)} alert {aid[:8]}">
+<button type="submit" class="ack-button">Acknowledge</button></form></td></tr>"""
 
 
 _ERRORS = {
     "note": "The note looks like it holds {kinds}; notes must not identify anyone. Not acknowledged.",
     "gone": "That alert is not an open alert of your team.",
+    "rnote": "The note looks like it holds {kinds}; notes must not identify anyone. Not resolved.",
+    "outcome": "Choose the outcome and write a note to resolve an alert. Not resolved.",
+    "notacked": "That alert is not an acknowledged alert of your team waiting to be resolved.",
 }
 # The kinds find_identifiers reports, by the short code that carries them in the redirect (never the value found).
 _KIND_CODES = {
@@ -621,9 +746,64 @@ async def _ack(request: web.Request) -> web.Response:
         codes = ",".join(_KIND_CODES.get(kind, "other") for kind in kinds)
         raise web.HTTPSeeOther(_alerts_url(page=page, error="note", kinds=codes))
     outcome = await _off_loop(request, store.acknowledge, alert_id, session.user, session.team, note or None, clock())
+    kept = ViewQuery.parse({k: str(form.get(k, "")) for k in ("severity", "rule", "q")}).filter_params()
     if outcome == "not_found":
-        raise web.HTTPSeeOther(_alerts_url(page=page, error="gone"))
-    raise web.HTTPSeeOther(_alerts_url(page=page, acked=alert_id))
+        raise web.HTTPSeeOther(_alerts_url(page=page, error="gone", **kept))
+    raise web.HTTPSeeOther(_alerts_url(page=page, acked=alert_id, **kept))
+
+
+def _acked_row(record: AlertRecord, session: Session, zone: ZoneInfo, page: int) -> str:
+    """An acknowledged alert waiting to be resolved, with the form that resolves it (outcome and note)."""
+    a = record.alert
+    aid = html.escape(a.alert_id)
+    options = "".join(f'<option value="{o}">{html.escape(text)}</option>' for o, text in OUTCOMES.items())
+    reminded = f"<br><small>reminded {record.reminders} times</small>" if record.reminders else ""
+    acked_at = _fmt(record.acked_at.timestamp() if record.acked_at else None, zone)
+    return f"""<tr id="acked-{aid}"><td><span class="sev {html.escape(a.severity)}">{html.escape(a.severity)}</span>
+{html.escape(a.rule_id)}{reminded}</td><td><code>{html.escape(a.subject_id)}</code></td>
+<td>{html.escape(record.acked_by or "")}</td><td>{acked_at}</td>
+<td>{html.escape(record.ack_note or "")}</td>
+<td><form method="post" action="/alerts/{aid}/resolve" class="resolve">
+<input type="hidden" name="csrf" value="{html.escape(session.csrf)}"><input type="hidden" name="page" value="{page}">
+<label>Outcome <select name="outcome" class="resolve-outcome" required><option value="">choose…</option>{options}
+</select></label> <label>Note <input type="text" name="note" class="resolve-note" maxlength="{MAX_NOTE}" required
+placeholder="no names, addresses or NHS numbers"></label>
+<button type="submit" class="resolve-button">Resolve</button></form></td></tr>"""
+
+
+async def _resolve(request: web.Request) -> web.Response:
+    found = await _session(request)
+    form = await request.post()
+    if found is None:
+        raise web.HTTPSeeOther("/login")
+    _, session = found
+    store, clock = _store(request), request.app[CLOCK_KEY]
+    alert_id = request.match_info["alert_id"]
+    if not _same_origin(request) or not same_token(str(form.get("csrf", "")), session.csrf):
+        ids = (alert_id,) if _ALERT_ID.match(alert_id) else ()
+        await _audit(request, session.user, "csrf_refused", ids, "resolve")
+        return _refused("Refused", "The form was not sent from this page; nothing was resolved.")
+    page_field = str(form.get("page", ""))
+    page = int(page_field) if _PAGE_NUMBER.match(page_field) else None
+    if not _ALERT_ID.match(alert_id):
+        raise web.HTTPSeeOther(_alerts_url(page=page, error="notacked"))
+    outcome = outcome_of(str(form.get("outcome", ""))[:40])
+    note = " ".join(str(form.get("note", "")).split())[:MAX_NOTE]
+    if outcome is None or not note:
+        raise web.HTTPSeeOther(_alerts_url(page=page, error="outcome"))
+    kinds = identifier_kinds(note)
+    if kinds:
+        await _audit(request, session.user, "resolve_refused", (alert_id,),
+                     "note looked identifying: " + ", ".join(kinds))  # fmt: skip
+        codes = ",".join(_KIND_CODES.get(kind, "other") for kind in kinds)
+        raise web.HTTPSeeOther(_alerts_url(page=page, error="rnote", kinds=codes))
+    record = await _off_loop(request, store.alert, alert_id)
+    if record is None or record.team != session.team or record.acked_at is None or record.resolved:
+        raise web.HTTPSeeOther(_alerts_url(page=page, error="notacked"))
+    result = await _off_loop(request, store.resolve, alert_id, session.user, session.team, outcome, note, clock())
+    if result != "resolved":
+        raise web.HTTPSeeOther(_alerts_url(page=page, error="notacked"))
+    raise web.HTTPSeeOther(_alerts_url(page=page, resolved=alert_id))
 
 
 # -- silences ----------------------------------------------------------------------------------------------------
@@ -784,7 +964,7 @@ def _silences_document(
 <a href="/alerts" id="alerts-link">Open alerts</a>
 <form method="post" action="/logout" class="inline"><span>{html.escape(session.user)}</span>
 <input type="hidden" name="csrf" value="{html.escape(session.csrf)}"><button type="submit">Log out</button></form>
-</header><main>{message}{problems}
+</header><main id="content">{message}{problems}
 <h1>Silences</h1>
 <p>A silence holds back messages about matching alerts of your team from its start to its end. Silenced alerts
 are still shown on the alerts page, marked with the silence, and are messaged if they are still open when it ends.
@@ -830,5 +1010,216 @@ def _silence_row(silence: Silence, session: Session, now: datetime, zone: ZoneIn
         f"<td><code>{html.escape(describe_matchers(silence.matchers))}</code></td>"
         f"<td>{_fmt(silence.starts_at.timestamp(), zone)}</td><td>{_fmt(silence.end.timestamp(), zone)}</td>"
         f"<td>{html.escape(status_text)}</td><td>{html.escape(silence.author)}: {html.escape(silence.reason)}</td>"
+        f"<td>{action}</td></tr>"
+    )
+
+
+# -- rota: overrides and swaps -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChangeForm:
+    """What an override or swap form asked for, checked: the change to make, or the problems."""
+
+    values: Mapping[str, str]
+    change: RotaChange | None
+    problems: tuple[str, ...]
+
+
+def parse_change_form(
+    fields: Mapping[str, str], rota: Rota, team: str, author: str, now: datetime, change_id: str
+) -> ChangeForm:
+    """The form's fields → an override or swap of `team` (whatever the form says of the team). Times are
+    `YYYY-MM-DDTHH:MM` wall-clock times in the rota's timezone; an empty start is now."""
+    one = {k: str(v).strip()[:600] for k, v in fields.items()}
+    zone = rota.zone
+    problems: list[str] = []
+    kind = one.get("kind", "")
+    if kind not in ("override", "swap"):
+        return ChangeForm(one, None, ("choose an override or a swap",))
+    start = _local_time(one["start"], zone, "start", problems) if one.get("start") else now
+    end = _local_time(one["end"], zone, "end", problems) if one.get("end") else None
+    if not one.get("end"):
+        problems.append("the end is required")
+    level_text = one.get("level", "0") or "0"
+    level = int(level_text) if level_text.isdigit() and len(level_text) < 3 else -1
+    reason = " ".join(one.get("reason", "").split())
+    if start is None or end is None:
+        return ChangeForm(one, None, tuple(dict.fromkeys(problems)))
+    change = RotaChange(
+        change_id, kind, team, one.get("contact", ""), start, end, reason, author, now,  # type: ignore[arg-type]
+        level=level if kind == "override" else 0, other=one.get("other", "") if kind == "swap" else None,
+    )  # fmt: skip
+    problems += check_change(change, rota, now)
+    if problems:
+        return ChangeForm(one, None, tuple(dict.fromkeys(problems)))
+    return ChangeForm(one, change, ())
+
+
+_CHANGE_FIELDS = ("kind", "contact", "other", "level", "start", "end", "reason")
+_CHANGE_MESSAGES = {
+    "created": "Change {id} made; it applies to alerts taken on while it is active.",
+    "cancelled": "Change {id} cancelled.",
+    "notyours": "That change is of another team.",
+    "gone": "No such change, or it is already over.",
+}
+
+
+async def _rota_page(request: web.Request) -> web.Response:
+    found = await _session(request)
+    if found is None:
+        raise web.HTTPSeeOther("/login?next=/alerts")
+    _, session = found
+    cfg = _cfg(request)
+    if cfg.rota is None:
+        return _refused("No rota here", "This page is not served by the notifier; use the notifier's address.", 404)
+    shown, cid = request.query.get("shown", ""), request.query.get("id", "")
+    message = ""
+    if shown in _CHANGE_MESSAGES and (not cid or CHANGE_ID.match(cid)):
+        cls = "flash" if shown in ("created", "cancelled") else "error"
+        message = f'<p class="{cls}" id="{shown}">{html.escape(_CHANGE_MESSAGES[shown].format(id=cid))}</p>'
+    doc = await _off_loop(request, _rota_document, _store(request), cfg, cfg.rota(), session, request.app[CLOCK_KEY](),
+                          message, None)  # fmt: skip
+    return web.Response(text=doc, content_type="text/html")
+
+
+async def _create_change(request: web.Request) -> web.Response:
+    found = await _session(request)
+    form = await request.post()
+    if found is None:
+        raise web.HTTPSeeOther("/login")
+    _, session = found
+    store, cfg, now = _store(request), _cfg(request), request.app[CLOCK_KEY]()
+    if not _same_origin(request) or not same_token(str(form.get("csrf", "")), session.csrf):
+        await _audit(request, session.user, "csrf_refused", (), "rota change form")
+        return _refused("Refused", "The form was not sent from this page; nothing was changed.")
+    if cfg.rota is None:
+        return _refused("No rota here", "This page is not served by the notifier.", 404)
+    rota = cfg.rota()
+    fields = {k: str(form.get(k, "")) for k in _CHANGE_FIELDS}
+    parsed = parse_change_form(fields, rota, session.team, session.user, now, secrets.token_hex(6))
+    if parsed.change is None:
+        doc = await _off_loop(request, _rota_document, store, cfg, rota, session, now, "", parsed)
+        return web.Response(text=doc, content_type="text/html", status=400)
+    await _off_loop(request, store.create_change, parsed.change, "page")
+    raise web.HTTPSeeOther(f"/rota?shown=created&id={parsed.change.change_id}")
+
+
+async def _cancel_change(request: web.Request) -> web.Response:
+    found = await _session(request)
+    form = await request.post()
+    if found is None:
+        raise web.HTTPSeeOther("/login")
+    _, session = found
+    change_id = request.match_info["change_id"]
+    if not _same_origin(request) or not same_token(str(form.get("csrf", "")), session.csrf):
+        await _audit(request, session.user, "csrf_refused", (), "cancel rota change")
+        return _refused("Refused", "The form was not sent from this page; nothing was cancelled.")
+    if not CHANGE_ID.match(change_id):
+        raise web.HTTPSeeOther("/rota?shown=gone")
+    outcome = await _off_loop(request, _store(request).cancel_change, change_id, session.user,
+                              request.app[CLOCK_KEY](), "page", session.team)  # fmt: skip
+    shown = {"cancelled": "cancelled", "not_yours": "notyours"}.get(outcome, "gone")
+    raise web.HTTPSeeOther(f"/rota?shown={shown}&id={change_id}")
+
+
+def _rota_document(
+    store: NotifyStore, cfg: WebConfig, rota: Rota, session: Session, now: datetime, message: str,
+    form: ChangeForm | None,
+) -> str:  # fmt: skip
+    """Who is on duty now, the team's gaps in cover, its overrides and swaps, and the forms. Runs in the pool."""
+    zone = rota.zone
+    team = session.team
+    changes = store.active_changes(now)
+    on_duty = chain_at(rota, team, changes, now)
+
+    def name(cid: str) -> str:
+        contact = rota.contacts.get(cid)
+        return f"{contact.name} ({cid})" if contact else cid
+
+    duty = (
+        '<ol id="on-duty">' + "".join(f"<li>{html.escape(name(c))}</li>" for c in on_duty) + "</ol>"
+        if on_duty
+        else f'<p id="on-duty">Nobody of team {html.escape(team)} is on duty now: alerts go to the fallback team '
+        f"{html.escape(rota.fallback_team)}.</p>"
+    )
+    gaps = coverage(rota, changes, now, channels=cfg.channels, teams=[team])
+    gap_items = (
+        "".join(f'<li class="gap {g.kind}">{html.escape(g.describe(rota))}</li>' for g in gaps[:50])
+        or '<li id="no-gaps">No gaps: someone is on duty, with an escalation contact, every hour.</li>'
+    )
+    listed = [c for c in store.changes(now, ended_within_s=7 * 86400) if c.team == team]
+    store.audit(now, session.user, "viewed_rota", (), f"team {team}, {len(listed)} changes shown")
+    rows = "".join(_change_row(c, session, now, zone) for c in listed) or (
+        '<tr><td colspan="6" id="no-changes">No overrides or swaps for your team.</td></tr>'
+    )
+    problems = ""
+    if form is not None and form.problems:
+        items = "".join(f"<li>{html.escape(p)}</li>" for p in form.problems)
+        problems = f'<div class="error" id="change-errors"><p>Nothing was changed:</p><ul>{items}</ul></div>'
+    values = form.values if form is not None else {}
+
+    def options(selected: str) -> str:
+        return "".join(
+            f'<option value="{html.escape(c)}"{" selected" if c == selected else ""}>{html.escape(name(c))}</option>'
+            for c in sorted(rota.contacts)
+        )
+
+    def value(key: str) -> str:
+        return html.escape(values.get(key, ""))
+
+    levels = "".join(
+        f'<option value="{n}"{" selected" if values.get("level") == str(n) else ""}>'
+        f"{'primary' if n == 0 else f'escalation level {n}'}</option>"
+        for n in range(4)
+    )
+    times = f"""<p><label>Start <input type="datetime-local" name="start" value="{value("start")}"></label>
+<small>(empty: now; times in {html.escape(rota.timezone)})</small></p>
+<p><label>End <input type="datetime-local" name="end" value="{value("end")}" required></label></p>
+<p><label>Reason <input type="text" name="reason" value="{value("reason")}" maxlength="500" required
+placeholder="no names, addresses or NHS numbers"></label></p>"""
+    csrf = html.escape(session.csrf)
+    body = f"""<header><strong>Safeguarding alerts · team {html.escape(team)}</strong>
+<nav><a href="/alerts" id="alerts-link">Open alerts</a> <a href="/silences" id="silences-link">Silences</a></nav>
+<form method="post" action="/logout" class="inline"><span>{html.escape(session.user)}</span>
+<input type="hidden" name="csrf" value="{csrf}"><button type="submit">Log out</button></form>
+</header><main id="content">{message}{problems}
+<h1>Rota</h1>
+<h2>On duty now</h2>{duty}
+<h2>Gaps in cover, next 14 days</h2><ul id="gaps">{gap_items}</ul>
+<form method="post" action="/rota/changes" id="new-override">
+<input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="kind" value="override">
+<fieldset><legend>Override: someone stands in</legend>
+<p><label>Contact <select name="contact" id="override-contact">{options(values.get("contact", ""))}</select></label>
+<label>as <select name="level" id="override-level">{levels}</select></label></p>{times}
+<p><button type="submit" id="override-button">Make override</button></p></fieldset></form>
+<form method="post" action="/rota/changes" id="new-swap">
+<input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="kind" value="swap">
+<fieldset><legend>Swap: two people trade places</legend>
+<p><label>Contact <select name="contact" id="swap-contact">{options(values.get("contact", ""))}</select></label>
+<label>with <select name="other" id="swap-other">{options(values.get("other", ""))}</select></label></p>{times}
+<p><button type="submit" id="swap-button">Make swap</button></p></fieldset></form>
+<h2>Overrides and swaps</h2>
+<table id="changes"><thead><tr><th>Id</th><th>Change</th><th>Start</th><th>End</th><th>Status, by, reason</th>
+<th></th></tr></thead><tbody>{rows}</tbody></table></main>"""
+    return _document(f"Rota · {team}", body)
+
+
+def _change_row(change: RotaChange, session: Session, now: datetime, zone: ZoneInfo) -> str:
+    cid = html.escape(change.change_id)
+    status = change.status(now)
+    status_text = f"cancelled by {change.cancelled_by or '?'}" if status == "cancelled" else status
+    action = ""
+    if status in ("active", "pending"):
+        action = (
+            f'<form method="post" action="/rota/changes/{cid}/cancel" class="cancel">'
+            f'<input type="hidden" name="csrf" value="{html.escape(session.csrf)}">'
+            '<button type="submit" class="cancel-button">Cancel now</button></form>'
+        )
+    return (
+        f'<tr id="change-{cid}" class="change-{status}"><td><code>{cid}</code></td>'
+        f"<td>{html.escape(change.describe().split(': ', 1)[1])}</td>"
+        f"<td>{_fmt(change.starts_at.timestamp(), zone)}</td><td>{_fmt(change.end.timestamp(), zone)}</td>"
+        f"<td>{html.escape(status_text)}; {html.escape(change.author)}: {html.escape(change.reason)}</td>"
         f"<td>{action}</td></tr>"
     )

@@ -77,6 +77,7 @@ def schemas_export(out: Path) -> None:
 
 def _register() -> None:
     from safeguard.dashboards_cli import dashboards, report
+    from safeguard.gateway_cli import gateway
     from safeguard.import_cli import import_group
     from safeguard.kafka_cli import kafka
     from safeguard.notify_cli import notify
@@ -88,6 +89,7 @@ def _register() -> None:
 
     for command in (kafka, publish, pseudonymise, simulate, import_group, rules, run, sink, dashboards, report, notify):
         cli.add_command(command)
+    cli.add_command(gateway)
 
 
 _register()

@@ -24,6 +24,7 @@ from producers.publisher import DeliveryReport, EventPublisher
 from safeguard.clock import system_clock
 from safeguard.settings import Settings
 from schemas.errors import PublishError
+from schemas.quality import CHECKS_BY_ID
 from schemas.types import RiskLevel
 
 pass_settings = click.make_pass_decorator(Settings)
@@ -84,7 +85,9 @@ def import_cin(
     Each CINdetails becomes a referral (contact.received and contact.decided), each ChildProtectionPlans a
     cp_plan.started and, once ended, a cp_plan.ended. LAchildID and UPN are pseudonymised here with
     SAFEGUARD_PSEUDONYM_KEY and go no further. Ids are deterministic: overlapping years and re-imports add
-    nothing twice. Exits 1 when any element was rejected, 2 when Kafka did not accept messages.
+    nothing twice. Data-quality checks (national rules 8925, 8840, 8935, 8940, 8905/8910, 8866) flag events;
+    findings go to safeguarding.quality-findings.v1. Exits 1 when any element was rejected or a flagged event not
+    imported, 2 when Kafka did not accept messages.
     """
     if dry_run and out is not None:
         raise click.UsageError("choose one of --dry-run and --out FILE")
@@ -164,7 +167,7 @@ def _import(
         sys.exit(2)
     if publisher is not None:
         publisher.raise_for_failures()
-    if summary.rejected:
+    if summary.rejected or summary.held:
         sys.exit(1)
 
 
@@ -249,7 +252,8 @@ def import_903(
 
     Each option can be given once per year's return. CHILD (and UPN) are pseudonymised here with
     SAFEGUARD_PSEUDONYM_KEY and go no further. Ids are deterministic: overlapping years and re-imports add
-    nothing twice. Exits 1 when any row was rejected, 2 when Kafka did not accept messages.
+    nothing twice. Data-quality checks flag events (rules 567, 574, 1006). Exits 1 when any row was rejected or a
+    flagged event not imported, 2 when Kafka did not accept messages.
     """
     if dry_run and out is not None:
         raise click.UsageError("choose one of --dry-run and --out FILE")
@@ -306,7 +310,7 @@ def import_ssd(
 
     Person ids are pseudonymised here with SAFEGUARD_PSEUDONYM_KEY and go no further. Ids are deterministic,
     and the same as the census's and the 903's for the same referral, plan or episode. Exits 1 when any row
-    was rejected, 2 when Kafka did not accept messages.
+    was rejected or a flagged event not imported, 2 when Kafka did not accept messages.
     """
     if dry_run and out is not None:
         raise click.UsageError("choose one of --dry-run and --out FILE")
@@ -406,6 +410,10 @@ def _print_summary(
         "unknown elements or codes (skipped)" if not tabular else "unknown columns or codes (skipped)",
         f"{sum(summary.unknown_elements.values()):,}",
     )
+    for rule_id, n in sorted(summary.flagged_by_rule.items()):
+        table.add_row(f"flagged {rule_id} ({CHECKS_BY_ID[rule_id].name})", f"{n:,}")
+    table.add_row("[bold]flagged by data-quality checks[/bold]", f"{summary.flagged_total:,}")
+    table.add_row("flagged and not imported", f"{summary.held:,}")
     if dry_run:
         table.caption = "dry run: nothing was published"
     elif out is not None:
@@ -426,6 +434,10 @@ def _print_details(err: Console, summary: ImportSummary, show_rejections: int) -
     for what, n in summary.notes.most_common():
         first = summary.notes_first_seen[what]
         err.print(f"[yellow]note[/yellow] {what}: {n:,} times (first at {first})", highlight=False, soft_wrap=True)
+    for flagged in summary.flagged[:show_rejections]:
+        err.print(f"[yellow]flagged[/yellow] {flagged}", highlight=False, soft_wrap=True)
+    if summary.flagged_total > min(show_rejections, len(summary.flagged)):
+        err.print(f"... and {summary.flagged_total - min(show_rejections, len(summary.flagged)):,} more flagged events")
     for rejection in summary.rejections[:show_rejections]:
         err.print(f"[red]rejected[/red] {rejection}", highlight=False, soft_wrap=True)
     listed = min(show_rejections, len(summary.rejections))

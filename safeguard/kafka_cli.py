@@ -99,3 +99,29 @@ def topics(settings: Settings) -> None:
             f"  {info.name:<40} partitions={info.partitions:<3} cleanup.policy={info.cleanup_policy or '?':<8} "
             f"retention={retention}{note}"
         )
+
+
+@kafka.command("acls")
+@click.option("--print", "print_only", is_flag=True, help="print the ACLs (and kafka-acls.sh lines); change nothing")
+@pass_settings
+def acls(settings: Settings, print_only: bool) -> None:
+    """Give each service principal its ACLs (safeguard.kafka_acls) and set the SCRAM-SHA-512 credential of each
+    principal with a password in SAFEGUARD_KAFKA_ACCESS__*, on the configured (or local) Kafka.
+
+    Log in as a super user (SAFEGUARD_KAFKA__SASL_USERNAME/PASSWORD of the admin). Idempotent: run it again after a
+    password changes (that is how one is rotated). --print shows the catalogue for a cluster whose operators
+    apply ACLs themselves."""
+    from safeguard.kafka_acls import acl_commands, apply_on, table
+
+    if print_only:
+        for principal, resource, operations in table(settings):
+            click.echo(f"{principal:<28} {resource:<48} {operations}")
+        click.echo("")
+        for line in acl_commands(settings):
+            click.echo(line)
+        return
+    from safeguard.kafka_clients import client_options
+    from safeguard.kafka_local import resolve_bootstrap
+
+    bootstrap = resolve_bootstrap(settings)
+    apply_on(client_options(settings.kafka, bootstrap), settings, _progress)

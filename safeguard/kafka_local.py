@@ -3,9 +3,13 @@
 Why not Docker: a developer (and CI) needs only Java 17 and Maven to run the whole pipeline, and the
 same machinery serves `safeguard kafka start` and the integration-test fixture, so both behave alike.
 
+PLAINTEXT by default. With `local_kafka.secure` the broker requires SASL on both listeners and runs KRaft's
+StandardAuthorizer with nothing allowed by default; `start` then creates each service principal's SCRAM-SHA-512
+credential and ACLs (`safeguard.kafka_acls`) as the admin, the only super user (`BrokerSecurity`).
+
 Layout:
     <cache_dir>/<version>/pom.xml, libs/*.jar, COMPLETE     fetched once per machine
-    <state_dir>/server.properties, log4j.properties,        one broker per state dir
+    <state_dir>/server.properties (owner-only), log4j.properties,   one broker per state dir
                 cluster.id, data/, broker.log, broker.json,
                 ports.json                                  the ports of the last start, reused by the next
 """
@@ -29,8 +33,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from safeguard.clock import Clock, system_clock
-from safeguard.settings import KafkaSettings, LocalKafkaSettings, Settings
+from safeguard.settings import KafkaAccessSettings, KafkaSettings, LocalKafkaSettings, Settings
 from schemas.errors import LocalKafkaError
 from schemas.topics import DEAD_LETTER, DEFAULT_PARTITIONS, TOPICS, TopicSpec
 
@@ -88,21 +94,93 @@ def render_pom(version: str) -> str:
     )
 
 
-def render_server_properties(*, broker_port: int, controller_port: int, log_dir: Path, num_partitions: int) -> str:
+@dataclass(frozen=True)
+class BrokerSecurity:
+    """SASL and ACLs for the local broker: the admin principal is the only super user.
+
+    Clients authenticate with SCRAM-SHA-512 (credentials held in the cluster metadata, set through the admin API).
+    The admin also logs in with PLAIN, whose only user is the admin itself (from the JAAS line): KRaft cannot use
+    SCRAM on the controller listener (its credentials live in the metadata the controller serves), and PLAIN lets
+    the broker, the controller and `safeguard kafka start` authenticate before any SCRAM credential exists.
+    """
+
+    admin_user: str
+    admin_password: SecretStr
+
+    def admin_options(self, bootstrap: str) -> dict[str, Any]:
+        """kafka-python options of the admin (PLAIN works before any SCRAM credential exists)."""
+        return {
+            **_plain_options(bootstrap),
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": "PLAIN",
+            "sasl_plain_username": self.admin_user,
+            "sasl_plain_password": self.admin_password.get_secret_value(),
+        }
+
+    @classmethod
+    def from_access(cls, access: KafkaAccessSettings) -> BrokerSecurity:
+        """The security of a local broker started with `local_kafka.secure`: the admin needs a password."""
+        if access.admin_password is None or not access.admin_password.get_secret_value():
+            raise LocalKafkaError(
+                "the local broker is secure (SAFEGUARD_LOCAL_KAFKA__SECURE) but has no admin password: "
+                "set SAFEGUARD_KAFKA_ACCESS__ADMIN_PASSWORD (and a password for each service that logs in)"
+            )
+        return cls(access.admin_user, access.admin_password)
+
+
+def _jaas_quoted(value: str) -> str:
+    """A JAAS option value: double-quoted, with backslash and quote escaped (Kafka's JaasConfig tokenizer)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _properties_escaped(value: str) -> str:
+    """A value for a Java .properties file (read as ISO-8859-1): backslashes doubled, control and non-ASCII
+    characters as \\uXXXX, so a password survives whatever it contains."""
+    out = []
+    for char in value.replace("\\", "\\\\"):
+        out.append(char if 0x20 <= ord(char) < 0x7F else "".join(f"\\u{unit:04x}" for unit in _utf16(char)))
+    return "".join(out)
+
+
+def _utf16(char: str) -> list[int]:
+    data = char.encode("utf-16-be")
+    return [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
+
+
+def _plain_jaas(security: BrokerSecurity) -> str:
+    user, password = security.admin_user, security.admin_password.get_secret_value()
+    return (
+        "org.apache.kafka.common.security.plain.PlainLoginModule required "
+        f"username={_jaas_quoted(user)} password={_jaas_quoted(password)} user_{user}={_jaas_quoted(password)};"
+    )
+
+
+def render_server_properties(
+    *,
+    broker_port: int,
+    controller_port: int,
+    log_dir: Path,
+    num_partitions: int,
+    security: BrokerSecurity | None = None,
+) -> str:
     """KRaft combined broker+controller on 127.0.0.1 with replication factor 1 everywhere (one node, no replicas).
 
     A static `controller.quorum.voters` means storage is formatted without `--standalone`. Topics are never
     auto-created: every topic comes from the contract registry, so a typo fails loudly instead of making a topic.
+    With `security`, the client listener is SASL_PLAINTEXT (SCRAM-SHA-512 for the services, PLAIN for the admin),
+    the controller listener SASL_PLAINTEXT with PLAIN, and the StandardAuthorizer denies whatever no ACL allows.
     """
+    client = "PLAINTEXT" if security is None else "SASL_PLAINTEXT"
+    controller_protocol = "PLAINTEXT" if security is None else "SASL_PLAINTEXT"
     props = {
         "process.roles": "broker,controller",
         "node.id": str(_NODE_ID),
         "controller.quorum.voters": f"{_NODE_ID}@127.0.0.1:{controller_port}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{broker_port},CONTROLLER://127.0.0.1:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{broker_port}",
-        "inter.broker.listener.name": "PLAINTEXT",
+        "listeners": f"{client}://127.0.0.1:{broker_port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"{client}://127.0.0.1:{broker_port}",
+        "inter.broker.listener.name": client,
         "controller.listener.names": "CONTROLLER",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "listener.security.protocol.map": f"CONTROLLER:{controller_protocol},{client}:{client}",
         "log.dirs": str(log_dir),
         "num.partitions": str(num_partitions),
         "default.replication.factor": "1",
@@ -117,7 +195,24 @@ def render_server_properties(*, broker_port: int, controller_port: int, log_dir:
         # The compacted alerts topic needs the cleaner; 32 MiB of dedupe buffer instead of 128 keeps the heap small.
         "log.cleaner.dedupe.buffer.size": str(32 * 1024 * 1024),
     }
-    return "".join(f"{key}={value}\n" for key, value in props.items())
+    if security is not None:
+        jaas = _plain_jaas(security)
+        props |= {
+            "sasl.enabled.mechanisms": "SCRAM-SHA-512,PLAIN",
+            "sasl.mechanism.inter.broker.protocol": "PLAIN",
+            "sasl.mechanism.controller.protocol": "PLAIN",
+            "listener.name.sasl_plaintext.sasl.enabled.mechanisms": "SCRAM-SHA-512,PLAIN",
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config": jaas,
+            "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            ),
+            "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.controller.plain.sasl.jaas.config": jaas,
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": f"User:{security.admin_user}",
+            "allow.everyone.if.no.acl.found": "false",
+        }
+    return "".join(f"{key}={_properties_escaped(value)}\n" for key, value in props.items())
 
 
 def render_log4j_properties() -> str:
@@ -397,8 +492,9 @@ def is_our_broker(pid: int, state_dir: Path) -> bool:
     return MAIN_CLASS in argv and str(state_dir / "server.properties") in argv
 
 
-def probe(bootstrap: str, timeout_ms: int = _PROBE_TIMEOUT_MS) -> bool:
-    """Whether a PLAINTEXT broker at `bootstrap` answers a metadata request (what clients need, not just a port)."""
+def probe(bootstrap: str, timeout_ms: int = _PROBE_TIMEOUT_MS, options: dict[str, Any] | None = None) -> bool:
+    """Whether a broker at `bootstrap` answers a metadata request (what clients need, not just a port); PLAINTEXT,
+    or with the connection `options` of a client (the admin's, for a secure broker)."""
     host, _, port = bootstrap.split(",")[0].rpartition(":")
     try:
         with socket.create_connection((host, int(port)), timeout=timeout_ms / 1000):
@@ -409,10 +505,13 @@ def probe(bootstrap: str, timeout_ms: int = _PROBE_TIMEOUT_MS) -> bool:
 
     try:
         admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap.split(","),
-            client_id="safeguard-probe",
-            bootstrap_timeout_ms=timeout_ms,
-            request_timeout_ms=max(timeout_ms, 1000),
+            **{
+                **(options or {}),
+                "bootstrap_servers": bootstrap.split(","),
+                "client_id": "safeguard-probe",
+                "bootstrap_timeout_ms": timeout_ms,
+                "request_timeout_ms": max(timeout_ms, 1000),
+            }
         )
     except Exception:
         return False
@@ -436,6 +535,8 @@ class BrokerState:
     started_at: str
     version: str
     state_dir: str
+    secure: bool = False
+    """Started with SASL and ACLs (`local_kafka.secure`): clients must log in."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -451,6 +552,7 @@ class BrokerState:
             started_at=str(data["started_at"]),
             version=str(data["version"]),
             state_dir=str(data["state_dir"]),
+            secure=bool(data.get("secure", False)),
         )
 
 
@@ -473,12 +575,16 @@ class LocalBroker:
         partitions: int = DEFAULT_PARTITIONS,
         dead_letter_retention_ms: int | None = None,
         clock: Clock = system_clock,
+        settings: Settings | None = None,
     ) -> None:
+        """`settings` name the principals, their passwords and the groups of the ACLs (`safeguard.kafka_acls`)
+        when `local.secure` is on; the defaults otherwise."""
         self.local = local
         self.partitions = partitions
         self.dead_letter_retention_ms = dead_letter_retention_ms
         self.clock = clock
         self.state_dir = local.state_dir.expanduser().resolve()
+        self.settings = settings if settings is not None else Settings.model_construct()  # the defaults, no env
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock = system_clock) -> LocalBroker:
@@ -489,7 +595,19 @@ class LocalBroker:
             partitions=settings.kafka.topic_partitions,
             dead_letter_retention_ms=settings.kafka.dead_letter_retention_ms,
             clock=clock,
+            settings=settings,
         )
+
+    @property
+    def security(self) -> BrokerSecurity | None:
+        """SASL and ACLs when `local_kafka.secure` is on (LocalKafkaError without an admin password), else None."""
+        return BrokerSecurity.from_access(self.settings.kafka_access) if self.local.secure else None
+
+    def admin_options(self, state: BrokerState) -> dict[str, Any]:
+        """kafka-python options of an admin client of this broker: PLAINTEXT, or the super user's SASL login."""
+        if not state.secure:
+            return _plain_options(state.bootstrap)
+        return BrokerSecurity.from_access(self.settings.kafka_access).admin_options(state.bootstrap)
 
     @property
     def state_file(self) -> Path:
@@ -551,7 +669,10 @@ class LocalBroker:
         state = self.read_state()
         if state is None:
             return BrokerStatus(running=False, answering=False, state=None)
-        return BrokerStatus(running=True, answering=probe(state.bootstrap), state=state)
+        return BrokerStatus(running=True, answering=self._probe(state), state=state)
+
+    def _probe(self, state: BrokerState) -> bool:
+        return probe(state.bootstrap, options=self.admin_options(state) if state.secure else None)
 
     def start(self, progress: Progress | None = None) -> BrokerState:
         """Start the broker (or return the one already running), wait until it answers, create the contract topics."""
@@ -563,16 +684,23 @@ class LocalBroker:
                 self._wait_until_answering(state, None)
             else:
                 state = self._launch(progress)
+        options = self.admin_options(state)
         create_topics(
-            _plain_options(state.bootstrap),
+            options,
             self.partitions,
             1,
             dead_letter_retention_ms=self.dead_letter_retention_ms,
             progress=progress,
         )
+        if state.secure:
+            from safeguard.kafka_acls import apply
+
+            with _admin(options) as admin:
+                apply(admin, self.settings, progress)
         return state
 
     def _launch(self, progress: Progress | None) -> BrokerState:
+        security = self.security  # before anything starts: a secure broker needs its admin password
         libs = ensure_jars(self.local, progress)
         java = require_java()
         heap = heap_options(self.local.heap)
@@ -583,12 +711,16 @@ class LocalBroker:
         )
         server_props = self.state_dir / "server.properties"
         log4j_props = self.state_dir / "log4j.properties"
+        # Owner-only: with security on it holds the admin password (in the JAAS lines).
+        server_props.touch(mode=0o600, exist_ok=True)
+        server_props.chmod(0o600)
         server_props.write_text(
             render_server_properties(
                 broker_port=broker_port,
                 controller_port=controller_port,
                 log_dir=self.state_dir / "data",
                 num_partitions=self.partitions,
+                security=security,
             ),
             encoding="utf-8",
         )
@@ -629,6 +761,7 @@ class LocalBroker:
             started_at=self.clock().isoformat(),
             version=self.local.version,
             state_dir=str(self.state_dir),
+            secure=security is not None,
         )
         _write_atomically(self.state_file, state.to_json())
         try:
@@ -638,7 +771,8 @@ class LocalBroker:
             self.state_file.unlink(missing_ok=True)
             raise
         if progress:
-            progress(f"Kafka answers at {state.bootstrap} (pid {state.pid})")
+            login = " (SASL/SCRAM-SHA-512, ACLs on)" if state.secure else ""
+            progress(f"Kafka answers at {state.bootstrap}{login} (pid {state.pid})")
         return state
 
     def _cluster_id(self) -> str:
@@ -696,7 +830,7 @@ class LocalBroker:
             if proc is None and not is_our_broker(state.pid, self.state_dir):
                 self.state_file.unlink(missing_ok=True)
                 raise LocalKafkaError(f"the Kafka broker (pid {state.pid}) exited:\n{log_excerpt(self.log_file)}")
-            if probe(state.bootstrap):
+            if self._probe(state):
                 return
             if time.monotonic() >= deadline:
                 raise LocalKafkaError(
@@ -778,6 +912,13 @@ class TopicInfo:
     partitions: int
     cleanup_policy: str | None
     retention_ms: int | None
+
+
+@contextlib.contextmanager
+def admin_client(client_options: dict[str, Any]) -> Iterator[Any]:
+    """A KafkaAdminClient for the `with` block; unreachable Kafka or a refused request is a LocalKafkaError."""
+    with _admin(client_options) as admin:
+        yield admin
 
 
 @contextlib.contextmanager
@@ -970,11 +1111,13 @@ __all__ = [
     "DEFAULT_DEAD_LETTER_RETENTION_MS",
     "JAVA_MISSING",
     "MVN_MISSING",
+    "BrokerSecurity",
     "BrokerState",
     "BrokerStatus",
     "LocalBroker",
     "MissingToolError",
     "TopicInfo",
+    "admin_client",
     "check_version",
     "choose_ports",
     "create_topics",

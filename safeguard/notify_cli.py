@@ -8,7 +8,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import click
@@ -33,13 +33,24 @@ def notify() -> None:
     "--channels", help="comma-separated subset of console,email,webhook (default: SAFEGUARD_NOTIFY__CHANNELS)"
 )
 @click.option("--port", type=int, help="port of the acknowledgement page (default: SAFEGUARD_NOTIFY__BIND_PORT)")
+@click.option(
+    "--evidence/--no-evidence",
+    default=False,
+    help="show each alert's evidence events (type, time, agency) on the page, read from the sink's store "
+    "(SAFEGUARD_CLICKHOUSE__URL: a ClickHouse server; a chDB store is held by the sink's process)",
+)
 @pass_settings
-def notify_run(settings: Settings, rota_file: Path | None, channels: str | None, port: int | None) -> None:
+def notify_run(
+    settings: Settings, rota_file: Path | None, channels: str | None, port: int | None, evidence: bool
+) -> None:
     """Consume safeguarding.alerts.v1, message the manager on duty, escalate, serve the acknowledgement page.
 
     Every change of an alert's state goes to safeguarding.alert-lifecycle.v1. State (open alerts,
     acknowledgements, timers, audit) is kept in SQLite under SAFEGUARD_NOTIFY__DATA_DIR, so a restart
-    carries on where it stopped. SIGTERM or Ctrl-C finishes deliveries in flight and stops."""
+    carries on where it stopped; with SAFEGUARD_NOTIFY__STORE_URL, in a PostgreSQL store that several
+    instances share (docs/notifier.md, "High availability"). SIGTERM or Ctrl-C finishes deliveries in
+    flight and stops. The rota file is read again when it changes (or on SIGHUP); a file with problems
+    leaves the running rota in place."""
     from notify.rota import load_rota
     from notify.service import NotifierService, make_channels
     from safeguard.kafka_clients import client_options
@@ -48,19 +59,33 @@ def notify_run(settings: Settings, rota_file: Path | None, channels: str | None,
     section = settings.notify
     if port is not None:
         section = section.model_copy(update={"bind_port": port})
-    rota = load_rota(rota_file or section.rota_file)
+    rota_path = rota_file or section.rota_file
+    rota = load_rota(rota_path)
     enabled = [c.strip() for c in channels.split(",") if c.strip()] if channels else None
     bootstrap = resolve_bootstrap(settings)
+    source = None
+    if evidence:
+        from notify.evidence import StoreEvidence
+        from sinks.store import connect, database_name
+
+        source = StoreEvidence(lambda: connect(settings.clickhouse), database_name(settings.clickhouse))
     service = NotifierService(
-        section, client_options(settings.kafka, bootstrap), rota, channels=make_channels(section, enabled)
-    )
+        section, client_options(settings.kafka, bootstrap), rota, channels=make_channels(section, enabled),
+        rota_path=rota_path, evidence=source,
+    )  # fmt: skip
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
         log.info("stop requested (signal %d)", signum)
         service.stop()
 
+    def request_reload(signum: int, frame: FrameType | None) -> None:
+        log.info("rota reload requested (signal %d)", signum)
+        service.request_reload()
+
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, request_reload)
     click.echo(
         f"notifier: Kafka at {bootstrap}, rota {rota.source} ({len(rota.teams)} teams), "
         f"acknowledgement page {section.base_url} (listening on {section.bind_host}:{section.bind_port})",
@@ -174,13 +199,11 @@ def notify_new_secret() -> None:
 @pass_settings
 def notify_audit(settings: Settings, limit: int, user: str | None, full: bool) -> None:
     """Print the audit trail (who logged in, saw and acknowledged what), newest first."""
-    from notify.service import data_path
-    from notify.store import NotifyStore
+    from notify.service import data_path, open_store, store_exists
 
-    path = data_path(settings.notify)
-    if not path.exists():
-        raise click.ClickException(f"no notifier state at {path}")
-    store = NotifyStore(path)
+    if not store_exists(settings.notify):
+        raise click.ClickException(f"no notifier state at {data_path(settings.notify)}")
+    store = open_store(settings.notify)
     try:
         for entry in store.audit_trail(limit, user):
             shown = entry.alert_ids if full or len(entry.alert_ids) <= 3 else (*entry.alert_ids[:3], "...")
@@ -221,13 +244,11 @@ def _duration(text: str) -> float:
 
 
 def _open_store(settings: Settings, *, create: bool = False) -> NotifyStore:
-    from notify.service import data_path
-    from notify.store import NotifyStore
+    from notify.service import data_path, open_store, store_exists
 
-    path = data_path(settings.notify)
-    if not create and not path.exists():
-        raise click.ClickException(f"no notifier state at {path}")
-    return NotifyStore(path)
+    if not create and not store_exists(settings.notify):
+        raise click.ClickException(f"no notifier state at {data_path(settings.notify)}")
+    return open_store(settings.notify)
 
 
 @notify_silence.command("add")
@@ -329,3 +350,219 @@ def notify_silence_expire(settings: Settings, silence_id: str, author: str) -> N
     if outcome == "ended":
         raise click.ClickException(f"silence {silence_id} is already over")
     click.echo(f"silence {silence_id} expired")
+
+
+# -- resolution -------------------------------------------------------------------------------------------------
+
+
+@notify.command("resolve")
+@click.argument("alert_id")
+@click.option(
+    "--outcome",
+    required=True,
+    type=click.Choice(["contact_made", "strategy_discussion", "no_further_action", "duplicate"]),
+    help="how the alert was dealt with",
+)
+@click.option("--note", required=True, help="what was done (no names, addresses or NHS numbers)")
+@click.option("--author", required=True, help="who resolves it (recorded in the audit trail and the lifecycle event)")
+@pass_settings
+def notify_resolve(settings: Settings, alert_id: str, outcome: str, note: str, author: str) -> None:
+    """Resolve an alert with an outcome and a note (acknowledging it too if nobody had). Audited; published as an
+    alert.lifecycle event `resolved` by the running notifier."""
+    from notify.core import OUTCOMES, outcome_of
+    from notify.web import identifier_kinds
+    from safeguard.clock import system_clock
+
+    chosen = outcome_of(outcome)
+    assert chosen is not None  # click.Choice
+    text = " ".join(note.split())
+    if not text or not author.strip():
+        raise click.UsageError("give a note and an author")
+    kinds = identifier_kinds(text)
+    if kinds:
+        raise click.UsageError(f"the note looks like it holds {' and '.join(kinds)}; it must not identify anyone")
+    store = _open_store(settings)
+    try:
+        result = store.resolve(alert_id.strip().lower(), author.strip(), None, chosen, text[:1000], system_clock(),
+                               "cli")  # fmt: skip
+    finally:
+        store.close()
+    if result == "not_found":
+        raise click.ClickException(f"no alert {alert_id}")
+    if result == "already":
+        raise click.ClickException(f"alert {alert_id} is already resolved")
+    click.echo(f"alert {alert_id} resolved: {OUTCOMES[chosen]}")
+
+
+# -- rota operations: overrides, swaps, coverage ------------------------------------------------------------------
+
+
+@notify.group("override")
+def notify_override() -> None:
+    """Overrides and swaps of the rota for a while (audited; the page's Rota tab shows them too)."""
+
+
+def _span(start_text: str | None, end_text: str | None, duration_text: str | None, zone: ZoneInfo,
+          now: datetime) -> tuple[datetime, datetime]:  # fmt: skip
+    from datetime import timedelta
+
+    start = _instant(start_text, zone, "--start") if start_text else now
+    if (end_text is None) == (duration_text is None):
+        raise click.UsageError("give exactly one of --end and --duration")
+    end = _instant(end_text, zone, "--end") if end_text else start + timedelta(seconds=_duration(duration_text or ""))
+    return start, end
+
+
+def _make_change(settings: Settings, rota_file: Path | None, **given: object) -> None:
+    import secrets
+
+    from notify.cover import RotaChange, check_change
+    from notify.rota import load_rota
+    from safeguard.clock import system_clock
+
+    rota = load_rota(rota_file or settings.notify.rota_file)
+    zone = ZoneInfo(rota.timezone)
+    now = system_clock()
+    start, end = _span(given.pop("start_text"), given.pop("end_text"), given.pop("duration_text"), zone, now)  # type: ignore[arg-type]
+    change = RotaChange(
+        change_id=secrets.token_hex(6), starts_at=start, ends_at=end, created_at=now,
+        reason=str(given.pop("reason")).strip(), author=str(given.pop("author")).strip(), **given,  # type: ignore[arg-type]
+    )  # fmt: skip
+    problems = check_change(change, rota, now)
+    if problems:
+        raise click.UsageError("nothing was changed:\n  " + "\n  ".join(problems))
+    store = _open_store(settings, create=True)
+    try:
+        store.create_change(change, "cli")
+    finally:
+        store.close()
+    local = [t.astimezone(zone).isoformat(timespec="minutes") for t in (start, end)]
+    click.echo(f"{change.describe()} from {local[0]} to {local[1]}")
+
+
+_span_options = [
+    click.option("--start", "start_text", help="ISO time; no offset: the rota's local time (default now)"),
+    click.option("--end", "end_text", help="ISO time (or give --duration)"),
+    click.option("--duration", "duration_text", help="instead of --end: 90m, 12h, 2d"),
+    click.option("--reason", required=True, help="why (no names, addresses or NHS numbers)"),
+    click.option("--author", required=True, help="who makes it (recorded in the audit trail)"),
+    click.option("--rota", "rota_file", type=click.Path(dir_okay=False, path_type=Path), help="default: settings"),
+]
+
+
+def _with_span(fn: Any) -> Any:
+    for option in reversed(_span_options):
+        fn = option(fn)
+    return fn
+
+
+@notify_override.command("add")
+@click.option("--team", required=True, help="the team whose duty changes")
+@click.option("--contact", required=True, help="the contact id who stands in")
+@click.option("--level", type=click.IntRange(0, 9), default=0, show_default=True, help="0 = primary, 1.. = escalation")
+@_with_span
+@pass_settings
+def notify_override_add(
+    settings: Settings, team: str, contact: str, level: int, start_text: str | None, end_text: str | None,
+    duration_text: str | None, reason: str, author: str, rota_file: Path | None,
+) -> None:  # fmt: skip
+    """Make an override: CONTACT stands in at LEVEL of TEAM's chain while it lasts (alerts taken on meanwhile go
+    to them; a hand-over message lists the open alerts when duty passes)."""
+    _make_change(settings, rota_file, kind="override", team=team, contact=contact, level=level, start_text=start_text,
+                 end_text=end_text, duration_text=duration_text, reason=reason, author=author)  # fmt: skip
+
+
+@notify_override.command("swap")
+@click.option("--team", required=True, help="the team whose duty changes")
+@click.option("--contact", required=True, help="a contact id of the rota")
+@click.option("--with", "other", required=True, help="the contact id they trade places with")
+@_with_span
+@pass_settings
+def notify_override_swap(
+    settings: Settings, team: str, contact: str, other: str, start_text: str | None, end_text: str | None,
+    duration_text: str | None, reason: str, author: str, rota_file: Path | None,
+) -> None:  # fmt: skip
+    """Make a swap: CONTACT and the other trade places wherever either is in TEAM's chain while it lasts."""
+    _make_change(settings, rota_file, kind="swap", team=team, contact=contact, other=other, start_text=start_text,
+                 end_text=end_text, duration_text=duration_text, reason=reason, author=author)  # fmt: skip
+
+
+@notify_override.command("list")
+@click.option("--all", "show_all", is_flag=True, help="also changes that ended in the last 7 days")
+@click.option("--rota", "rota_file", type=click.Path(dir_okay=False, path_type=Path), help="for its timezone")
+@pass_settings
+def notify_override_list(settings: Settings, show_all: bool, rota_file: Path | None) -> None:
+    """List overrides and swaps not yet over (active and pending), by start."""
+    from notify.rota import load_rota
+    from safeguard.clock import system_clock
+
+    zone = ZoneInfo(load_rota(rota_file or settings.notify.rota_file).timezone)
+    now = system_clock()
+    store = _open_store(settings)
+    try:
+        changes = store.changes(now, ended_within_s=7 * 86400 if show_all else 0.0)
+    finally:
+        store.close()
+    if not changes:
+        click.echo("no overrides or swaps")
+    for c in changes:
+        span = f"{c.starts_at.astimezone(zone):%Y-%m-%d %H:%M} → {c.end.astimezone(zone):%Y-%m-%d %H:%M %Z}"
+        status = c.status(now) + (f" by {c.cancelled_by}" if c.status(now) == "cancelled" else "")
+        click.echo(f"{c.describe()}  {status:<9} {span}  ({c.author}: {c.reason})")
+
+
+@notify_override.command("cancel")
+@click.argument("change_id")
+@click.option("--author", required=True, help="who cancels it (recorded in the audit trail)")
+@pass_settings
+def notify_override_cancel(settings: Settings, change_id: str, author: str) -> None:
+    """End an override or swap now."""
+    from safeguard.clock import system_clock
+
+    store = _open_store(settings)
+    try:
+        outcome = store.cancel_change(change_id, author.strip() or "cli", system_clock(), "cli")
+    finally:
+        store.close()
+    if outcome == "not_found":
+        raise click.ClickException(f"no override or swap {change_id}")
+    if outcome == "ended":
+        raise click.ClickException(f"{change_id} is already over")
+    click.echo(f"{change_id} cancelled")
+
+
+@notify.command("coverage")
+@click.option("--days", type=click.IntRange(1, 62), default=14, show_default=True)
+@click.option("--channels", help="comma-separated enabled channels (default: SAFEGUARD_NOTIFY__CHANNELS)")
+@click.option("--fail-on-gaps", is_flag=True, help="exit 1 when a gap is found")
+@click.option("--rota", "rota_file", type=click.Path(dir_okay=False, path_type=Path), help="default: settings")
+@pass_settings
+def notify_coverage(settings: Settings, days: int, channels: str | None, fail_on_gaps: bool,
+                    rota_file: Path | None) -> None:  # fmt: skip
+    """Gaps in cover over the next DAYS days, overrides and swaps applied: hours a team has nobody on duty, no
+    escalation contact, or a contact on duty no enabled channel reaches. The notifier checks this at start and
+    daily."""
+    from notify.cover import coverage
+    from notify.rota import load_rota
+    from notify.service import open_store, store_exists
+    from safeguard.clock import system_clock
+
+    rota = load_rota(rota_file or settings.notify.rota_file)
+    wanted = [c.strip() for c in channels.split(",")] if channels else list(settings.notify.channels)
+    enabled = {n for c in wanted for n in ({"webhook": ("webhook-slack", "webhook-teams")}.get(c, (c,)))}
+    now = system_clock()
+    changes = []
+    if store_exists(settings.notify):
+        store = open_store(settings.notify)
+        try:
+            changes = store.active_changes(now)
+        finally:
+            store.close()
+    gaps = coverage(rota, changes, now, days=days, channels=enabled)
+    if not gaps:
+        click.echo(f"every team covered for the next {days} days ({len(changes)} overrides and swaps applied)")
+        return
+    for gap in gaps:
+        click.echo(f"{gap.kind:<14} {gap.describe(rota)}")
+    if fail_on_gaps:
+        raise SystemExit(1)

@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gateway.settings import GatewaySettings as GatewaySettings  # the gateway's section, owned by gateway
 from schemas.errors import ConfigError
 from schemas.limits import EventTimeWindow
 from streams.settings import StreamsSettings as StreamsSettings  # the worker's section, owned by streams
@@ -66,6 +67,43 @@ class LocalKafkaSettings(_Section):
     state_dir: Path = Path(".safeguard/kafka")
     heap: str = "512m"
     start_timeout_s: float = Field(default=120.0, gt=0)
+    secure: bool = Field(
+        default=False,
+        description="SASL/SCRAM-SHA-512 and ACLs: every client logs in as a principal of kafka_access and may do "
+        "only what that principal may (the integration tests use it; off = PLAINTEXT, anyone may do anything)",
+    )
+
+
+_PRINCIPAL = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+class KafkaAccessSettings(_Section):
+    """The Kafka principals, one per service, and their SCRAM passwords: created with their ACLs (safeguard.kafka_acls)
+    by `safeguard kafka start` when local_kafka.secure is on, and by `safeguard kafka acls` on any cluster.
+
+    Each service logs in with its own pair through kafka.sasl_username / kafka.sasl_password; a principal without a
+    password here is given its ACLs but no SCRAM credential (the cluster's own identity system then provides it)."""
+
+    admin_user: str = Field(default="safeguard-admin", pattern=_PRINCIPAL, description="super user: topics, ACLs")
+    admin_password: SecretStr | None = None
+    gateway_user: str = Field(default="safeguard-gateway", pattern=_PRINCIPAL, description="writes event topics")
+    gateway_password: SecretStr | None = None
+    agency_user: str = Field(
+        default="safeguard-agency", pattern=_PRINCIPAL, description="a direct agency producer: writes event topics"
+    )
+    agency_password: SecretStr | None = None
+    worker_user: str = Field(
+        default="safeguard-worker",
+        pattern=_PRINCIPAL,
+        description="reads event topics; writes alerts, dead letters and its <app_id>- internal topics",
+    )
+    worker_password: SecretStr | None = None
+    sink_user: str = Field(default="safeguard-sink", pattern=_PRINCIPAL, description="reads every contract topic")
+    sink_password: SecretStr | None = None
+    notifier_user: str = Field(
+        default="safeguard-notifier", pattern=_PRINCIPAL, description="reads alerts, writes alert lifecycle"
+    )
+    notifier_password: SecretStr | None = None
 
 
 _RETENTION = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?$")
@@ -237,6 +275,9 @@ class NotifySettings(_Section):
     link_ttl_s: float = Field(default=24 * 3600.0, gt=0, description="how long a message's link works")
     session_ttl_s: float = Field(default=8 * 3600.0, gt=0, description="a login lasts this long")
     escalate_after_s: float = Field(default=900.0, gt=0, description="high/critical unacknowledged this long escalate")
+    renotify_after_s: float = Field(
+        default=4 * 3600.0, ge=0, description="high/critical acknowledged, not resolved this long: remind (0 = never)"
+    )
     group_wait_s: float = Field(default=0.5, ge=0, description="a group with a high/critical alert waits this long")
     group_window_s: float = Field(default=60.0, ge=0, description="a group of medium/info alerts waits this long")
     repeat_interval_s: float = Field(default=24 * 3600.0, ge=0, description="medium/info repeats not re-messaged")
@@ -246,6 +287,32 @@ class NotifySettings(_Section):
     data_dir: Path = Path(".safeguard/notify")
     users: dict[str, NotifyUser] = Field(default_factory=dict, description="name -> {password_hash, team}")
     consumer_group: str = "safeguard-notify"
+    # High availability (docs/notifier.md): several instances share one PostgreSQL store; unset = SQLite in data_dir.
+    store_url: str | None = Field(
+        default=None,
+        description="shared store: postgresql://user@host:port/db (no password here); unset = SQLite in data_dir",
+    )
+    store_password: SecretStr | None = Field(default=None, description="the PostgreSQL user's password")
+    instance_name: str = Field(default="", description="this instance's name in claims and logs (default host name)")
+    claim_lease_s: float = Field(
+        default=5.0, ge=1.0, description="a killed instance's deliveries and coordinator role are taken over after this"
+    )
+    session_timeout_ms: int = Field(
+        default=6000, ge=6000, description="how soon a killed instance's alert partitions go to another instance"
+    )
+
+    @field_validator("store_url")
+    @classmethod
+    def _store_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL (unset: SQLite in data_dir)")
+        from urllib.parse import urlsplit
+
+        if urlsplit(value).password is not None:
+            raise ValueError("must not hold the password: set SAFEGUARD_NOTIFY__STORE_PASSWORD")
+        return value
 
     @field_validator("link_secret")
     @classmethod
@@ -268,10 +335,12 @@ class Settings(BaseSettings):
 
     kafka: KafkaSettings = KafkaSettings()
     local_kafka: LocalKafkaSettings = LocalKafkaSettings()
+    kafka_access: KafkaAccessSettings = KafkaAccessSettings()
     streams: StreamsSettings = StreamsSettings()
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     grafana: GrafanaSettings = GrafanaSettings()
     notify: NotifySettings = NotifySettings()
+    gateway: GatewaySettings = GatewaySettings()
     event_time: EventTimeWindow = Field(
         default_factory=EventTimeWindow,
         description="the contract's event-time window, applied by publish, the worker and the sink alike",

@@ -37,8 +37,12 @@ class AlertRaised(ContractModel):
     summary: Annotated[str, Field(min_length=1, max_length=500)]
 
 
-AlertState = Literal["raised", "notified", "delivery_failed", "acknowledged", "escalated"]
+AlertState = Literal["raised", "notified", "delivery_failed", "acknowledged", "escalated", "renotified", "resolved"]
 """The life of an alert after the rule fired: each change is one `alert.lifecycle` event."""
+
+ResolutionOutcome = Literal["contact_made", "strategy_discussion", "no_further_action", "duplicate"]
+"""How a manager closed an alert (`resolved` events): the child or family was contacted, a strategy discussion was
+held or arranged, no further action was needed, or the alert duplicated another."""
 
 
 class AlertLifecycle(ContractModel):
@@ -47,8 +51,9 @@ class AlertLifecycle(ContractModel):
     Written by the notifier (the service that delivers alerts to on-duty managers) so that the sink
     can store it and the Alerts dashboard can show time to acknowledge. `event_id` is deterministic
     where the change is (for example uuid5 of alert id, state, contact and attempt), so a retry
-    never counts twice. `actor` is a user name for acknowledgements, `system` otherwise; `note` is
-    the manager's acknowledgement note and must carry no identifying detail.
+    never counts twice. `actor` is a user name for acknowledgements and resolutions, `system` otherwise; `note`
+    is the manager's acknowledgement or resolution note and must carry no identifying detail. `renotified`: an
+    acknowledged high or critical alert not resolved in time was messaged again; `resolved` carries `outcome`.
     """
 
     event_id: Annotated[str, Field(min_length=8, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")]
@@ -67,3 +72,4 @@ class AlertLifecycle(ContractModel):
     escalation_level: Annotated[int, Field(ge=0)] = 0
     note: Annotated[str, Field(max_length=1000)] | None = None
     error: Annotated[str, Field(max_length=1000)] | None = None
+    outcome: ResolutionOutcome | None = None

@@ -10,12 +10,14 @@ from pydantic import BaseModel
 from schemas.alerts import AlertLifecycle, AlertRaised
 from schemas.deadletter import DeadLetter
 from schemas.events import EVENT_MODELS
+from schemas.quality import QualityFinding
 
 SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     **EVENT_MODELS,
     "alert.raised": AlertRaised,
     "alert.lifecycle": AlertLifecycle,
     "dead_letter": DeadLetter,
+    "quality.finding": QualityFinding,
 }
 
 

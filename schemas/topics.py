@@ -73,8 +73,15 @@ DEAD_LETTER = TopicSpec(
     description="Rejected input with its reason; keyed by the source key.",
 )
 
+QUALITY_FINDINGS = TopicSpec(
+    "safeguarding.quality-findings.v1",
+    ("quality.finding",),
+    "event_id",
+    description="Events breaking a national data-quality rule (schemas/quality.py), from the importer and the worker.",
+)
+
 EVENT_TOPICS: tuple[TopicSpec, ...] = (CONTACTS, MISSING_EPISODES, DOMESTIC_INCIDENTS, CP_PLANS)
-TOPICS: tuple[TopicSpec, ...] = (*EVENT_TOPICS, ALERTS, ALERT_LIFECYCLE, DEAD_LETTER)
+TOPICS: tuple[TopicSpec, ...] = (*EVENT_TOPICS, ALERTS, ALERT_LIFECYCLE, DEAD_LETTER, QUALITY_FINDINGS)
 _BY_EVENT_TYPE = {t: spec for spec in TOPICS for t in spec.event_types}
 _BY_NAME = {spec.name: spec for spec in TOPICS}
 

@@ -86,10 +86,11 @@ class TableBatch:
                 yield table, dict(zip(names, values, strict=True))
 
 
-def add_plain_event(batch: TableBatch, event: PlainEvent, tail: tuple[str, int, int, int]) -> None:
+def add_plain_event(batch: TableBatch, event: PlainEvent, tail: tuple[str, int, int, int, str | None]) -> None:
     """The rows `mapping.rows_for_event` gives for this event, written straight from the validated message.
 
-    `tail` is (kafka_topic, kafka_partition, kafka_offset, ingested_at in epoch ms).
+    `tail` is (kafka_topic, kafka_partition, kafka_offset, ingested_at in epoch ms, published_by): the columns every
+    event table ends with, the same for each row of the message.
     """
     e = event.obj
     event_type = e["event_type"]

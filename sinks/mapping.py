@@ -4,7 +4,8 @@ Every function returns `(table, row)` pairs; a row is a dict holding exactly the
 names (docs/sink.md describes each). Rows carry where the message came from (`kafka_topic`, `kafka_partition`,
 `kafka_offset`) and when the sink took it (`ingested_at`, the ReplacingMergeTree version). Loading without Kafka
 (a simulated year straight into chDB) leaves `source` unset: the topic is then the one the contract names,
-partition and offset are -1, and `ingested_at` defaults to the event's own `recorded_at`.
+partition and offset are -1, and `ingested_at` defaults to the event's own `recorded_at`. Agency-event rows also
+carry `published_by`, the gateway principal that published the event (None unless given).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from schemas.events import (
     MissingReported,
     MissingReturnInterview,
 )
-from schemas.topics import ALERT_LIFECYCLE, ALERTS, DEAD_LETTER, topic_for
+from schemas.quality import QualityFinding
+from schemas.topics import ALERT_LIFECYCLE, ALERTS, DEAD_LETTER, QUALITY_FINDINGS, topic_for
 from schemas.types import REFERRAL_OUTCOMES
 
 Row = dict[str, Any]
@@ -48,6 +50,8 @@ _ENVELOPE = (
     "purge",
 )
 _SOURCE = ("kafka_topic", "kafka_partition", "kafka_offset", "ingested_at")
+_EVENT_SOURCE = (*_SOURCE, "published_by")
+"""Agency-event rows also say who published them: the `safeguard-principal` header, or None (migration 0005)."""
 _ORIGINAL = ("original_size", "original_sha256", "original_truncated", "original_masked")
 """What a dead letter or finding says of the rejected message it keeps (migration 0002)."""
 
@@ -61,7 +65,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "concerns",
         "route",
         "linked_incident_id",
-        *_SOURCE,
+        *_EVENT_SOURCE,
     ),
     "contact_decisions": (
         *_ENVELOPE,
@@ -70,7 +74,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "outcome",
         "is_referral",
         "primary_need",
-        *_SOURCE,
+        *_EVENT_SOURCE,
     ),
     "missing_episodes": (
         *_ENVELOPE,
@@ -80,7 +84,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "absence_type",
         "risk_level",
         "interview",
-        *_SOURCE,
+        *_EVENT_SOURCE,
     ),
     "domestic_incidents": (
         *_ENVELOPE,
@@ -94,7 +98,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "marac_referral",
         "children_count",
         "children_present",
-        *_SOURCE,
+        *_EVENT_SOURCE,
     ),
     "domestic_incident_children": (
         "event_id",
@@ -111,7 +115,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "child_id",
         "present",
         "school_urn",
-        *_SOURCE,
+        *_EVENT_SOURCE,
     ),
     "cp_plans": (
         *_ENVELOPE,
@@ -120,7 +124,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "category",
         "previous_plans",
         "previous_plan_ended_at",
-        *_SOURCE,
+        *_EVENT_SOURCE,
     ),
     "alerts": (
         "alert_id",
@@ -159,6 +163,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "note",
         "error",
         *_SOURCE,
+        "outcome",
     ),
     "dead_letters": (
         "dead_letter_id",
@@ -197,6 +202,21 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "ingested_at",
         *_ORIGINAL,
     ),
+    "quality_findings": (
+        "finding_id",
+        "rule_id",
+        "check_name",
+        "message",
+        "event_id",
+        "checked_event_type",
+        "la_code",
+        "child_id",
+        "occurred_at",
+        "fed",
+        "found_by",
+        "found_at",
+        *_SOURCE,
+    ),
 }
 """Every table the sink writes, with its columns in insert order (the DDL in sinks/migrations/ has the types)."""
 
@@ -220,6 +240,7 @@ TOPIC_TABLES: dict[str, tuple[str, ...]] = {
     ALERTS.name: ("alerts",),
     ALERT_LIFECYCLE.name: ("alert_lifecycle",),
     DEAD_LETTER.name: ("dead_letters",),
+    QUALITY_FINDINGS.name: ("quality_findings",),
 }
 """The tables holding one row per message of each topic (child rows are extra and not listed)."""
 
@@ -232,6 +253,7 @@ KEY_COLUMNS: dict[str, str] = {
     "alerts": "alert_id",
     "alert_lifecycle": "event_id",
     "dead_letters": "dead_letter_id",
+    "quality_findings": "finding_id",
 }
 """The idempotency key of each one-row-per-message table."""
 
@@ -279,10 +301,17 @@ def _envelope(event: Envelope) -> Row:
 
 
 def rows_for_event(
-    event: AgencyEvent, source: KafkaSource | None = None, ingested_at: datetime | None = None
+    event: AgencyEvent,
+    source: KafkaSource | None = None,
+    ingested_at: datetime | None = None,
+    *,
+    published_by: str | None = None,
 ) -> list[TableRow]:
-    """The rows of one agency event: one in its family's table; a domestic incident adds one row per child."""
+    """The rows of one agency event: one in its family's table; a domestic incident adds one row per child.
+
+    `published_by` is the principal that published it (the gateway's `safeguard-principal` header), if any."""
     tail = _source(topic_for(event.event_type).name, source, ingested_at or event.recorded_at)
+    tail["published_by"] = published_by
     head = _envelope(event)
     if isinstance(event, ContactReceived):
         return [
@@ -441,6 +470,7 @@ def row_for_lifecycle(
             "note": event.note,
             "error": event.error,
             **_source(ALERT_LIFECYCLE.name, source, ingested_at or event.occurred_at),
+            "outcome": event.outcome,  # migration 0006
         },
     )
 
@@ -473,6 +503,30 @@ def row_for_dead_letter(
             "original_sha256": letter.original_sha256,
             "original_truncated": letter.original_truncated,
             "original_masked": letter.original_masked,
+        },
+    )
+
+
+def row_for_quality_finding(
+    finding: QualityFinding, source: KafkaSource | None = None, ingested_at: datetime | None = None
+) -> TableRow:
+    """The `quality_findings` row of a data-quality finding (schemas/quality.py): one row per rule and event."""
+    return (
+        "quality_findings",
+        {
+            "finding_id": finding.finding_id,
+            "rule_id": finding.rule_id,
+            "check_name": finding.check_name,
+            "message": finding.message,
+            "event_id": finding.event_id,
+            "checked_event_type": finding.checked_event_type,
+            "la_code": finding.la_code,
+            "child_id": finding.child_id,
+            "occurred_at": _utc(finding.occurred_at or finding.found_at),
+            "fed": finding.fed,
+            "found_by": finding.found_by,
+            "found_at": _utc(finding.found_at),
+            **_source(QUALITY_FINDINGS.name, source, ingested_at or finding.found_at),
         },
     )
 

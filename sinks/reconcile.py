@@ -226,5 +226,5 @@ def read_range(consumer: Any, topic: str, partition: int, start: int, end: int, 
         for records in consumer.poll(timeout_ms=500, max_records=5000).values():
             for r in records:
                 if r.offset < end:
-                    out.append(Message(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp))
+                    out.append(Message(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp, r.headers))
     return out

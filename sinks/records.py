@@ -8,11 +8,17 @@ reason, never an exception and never nothing.
 the same rows, written into a `TableBatch`'s columns; the everyday valid event (accepted by `schemas.fastcheck`
 in one parse, on its topic, with its key, inside the event-time window, storable) goes straight from the
 checked message into the columns, without a model or a row dict, and anything else takes the reference path.
+
+An agency event's rows also say who published it: the principal named by the message's `safeguard-principal`
+header (the ingestion gateway sets it), or None without the header. A header that is there but unusable (not one
+principal name, or one that looks like a raw identifier) leaves None and adds a finding stored beside the rows
+(`bad_principal_header`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import NamedTuple
 
@@ -21,8 +27,18 @@ from pydantic import BaseModel
 from schemas.codec import decode_alert, decode_alert_lifecycle, decode_dead_letter, decode_event
 from schemas.errors import ContractError, InvalidEvent
 from schemas.fastcheck import PlainEvent, plain_event
+from schemas.identifiers import identifier_in
 from schemas.limits import DEFAULT_WINDOW, EventTimeWindow, event_time_issues, reference_time
-from schemas.topics import ALERT_LIFECYCLE, ALERTS, DEAD_LETTER, EVENT_TOPICS, placement_issues, topic_named
+from schemas.quality import decode_quality_finding
+from schemas.topics import (
+    ALERT_LIFECYCLE,
+    ALERTS,
+    DEAD_LETTER,
+    EVENT_TOPICS,
+    QUALITY_FINDINGS,
+    placement_issues,
+    topic_named,
+)
 from sinks.columns import TableBatch, add_plain_event, epoch_ms, epoch_us
 from sinks.mapping import (
     TABLE_COLUMNS,
@@ -32,6 +48,7 @@ from sinks.mapping import (
     row_for_dead_letter,
     row_for_finding,
     row_for_lifecycle,
+    row_for_quality_finding,
     rows_for_event,
 )
 
@@ -39,6 +56,15 @@ _INT64 = (-(2**63), 2**63 - 1)
 # DateTime64 and Date32 hold 1900-01-01 .. 2299-12-31; outside that ClickHouse would store a wrong value.
 _EARLIEST, _LATEST = datetime(1900, 1, 1, tzinfo=UTC), datetime(2299, 12, 31, 23, 59, 59, tzinfo=UTC)
 _EVENT_TOPIC_NAMES = frozenset(t.name for t in EVENT_TOPICS)
+
+PRINCIPAL_HEADER = "safeguard-principal"
+"""The Kafka header naming the principal that published a message (the gateway's `gateway.kafka.PRINCIPAL_HEADER`)."""
+_PRINCIPAL_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
+"""A principal's name as the gateway allows it (gateway/principals.py): bounded, and nothing that could identify."""
+BAD_PRINCIPAL_HEADER = "bad_principal_header"
+
+Headers = Sequence[tuple[str, bytes | None]]
+"""A record's headers as kafka-python gives them: (name, value) pairs, a name possibly repeated."""
 
 
 class Message(NamedTuple):
@@ -50,6 +76,8 @@ class Message(NamedTuple):
     key: bytes | None
     value: bytes | None
     timestamp_ms: int
+    headers: Headers = ()
+    """Read only for agency events, and only `safeguard-principal`."""
 
     @property
     def source(self) -> KafkaSource:
@@ -71,6 +99,30 @@ def _finding(msg: Message, at: datetime, reason_code: str, error: str, *, row_st
         row_stored=row_stored,
         found_at=at,
     )
+
+
+def publisher(headers: Headers) -> tuple[str | None, str | None]:
+    """(the principal the `safeguard-principal` header names, or None; why the header is unusable, or None).
+
+    Without the header: (None, None). The header's value is never quoted back (it is not known to be harmless)."""
+    values = [value for name, value in headers if name == PRINCIPAL_HEADER]
+    if not values:
+        return None, None
+    if len(values) > 1:
+        return None, f"{len(values)} {PRINCIPAL_HEADER} headers on one message (one at most)"
+    try:
+        name = (values[0] or b"").decode("utf-8")
+    except UnicodeDecodeError:
+        return None, f"the {PRINCIPAL_HEADER} header is not UTF-8"
+    if not _PRINCIPAL_NAME.fullmatch(name):
+        return None, (
+            f"the {PRINCIPAL_HEADER} header is not a principal name (1 to 63 of a-z, 0-9, '_', '.', '-', "
+            "starting with a letter or digit)"
+        )
+    kind = identifier_in(name)
+    if kind is not None:  # anyone who may write an event topic can set the header: it is checked as data is
+        return None, f"the {PRINCIPAL_HEADER} header looks like {kind}, not a principal name"
+    return name, None
 
 
 _RANGE_CHECKED = {
@@ -105,6 +157,7 @@ _SINGLE: dict[str, tuple[_Decoder, Callable[..., TableRow]]] = {
     ALERTS.name: (decode_alert, row_for_alert),
     ALERT_LIFECYCLE.name: (decode_alert_lifecycle, row_for_lifecycle),
     DEAD_LETTER.name: (decode_dead_letter, row_for_dead_letter),
+    QUALITY_FINDINGS.name: (decode_quality_finding, row_for_quality_finding),
 }
 
 
@@ -129,10 +182,13 @@ def rows_for_message(
             out_of_window = [] if window is None else event_time_issues(event, reference=reference, window=window)
             if out_of_window:
                 raise InvalidEvent(out_of_window)
-            rows = rows_for_event(event, msg.source, ingested_at)
+            principal, problem = publisher(msg.headers) if msg.headers else (None, None)
+            rows = rows_for_event(event, msg.source, ingested_at, published_by=principal)
             issues = placement_issues(topic_named(msg.topic), event, msg.key)
             for issue in issues:
                 rows.append(_finding(msg, ingested_at, issue.code, str(issue), row_stored=True))
+            if problem is not None:
+                rows.append(_finding(msg, ingested_at, BAD_PRINCIPAL_HEADER, problem, row_stored=True))
         elif msg.topic in _SINGLE:
             decode, to_row = _SINGLE[msg.topic]
             rows = [to_row(decode(msg.value), msg.source, ingested_at)]
@@ -174,14 +230,16 @@ def window_bounds(window: EventTimeWindow, reference: datetime) -> Bounds:
 class MessageMapper:
     """Messages into a `TableBatch`: the rows `rows_for_message(msg, ingested_at, window)` gives, in columns.
 
-    Keeps two small memos: the window's bounds per record timestamp (records come in runs sharing one), and
-    the last `ingested_at` in epoch milliseconds (the sink passes one per poll).
+    Keeps three small memos: the window's bounds per record timestamp (records come in runs sharing one), the
+    last `ingested_at` in epoch milliseconds (the sink passes one per poll), and the principal per header value
+    (a handful of publishers: each row then holds the same `str`, and nothing is decoded or checked per message).
     """
 
     def __init__(self, window: EventTimeWindow = DEFAULT_WINDOW) -> None:
         self.window = window
         self._bounds: dict[int, Bounds] = {}
         self._ingested: tuple[datetime, int] | None = None
+        self._principals: dict[bytes, str] = {}
 
     def add(self, batch: TableBatch, msg: Message, ingested_at: datetime) -> None:
         """Every row of `msg` into `batch`."""
@@ -198,6 +256,10 @@ class MessageMapper:
         event_types, key_field = _EVENT_KEYS[msg.topic]
         if obj["event_type"] not in event_types or msg.key != obj[key_field].encode("utf-8"):
             return False  # wrong topic or key: stored and noted, by the reference path
+        headers = msg.headers
+        published_by = self._publisher(headers) if headers else None
+        if published_by == "":
+            return False  # an unusable principal header: stored and noted, by the reference path
         ingested_ms = self._ingested_ms(ingested_at)
         bounds = self._window(msg, ingested_at, ingested_ms)
         # occurred <= recorded (checked), so these bound both times: the window, then the store's range.
@@ -210,8 +272,26 @@ class MessageMapper:
         plans = obj.get("previous_plans")
         if plans is not None and plans > _INT64_MAX:
             return False
-        add_plain_event(batch, event, (msg.topic, msg.partition, msg.offset, ingested_ms))
+        add_plain_event(batch, event, (msg.topic, msg.partition, msg.offset, ingested_ms, published_by))
         return True
+
+    def _publisher(self, headers: Headers) -> str | None:
+        """The principal the headers name, None without the header, "" when the header is unusable."""
+        if len(headers) == 1:  # the gateway's messages: one header, one of a few values
+            name, value = headers[0]
+            if name == PRINCIPAL_HEADER and value is not None:
+                known = self._principals.get(value)
+                if known is not None:
+                    return known
+                principal = publisher(headers)[0]
+                if principal is None:
+                    return ""
+                if len(self._principals) >= _MAX_REMEMBERED:
+                    self._principals.clear()
+                self._principals[value] = principal
+                return principal
+        principal, problem = publisher(headers)
+        return "" if problem is not None else principal
 
     def _window(self, msg: Message, ingested_at: datetime, ingested_ms: int) -> Bounds:
         stamp = msg.timestamp_ms

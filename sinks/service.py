@@ -361,7 +361,8 @@ class SinkService:
             if not records:
                 continue
             for r in records:
-                add(batch.rows, Message(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp), ingested_at)
+                message = Message(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp, r.headers)
+                add(batch.rows, message, ingested_at)
             batch.add(records, now)
             self.stats.messages += len(records)
 

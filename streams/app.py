@@ -22,7 +22,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar, cast
@@ -37,11 +37,13 @@ from schemas.alerts import AlertRaised
 from schemas.codec import encode
 from schemas.deadletter import DeadLetter, dead_letter_from_kafka, safe_error
 from schemas.events import AgencyEvent
-from schemas.topics import ALERTS, DEAD_LETTER, EVENT_TOPICS, TopicSpec
+from schemas.quality import QualityFinding
+from schemas.topics import ALERTS, DEAD_LETTER, EVENT_TOPICS, QUALITY_FINDINGS, TopicSpec
 from streams.fence import OffsetFence, Verdict
 from streams.intake import Misplaced, Origin, check_record, check_rerouted
 from streams.processor import RuleProcessor, Step
 from streams.rules import Catalogue, DaObligation, PartitionClock, load_catalogue
+from streams.rules.quality import check_dead_lettered
 from streams.tables import KeyPartitionedTable, PartitionClockTable, RocksMemory, Utf8Keys, murmur2_partition
 
 log = logging.getLogger(__name__)
@@ -92,7 +94,7 @@ def _credentials(settings: Settings) -> Any:
     if kafka.security_protocol == "SSL":
         return faust.SSLCredentials(context)
     password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else ""
-    mechanism = (kafka.sasl_mechanism or "SCRAM-SHA-512").replace("-", "_")
+    mechanism = kafka.sasl_mechanism or "SCRAM-SHA-512"  # Faust's SASLMechanism values are Kafka's own names
     return faust.SASLCredentials(
         username=kafka.sasl_username or "",
         password=password,
@@ -120,6 +122,9 @@ class Worker:
         """Records are applied in offset order from the committed offset, none skipped (see `streams.fence`)."""
         self._unread: dict[TP, int] = {}
         """Partitions nothing came from since a rebalance, the consumer past the committed offset (`_seek_again`)."""
+        self._log_starts: dict[TP, int] = {}
+        """Where the group starts a partition it has never committed (its log start: `auto_offset_reset` earliest),
+        asked of the broker once per partition after each rebalance (`_starts`)."""
         self.clock = clock
         self.catalogue = catalogue or (
             load_catalogue(streams.rules_file) if streams.rules_file else Catalogue.default()
@@ -133,6 +138,8 @@ class Worker:
         self.outcomes: Counter[str] = Counter()
         self.alerts_sent: Counter[str] = Counter()
         self.dead_lettered: Counter[str] = Counter()
+        self.quality_findings: Counter[str] = Counter()
+        """Data-quality findings published, by national rule id (`streams.rules.quality`)."""
         self._on_alert = on_alert
         self._read_offsets: dict[tuple[str, int], int] = {}
         self._clocks_saved: dict[tuple[str, int], PartitionClock] = {}
@@ -160,6 +167,7 @@ class Worker:
 
         self.dead_letter_topic = self.app.topic(DEAD_LETTER.name, key_type=bytes, value_type=bytes)
         self.alerts_topic = self.app.topic(ALERTS.name, key_type=bytes, value_type=bytes)
+        self.findings_topic = self.app.topic(QUALITY_FINDINGS.name, key_type=bytes, value_type=bytes)
         self.obligations_topic = self.app.topic(
             obligations_topic_name(streams.app_id),
             partitions=self.partitions,
@@ -245,10 +253,11 @@ class Worker:
         """
         async with self._lane:
             step = Step()
+            starts = await self._starts({TP(m.topic, m.partition) for m in messages})
             now = asyncio.get_running_loop().time()
             for message in messages:
                 tp = TP(message.topic, message.partition)
-                if self.fence.admit(tp, message.offset, committed=self._committed(tp), now=now) is Verdict.HOLD:
+                if self.fence.admit(tp, message.offset, committed=starts.get(tp), now=now) is Verdict.HOLD:
                     # Not applied: marked acked so that Faust never counts it done (its commit cannot pass it); the
                     # partition is sought back and the record comes again, after the ones before it.
                     message.acked = True
@@ -269,6 +278,46 @@ class Worker:
         """The group's committed offset of `tp` as Faust's consumer knows it (set from the broker at assignment)."""
         committed = getattr(self.app.consumer, "_committed_offset", {}).get(tp)
         return committed if isinstance(committed, int) else None
+
+    async def _starts(self, tps: set[TP]) -> dict[TP, int]:
+        """Where each partition's records must be applied from: its committed offset, or, for a partition the group
+        has never committed, its log start. Not the first record delivered: Faust drops what it fetched during a
+        rebalance, and with no committed offset to seek back to, the consumer would go on past those records (seen
+        with two workers starting together: a child's first reports never applied)."""
+        starts: dict[TP, int] = {}
+        unknown: list[TP] = []
+        for tp in tps:
+            committed = self._committed(tp)
+            if committed is not None:
+                starts[tp] = committed
+            elif tp in self._log_starts:
+                starts[tp] = self._log_starts[tp]
+            elif not self.fence.seen(tp):  # once the fence follows a partition, its start no longer matters
+                unknown.append(tp)
+        if unknown:
+            found = await self._log_start_offsets(unknown)
+            for tp in unknown:
+                offset = found.get(tp)
+                if isinstance(offset, int):
+                    starts[tp] = self._log_starts[tp] = offset
+        return starts
+
+    async def _log_start_offsets(self, tps: list[TP]) -> Mapping[TP, int]:
+        """The broker's log start of each partition; after three failed asks, none (the fence then starts each at its
+        first record delivered, as it must when it cannot know better, and says so)."""
+        for attempt in range(3):
+            try:
+                return await asyncio.wait_for(self.app.consumer.earliest_offsets(*tps), timeout=5.0)
+            except Exception as exc:  # a broker hiccup must not stop the batch
+                error = exc
+                await asyncio.sleep(0.5 * (attempt + 1))
+        log.warning(
+            "could not ask the broker where %d never-committed partitions start (%s); applying each from its "
+            "first record delivered",
+            len(tps),
+            type(error).__name__,
+        )
+        return {}
 
     async def _rewind(self) -> None:
         """Carry out the fence's seeks (see `streams.fence`); say so when a partition stays stalled."""
@@ -322,10 +371,10 @@ class Worker:
         if self.app.rebalancing:
             return
         consumer = self.app.consumer
-        for tp in consumer.assignment():
-            if tp.topic.endswith("-changelog") or self.fence.seen(tp):
-                continue
-            committed, highwater = self._committed(tp), consumer.highwater(tp)
+        unseen = {tp for tp in consumer.assignment() if not tp.topic.endswith("-changelog") and not self.fence.seen(tp)}
+        starts = await self._starts(unseen) if unseen else {}
+        for tp in unseen:
+            committed, highwater = starts.get(tp), consumer.highwater(tp)
             if committed is None or highwater is None or committed >= highwater:
                 continue
             position = await asyncio.wait_for(consumer.position(tp), timeout=2.0)
@@ -341,6 +390,7 @@ class Worker:
         revoked = {TP(*tp) for tp in args[-1]} if args else None  # (sender, revoked)
         self.fence.forget(revoked)
         self._unread.clear()
+        self._log_starts.clear()
 
     async def _deliver(self, step: Step) -> None:
         """Publish and then write state; retry while the broker is unavailable, never for a message that cannot go.
@@ -467,6 +517,7 @@ class Worker:
         )
         if isinstance(outcome, DeadLetter):
             step.dead_letters.append(outcome)
+            step.findings += check_dead_lettered(message.value, outcome.dead_lettered_at)
             return
         home = murmur2_partition(message.key, self.partitions)  # a valid event has its contract key
         if home != message.partition:
@@ -647,6 +698,9 @@ class Worker:
                 log.warning("%s on %s is older than its subject's history horizon: not applied", item.event_type, topic)
         step.alerts += applied.alerts
         step.obligations += applied.obligations
+        step.findings += applied.findings
+        if applied.held:
+            self.outcomes["held_by_quality_check"] += 1
 
     async def _publish(self, step: Step) -> list[tuple[Outgoing, BaseException]]:
         """Send everything the step produced and wait until the broker has acknowledged all of it.
@@ -654,7 +708,7 @@ class Worker:
         Returns the messages the broker refused for what they are (never accepted, whatever the retries);
         raises for anything else (the broker unavailable), to be retried.
         """
-        outgoing: list[Outgoing] = [*step.obligations, *step.alerts, *step.dead_letters]
+        outgoing: list[Outgoing] = [*step.obligations, *step.alerts, *step.dead_letters, *step.findings]
         pending = [asyncio.ensure_future(self._send(item)) for item in outgoing]
         results = await asyncio.gather(*pending, return_exceptions=True) if pending else []
         refused: list[tuple[Outgoing, BaseException]] = []
@@ -672,6 +726,11 @@ class Worker:
             log.info("alert %s %s %s: %s", alert.alert_id, alert.rule_id, alert.severity, alert.summary)
             if self._on_alert is not None:
                 self._on_alert(alert)
+        for found in step.findings:
+            if any(item is found for item, _ in refused):
+                continue
+            self.quality_findings[found.rule_id] += 1
+            log.info("quality finding %s (rule %s) on event %s", found.check_name, found.rule_id, found.event_id)
         for letter in step.dead_letters:
             if any(item is letter for item, _ in refused):
                 continue
@@ -692,6 +751,8 @@ class Worker:
             topic, key, value = self.obligations_topic, item.child_id.encode("utf-8"), item.model_dump_json().encode()
         elif isinstance(item, AlertRaised):
             topic, key, value = self.alerts_topic, item.alert_id.encode("utf-8"), encode(item)
+        elif isinstance(item, QualityFinding):
+            topic, key, value = self.findings_topic, item.event_id.encode("utf-8"), encode(item)
         else:
             topic, value = self.dead_letter_topic, encode(item)
             key = item.source_key.encode("utf-8") if item.source_key else None
@@ -719,9 +780,14 @@ class Worker:
                 self.dead_lettered["unpublishable"] += 1
                 return None
             return item.model_copy(update={"original_b64": "", "original_truncated": True})
-        what = f"alert {item.alert_id} ({item.rule_id})" if isinstance(item, AlertRaised) else "an incident obligation"
+        if isinstance(item, QualityFinding):
+            what, topic = f"quality finding {item.finding_id} (rule {item.rule_id})", QUALITY_FINDINGS.name
+        elif isinstance(item, AlertRaised):
+            what, topic = f"alert {item.alert_id} ({item.rule_id})", ALERTS.name
+        else:
+            what, topic = "an incident obligation", self.obligations_topic.get_topic_name()
         return dead_letter_from_kafka(
-            topic=ALERTS.name if isinstance(item, AlertRaised) else self.obligations_topic.get_topic_name(),
+            topic=topic,
             partition=-1,
             offset=-1,
             key=None,
@@ -794,11 +860,12 @@ class Worker:
 
     async def _log_counts(self) -> None:
         log.info(
-            "accepted %s; outcomes %s; alerts %s; dead-lettered %s",
+            "accepted %s; outcomes %s; alerts %s; dead-lettered %s; quality findings %s",
             dict(self.accepted),
             dict(self.outcomes),
             dict(self.alerts_sent),
             dict(self.dead_lettered),
+            dict(self.quality_findings),
         )
 
     # --- dead letters -------------------------------------------------------------------------------
@@ -839,7 +906,7 @@ STALLED_AFTER_SEEKS = 12
 """A partition sought back this many times (a minute, 5 s apart) without its next record is reported as an error."""
 
 
-Outgoing = DaObligation | AlertRaised | DeadLetter
+Outgoing = DaObligation | AlertRaised | DeadLetter | QualityFinding
 """What a batch publishes."""
 
 EXIT_UNDELIVERED = 75

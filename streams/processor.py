@@ -26,6 +26,7 @@ from typing import Any
 from schemas.alerts import AlertRaised
 from schemas.deadletter import DeadLetter
 from schemas.events import AgencyEvent, DomesticIncidentRecorded
+from schemas.quality import QualityFinding
 from schemas.types import SubjectType
 from streams.rules import (
     Catalogue,
@@ -41,6 +42,7 @@ from streams.rules import (
     subject_of,
 )
 from streams.rules.codec import decode_state, encode_state, holds_any
+from streams.rules.quality import PASSED, check_input
 
 StateTable = MutableMapping[str, Any]
 """A table of subject id → `encode_state(state)` bytes (a Faust table, or a dict in tests); older
@@ -58,6 +60,10 @@ class Step:
     alerts: list[AlertRaised] = field(default_factory=list)
     obligations: list[DaObligation] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    findings: list[QualityFinding] = field(default_factory=list)
+    """Data-quality findings (`streams.rules.quality`) of the input, for the findings topic."""
+    held: bool = False
+    """The input was flagged by a check whose events do not feed the rules: not applied (state unchanged)."""
 
 
 class RuleProcessor:
@@ -101,6 +107,9 @@ class RuleProcessor:
         rule_input: RuleInput = item
         subject_type, subject_id = subject_of(rule_input)
         state = self._load(subject_type, subject_id)
+        checked = PASSED if isinstance(item, DaObligation) else check_input(state, item, raised_at)
+        if not checked.feeds:
+            return Step(None, [], [], findings=checked.findings, held=True)
         try:
             result = evaluate(state, rule_input, raised_at, self.catalogue)
         except BaseException:
@@ -124,7 +133,7 @@ class RuleProcessor:
                 clock = self.clocks.get(key)
                 if clock is not None and clock.reading is not None and queue[0][0] <= clock.reading:
                     alerts += self._fire_due(key, raised_at)
-        return Step(result.outcome, alerts, obligations)
+        return Step(result.outcome, alerts, obligations, findings=checked.findings)
 
     # --- the live clock -----------------------------------------------------------------------------
 

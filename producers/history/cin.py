@@ -35,10 +35,13 @@ from producers.history.codes import (
 )
 from producers.history.emit import Mapped, checked, midnight
 from producers.history.ids import entity_name, event_id, record_id
-from producers.history.report import Rejection
+from producers.history.quality import record_breaches
+from producers.history.report import Flagged, Rejection
 from producers.pseudonymise import Pseudonymiser
 from producers.referral_sources import REFERRAL_SOURCES, agency_type
+from schemas.events import AgencyEvent
 from schemas.limits import DEFAULT_WINDOW, EventTimeWindow
+from schemas.quality import Breach, finding, finding_of_fields, value_breaches
 from schemas.types import ContactSource
 
 ChildKey = Literal["la_child_id", "upn"]
@@ -63,6 +66,8 @@ class ChildResult:
     events: list[Mapped] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     unknown_codes: list[tuple[str, int]] = field(default_factory=list)
+    findings: list[Flagged] = field(default_factory=list)
+    """What the child's elements show by themselves (a code not in the list, a plan ending before it starts)."""
     referrals: int = 0
     plans: int = 0
 
@@ -114,13 +119,20 @@ class CinMapper:
 
     def _referral(self, result: ChildResult, child_id: str, path: str, referral: CensusReferral) -> None:
         on = self._date(result, f"{path}/CINreferralDate", referral.referral_date, required=True)
-        source = self._code(result, f"{path}/ReferralSource", referral.source, REFERRAL_SOURCES, "CIN referral source")
+        source: str | None = None
+        breaches: list[Breach] = []
         if referral.source.text is None:
             self._reject(result, f"{path}/ReferralSource", referral.source.line, "missing", "no ReferralSource")
+        elif referral.source.text.upper() in REFERRAL_SOURCES:
+            source = referral.source.text.upper()
+        else:  # 8866: flagged, and imported as source 10 (unknown)
+            breaches = value_breaches({"event_type": "contact.received", "contact_source": referral.source.text})
+            source = UNKNOWN_SOURCE
         categories = [p.initial_category.text.upper() for p in referral.plans if p.initial_category.text]
         if on is not None and source is not None:
             result.referrals += 1
-            self._referral_events(result, child_id, path, referral, on, source, categories)
+            received = self._referral_events(result, child_id, path, referral, on, source, categories)
+            self._flag(result, breaches, received, f"{path}/ReferralSource", referral.source.line)
         for plan in referral.plans:
             self._plan(result, child_id, f"{path}/ChildProtectionPlans[{plan.position}]", plan)
 
@@ -133,7 +145,7 @@ class CinMapper:
         on: date,
         source: str,
         categories: list[str],
-    ) -> None:
+    ) -> AgencyEvent | None:
         need = self._code(result, f"{path}/PrimaryNeedCode", referral.primary_need, PRIMARY_NEEDS, "primary need code")
         nfa = parse_flag(referral.nfa.text)
         if isinstance(nfa, Problem):
@@ -166,25 +178,42 @@ class CinMapper:
         }
         if need is not None:
             decided["primary_need"] = need
-        self._add(result, received, where, referral.referral_date.line)
+        event = self._add(result, received, where, referral.referral_date.line)
         self._add(result, decided, where, referral.referral_date.line)
+        return event
 
     def _plan(self, result: ChildResult, child_id: str, path: str, plan: CensusPlan) -> None:
         start = self._date(result, f"{path}/CPPstartDate", plan.start, required=True)
-        initial = self._code(result, f"{path}/InitialCategoryOfAbuse", plan.initial_category, CATEGORIES, "category")
-        latest = self._code(result, f"{path}/LatestCategoryOfAbuse", plan.latest_category, CATEGORIES, "category")
+        initial, initial_breaches = self._category(plan.initial_category, "cp_plan.started")
+        latest, latest_breaches = self._category(plan.latest_category, "cp_plan.ended")
         previous = parse_count(plan.previous_plans.text)
         if isinstance(previous, Problem):
             where = f"{path}/NumberOfPreviousCPP"
             self._reject(result, where, plan.previous_plans.line, previous.code, previous.reason)
             previous = None
         category = initial or latest
+        initial_at = (f"{path}/InitialCategoryOfAbuse", plan.initial_category.line)
+        latest_at = (f"{path}/LatestCategoryOfAbuse", plan.latest_category.line)
         if category is None:
             self._reject(result, path, plan.line, "missing", "no valid category of abuse: the plan is not imported")
-        if start is None or category is None:
+        if start is None:
+            return
+        name = entity_name(self._la_code, "cin", child_id, "plan", start)
+        if category is None:
+            unfed = {"child_id": child_id, "la_code": self._la_code, "occurred_at": midnight(start).isoformat()}
+            for breaches, (where, line) in ((initial_breaches, initial_at), (latest_breaches, latest_at)):
+                for breach in breaches:
+                    made = finding_of_fields(
+                        breach,
+                        {**unfed, "event_type": "cp_plan.started"},
+                        event_id=event_id(name, "cp_plan.started"),
+                        fed=False,
+                        found_by="importer",
+                        found_at=self._reference,
+                    )
+                    result.findings.append(Flagged(self._file, where, line, made))
             return
         result.plans += 1
-        name = entity_name(self._la_code, "cin", child_id, "plan", start)
         fields: dict[str, Any] = {"plan_id": record_id(name, "cin", "plan"), "child_id": child_id}
         if previous is not None:
             fields["previous_plans"] = previous
@@ -193,25 +222,52 @@ class CinMapper:
             **fields,
             "category": category,
         }
-        self._add(result, started, f"{path}/CPPstartDate", plan.start.line)
+        started_event = self._add(result, started, f"{path}/CPPstartDate", plan.start.line)
+        self._flag(result, initial_breaches, started_event, *initial_at)
         end = self._date(result, f"{path}/CPPendDate", plan.end, required=False)
         if end is None:
-            return
-        if end < start:
-            self._reject(
-                result,
-                f"{path}/CPPendDate",
-                plan.end.line,
-                "end_before_start",
-                f"the plan ends ({end.isoformat()}) before it starts ({start.isoformat()}): imported as still open",
-            )
+            self._flag(result, latest_breaches, started_event, *latest_at)  # an open plan: the start carries it
             return
         ended = {
             **self._envelope(name, "cp_plan.ended", "local_authority", midnight(end).isoformat()),
             **fields,
             "category": latest or category,
         }
-        self._add(result, ended, f"{path}/CPPendDate", plan.end.line)
+        if end < start and started_event is not None:  # 8925: flagged, and not imported (the plan stays open)
+            held = checked(ended, reference=self._reference, window=self._window)
+            if not isinstance(held, Problem):
+                where = f"{path}/CPPendDate"
+                self._flag(result, record_breaches(started_event, held), held, where, plan.end.line, fed=False)
+                self._flag(result, latest_breaches, held, *latest_at, fed=False)
+                return
+        ended_event = self._add(result, ended, f"{path}/CPPendDate", plan.end.line)
+        self._flag(result, latest_breaches, ended_event or started_event, *latest_at)
+
+    def _category(self, value: Value, event_type: str) -> tuple[str | None, list[Breach]]:
+        """A category of the list, or the 8905/8910 breach of a code not in it (none when absent)."""
+        if value.text is None:
+            return None, []
+        code = value.text.upper()
+        if code in CATEGORIES:
+            return code, []
+        return None, value_breaches({"event_type": event_type, "category": value.text})
+
+    def _flag(
+        self,
+        result: ChildResult,
+        breaches: list[Breach],
+        event: AgencyEvent | None,
+        path: str,
+        line: int,
+        *,
+        fed: bool = True,
+    ) -> None:
+        """Findings of `event` (None: it could not be made, and its rejection says why)."""
+        if event is None:
+            return
+        for breach in breaches:
+            made = finding(breach, event, fed=fed, found_by="importer", found_at=self._reference)
+            result.findings.append(Flagged(self._file, path, line, made))
 
     def _envelope(self, name: str, event_type: str, agency: str, at: str) -> dict[str, Any]:
         return {
@@ -225,13 +281,14 @@ class CinMapper:
             "recorded_at": at,
         }
 
-    def _add(self, result: ChildResult, fields: dict[str, Any], path: str, line: int) -> None:
+    def _add(self, result: ChildResult, fields: dict[str, Any], path: str, line: int) -> AgencyEvent | None:
         """Validate as every producer does (the contract's models and limits, the event-time window)."""
         event = checked(fields, reference=self._reference, window=self._window)
         if isinstance(event, Problem):
             self._reject(result, path, line, event.code, event.reason)
-            return
+            return None
         result.events.append(Mapped(event, path, line))
+        return event
 
     def _date(self, result: ChildResult, path: str, value: Value, *, required: bool) -> date | None:
         parsed = parse_date(value.text)
@@ -255,6 +312,9 @@ class CinMapper:
         if rejection not in result.rejections:  # a referral's two events break the same rule once
             result.rejections.append(rejection)
 
+
+UNKNOWN_SOURCE = "10"
+"""The CIN referral source 'unknown': what a referral whose source is not a valid code is imported with (8866)."""
 
 _ORDER = {"contact.received": 0, "contact.decided": 1, "cp_plan.started": 2, "cp_plan.ended": 3}
 

@@ -22,9 +22,11 @@ from pathlib import Path
 from producers.history.census import ByteCounter, CensusChild, CensusHeader, UnknownElement, read_census
 from producers.history.cin import CinMapper, CinOptions
 from producers.history.errors import CensusRefused
-from producers.history.report import FileReport, ImportSummary, Rejection
-from producers.history.targets import ImportTarget
+from producers.history.quality import QualityGate
+from producers.history.report import FileReport, Flagged, ImportSummary, Rejection
+from producers.history.targets import ImportTarget, add_finding
 from producers.pseudonymise import Pseudonymiser
+from schemas.events import AgencyEvent
 from schemas.limits import DEFAULT_WINDOW, EventTimeWindow
 
 log = logging.getLogger(__name__)
@@ -57,13 +59,14 @@ class CinImport:
         summary = summary if summary is not None else ImportSummary()
         reference = self.clock()
         seen: set[int] = set()
+        gate = QualityGate(reference)
         for path in census_order(paths):
             report = FileReport(path.name)
             summary.files.append(report)
             with path.open("rb") as raw:
                 try:
                     for mapper, child in self._children(ByteCounter(raw, on_bytes), report, summary, reference):
-                        self._child(mapper, child, target, summary, seen)
+                        self._child(mapper, child, target, summary, seen, gate)
                 except CensusRefused as exc:
                     report.refused = exc.reason
                     summary.reject(Rejection(path.name, "Message", exc.line, "file_refused", exc.reason))
@@ -115,9 +118,16 @@ class CinImport:
 
     @staticmethod
     def _child(
-        mapper: CinMapper, child: CensusChild, target: ImportTarget, summary: ImportSummary, seen: set[int]
+        mapper: CinMapper,
+        child: CensusChild,
+        target: ImportTarget,
+        summary: ImportSummary,
+        seen: set[int],
+        gate: QualityGate,
     ) -> None:
         result = mapper.child(child)
+        for flagged in result.findings:
+            deliver_finding(flagged, target, summary)
         summary.referrals += result.referrals
         summary.plans += result.plans
         for rejection in result.rejections:
@@ -133,7 +143,24 @@ class CinImport:
                 summary.duplicates += 1
                 continue
             seen.add(key)
-            summary.delivered(target.add(event))
+            if gated(gate, mapped.path, mapped.line, mapper.file, event, target, summary):
+                summary.delivered(target.add(event))
+
+
+def deliver_finding(flagged: Flagged, target: ImportTarget, summary: ImportSummary) -> None:
+    """Count a finding, and publish it the first time this import makes it."""
+    if summary.flag(flagged):
+        add_finding(target, flagged.finding)
+
+
+def gated(
+    gate: QualityGate, path: str, line: int, file: str, event: AgencyEvent, target: ImportTarget, summary: ImportSummary
+) -> bool:
+    """Check an event against its child's history; its findings delivered; True when it goes on to the target."""
+    findings, fed = gate.check(event)
+    for found in findings:
+        deliver_finding(Flagged(file, path, line, found), target, summary)
+    return fed
 
 
 def census_order(paths: Sequence[Path]) -> list[Path]:

@@ -28,9 +28,10 @@ from typing import Any, Literal
 
 from producers.history.codes import Problem, parse_uk_date, shown
 from producers.history.emit import midnight
-from producers.history.ids import entity_name, record_id
+from producers.history.ids import entity_name, event_id, record_id
 from producers.history.tables import Column, Row, TableSpec
 from producers.history.tabular import MapperContext, RowMapper, RowResult, TableFile
+from schemas.quality import value_breaches
 from schemas.types import AbsenceType, InterviewStep, RiskLevel
 
 LacChildKey = Literal["child", "upn"]
@@ -141,6 +142,12 @@ class EpisodeMapper(RowMapper):
         if episode.end is None:
             return
         found = {**self.envelope(name, "missing.found", agency, episode.end), **common}
+        if episode.end < episode.start and self.held_back(result, row, episode.end_column, reported, found):
+            if episode.interviews:  # 567: flagged, and the episode imported as still open
+                result.notes.append(
+                    ("a return interview of an episode ending before it starts (not imported)", row.line)
+                )
+            return
         self.add(result, found, row, episode.end_column)
         for step in episode.interviews:
             interview = {
@@ -150,15 +157,23 @@ class EpisodeMapper(RowMapper):
             }
             self.add(result, interview, row, episode.interview_column)
 
-    def end_after_start(self, result: RowResult, row: Row, column: str, start: datetime, end: datetime) -> bool:
-        if end >= start:
-            return True
-        reason = (
-            f"the episode ends ({end.date().isoformat()}) before it starts ({start.date().isoformat()}) "
-            "(validator rule 567): imported as still open"
-        )
-        self.reject(result, row, column, "end_before_start", reason)
-        return False
+    def flag_absence(
+        self, result: RowResult, row: Row, column: str, child_id: str, start_day: date, at: datetime
+    ) -> None:
+        """1006: a row whose type is neither M nor A (rejected: it gives no event) is also flagged, under the id its
+        `missing.reported` would have had, so the finding is stored with the national rule."""
+        text = row.get(column)
+        if text is None:
+            return
+        name = entity_name(self.context.la_code, "903", child_id, "missing", start_day, text.upper())
+        fields = {
+            "event_type": "missing.reported",
+            "absence_type": text,
+            "child_id": child_id,
+            "la_code": self.context.la_code,
+            "occurred_at": at.isoformat(),
+        }
+        self.flag_fields(result, row, column, value_breaches(fields), fields, event_id(name, "missing.reported"))
 
 
 class HeaderMapper(RowMapper):
@@ -213,6 +228,8 @@ class MissingMapper(EpisodeMapper):
         absence = self.absence(result, row, "MISSING")
         start = _day(self, result, row, "MIS_START", "the row gives no event", required=True)
         end = _day(self, result, row, "MIS_END", "imported as still open")
+        if absence is None and child_id is not None and start is not None:
+            self.flag_absence(result, row, "MISSING", child_id, start, midnight(start))
         if child_id is None or absence is None or start is None:
             return result
         if self._children.headers_read and child_id not in self._children.upn:
@@ -220,8 +237,6 @@ class MissingMapper(EpisodeMapper):
         if self._children.episodes_read and not self._children.in_care(child_id, start):
             result.notes.append(("Missing: an episode starting outside every period of care (imported)", row.line))
         started, ended = midnight(start), midnight(end) if end is not None else None
-        if ended is not None and not self.end_after_start(result, row, "MIS_END", started, ended):
-            ended = None
         self.episode(
             result, row, Episode(child_id, absence[0], absence[1], start, started, ended, "MIS_START", "MIS_END")
         )

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from schemas.quality import QualityFinding
+
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
@@ -40,6 +42,22 @@ def describe_path(path: str) -> str:
         else:
             parts.append(f"{name} {position}" if position else name)
     return ", ".join(parts) or path
+
+
+@dataclass(frozen=True, slots=True)
+class Flagged:
+    """An event a data-quality check flagged (`schemas.quality`), with the element or cell it came from."""
+
+    file: str
+    path: str
+    line: int
+    finding: QualityFinding
+
+    def __str__(self) -> str:
+        f = self.finding
+        outcome = "imported" if f.fed else "not imported"
+        where = f"{self.file}:{self.line}: {describe_path(self.path)}"
+        return f"{where}: rule {f.rule_id} ({f.check_name}): {f.message}; {outcome}"
 
 
 @dataclass
@@ -85,7 +103,12 @@ class ImportSummary:
     notes: Counter[str] = field(default_factory=Counter)
     notes_first_seen: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    flagged_by_rule: Counter[str] = field(default_factory=Counter)
+    """Data-quality findings by national rule id (one per rule and event, however often the event recurs)."""
+    flagged: list[Flagged] = field(default_factory=list)
     max_rejections_kept: int = 1_000
+    _finding_ids: set[str] = field(default_factory=set, repr=False)
+    _held_ids: set[str] = field(default_factory=set, repr=False)
 
     @property
     def rejected(self) -> int:
@@ -95,6 +118,29 @@ class ImportSummary:
         self.rejected_by_code[rejection.code] += 1
         if len(self.rejections) < self.max_rejections_kept:
             self.rejections.append(rejection)
+
+    @property
+    def flagged_total(self) -> int:
+        return sum(self.flagged_by_rule.values())
+
+    @property
+    def held(self) -> int:
+        """Flagged events not imported (impossible dates, 8925 and 567; a code that leaves no event to make, 1006):
+        listed in `flagged`, never lost silently."""
+        return len(self._held_ids)
+
+    def flag(self, flagged: Flagged) -> bool:
+        """Count a finding (once per rule and event); True when it is new in this import (so it is published)."""
+        finding_id = flagged.finding.finding_id
+        if finding_id in self._finding_ids:
+            return False
+        self._finding_ids.add(finding_id)
+        self.flagged_by_rule[flagged.finding.rule_id] += 1
+        if not flagged.finding.fed:
+            self._held_ids.add(flagged.finding.event_id)
+        if len(self.flagged) < self.max_rejections_kept:
+            self.flagged.append(flagged)
+        return True
 
     def unknown(self, file: str, pattern: str, line: int) -> None:
         self.unknown_elements[pattern] += 1

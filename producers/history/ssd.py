@@ -38,14 +38,14 @@ from producers.history.codes import (
     parse_code,
     parse_moment,
     parse_yes_no,
-    shown,
 )
 from producers.history.emit import local_time
-from producers.history.ids import entity_name, record_id
+from producers.history.ids import entity_name, event_id, record_id
 from producers.history.lac import Episode, EpisodeMapper
 from producers.history.tables import Column, Row, TableSpec
 from producers.history.tabular import MapperContext, RowMapper, RowResult, TableFile
 from producers.referral_sources import REFERRAL_SOURCES, agency_type
+from schemas.quality import Breach, value_breaches
 from schemas.types import Concern, ContactSource, InterviewStep, Outcome, RiskLevel
 
 CONTACTS = TableSpec(
@@ -151,7 +151,7 @@ class SsdMapper(EpisodeMapper):
         result = RowResult()
         child_id = self.child(result, row, "cont_person_id")
         at = self._moment(result, row, "cont_contact_date", "the row gives no event", required=True)
-        source = self._source(result, row, "cont_contact_source_code")
+        source, source_breaches = self._source(result, row, "cont_contact_source_code")
         flags = self._flags(result, row, "cont_contact_outcome_json")
         record = row.get("cont_contact_id")
         if record is None:
@@ -167,6 +167,7 @@ class SsdMapper(EpisodeMapper):
             name = entity_name(self.context.la_code, "ssd", child_id, "contact", at.day, record)
             contact_id = record_id(name, "ssd", "contact")
         self._contact_events(result, row, "cont_contact_date", name, contact_id, child_id, at, source, concerns)
+        self.flag_event(result, row, "cont_contact_source_code", source_breaches, "contact.received")
         if outcome is not None:
             self._decision(result, row, "cont_contact_date", name, contact_id, child_id, at, outcome, None)
         result.counts = "contacts"
@@ -176,7 +177,7 @@ class SsdMapper(EpisodeMapper):
         result = RowResult()
         child_id = self.child(result, row, "cine_person_id")
         at = self._moment(result, row, "cine_referral_date", "the row gives no event", required=True)
-        source = self._source(result, row, "cine_referral_source_code")
+        source, source_breaches = self._source(result, row, "cine_referral_source_code")
         need = parse_code(row.get("cine_cin_primary_need_code"), PRIMARY_NEEDS, "primary need code")
         if isinstance(need, Problem):
             self.reject(result, row, "cine_cin_primary_need_code", need.code, need.reason)
@@ -195,6 +196,7 @@ class SsdMapper(EpisodeMapper):
         contact_id = record_id(name, "cin", "referral")
         column = "cine_referral_date"
         self._contact_events(result, row, column, name, contact_id, child_id, at, source, ["other"])
+        self.flag_event(result, row, "cine_referral_source_code", source_breaches, "contact.received")
         self._decision(result, row, column, name, contact_id, child_id, at, outcome, need)
         result.counts = "referrals"
         return result
@@ -204,15 +206,26 @@ class SsdMapper(EpisodeMapper):
         child_id = self.child(result, row, "cppl_person_id")
         start = self._moment(result, row, "cppl_cp_plan_start_date", "the row gives no event", required=True)
         end = self._moment(result, row, "cppl_cp_plan_end_date", "the plan is imported as still open")
-        initial = self._category(result, row, "cppl_cp_plan_initial_category")
-        latest = self._category(result, row, "cppl_cp_plan_latest_category")
+        initial, initial_breaches = self._category(row, "cppl_cp_plan_initial_category", "cp_plan.started")
+        latest, latest_breaches = self._category(row, "cppl_cp_plan_latest_category", "cp_plan.ended")
         category = initial or latest
         if category is None:
             reason = "no valid category of abuse: the plan is not imported"
             self.reject(result, row, "cppl_cp_plan_initial_category", "missing", reason)
-        if child_id is None or start is None or category is None:
+        if child_id is None or start is None:
             return result
         name = entity_name(self.context.la_code, "cin", child_id, "plan", start.day)
+        if category is None:
+            unfed = {
+                "event_type": "cp_plan.started",
+                "child_id": child_id,
+                "la_code": self.context.la_code,
+                "occurred_at": local_time(start).isoformat(),
+            }
+            made_id = event_id(name, "cp_plan.started")
+            self.flag_fields(result, row, "cppl_cp_plan_initial_category", initial_breaches, unfed, made_id)
+            self.flag_fields(result, row, "cppl_cp_plan_latest_category", latest_breaches, unfed, made_id)
+            return result
         fields = {"plan_id": record_id(name, "cin", "plan"), "child_id": child_id}
         started_at = local_time(start)
         started = {
@@ -222,22 +235,21 @@ class SsdMapper(EpisodeMapper):
         }
         if self.add(result, started, row, "cppl_cp_plan_start_date"):
             result.counts = "plans"
+        self.flag_event(result, row, "cppl_cp_plan_initial_category", initial_breaches, "cp_plan.started")
         if end is None:
+            self.flag_event(result, row, "cppl_cp_plan_latest_category", latest_breaches, "cp_plan.started")
             return result
         ended_at = local_time(end)
-        if ended_at < started_at:
-            reason = (
-                f"the plan ends ({end.day.isoformat()}) before it starts ({start.day.isoformat()}): "
-                "imported as still open"
-            )
-            self.reject(result, row, "cppl_cp_plan_end_date", "end_before_start", reason)
-            return result
         ended = {
             **self.envelope(name, "cp_plan.ended", "local_authority", ended_at),
             **fields,
             "category": latest or category,
         }
+        if ended_at < started_at and self.held_back(result, row, "cppl_cp_plan_end_date", started, ended):
+            self.flag_event(result, row, "cppl_cp_plan_latest_category", latest_breaches, "cp_plan.started")
+            return result  # 8925: flagged, and the plan imported as still open
         self.add(result, ended, row, "cppl_cp_plan_end_date")
+        self.flag_event(result, row, "cppl_cp_plan_latest_category", latest_breaches, "cp_plan.ended")
         return result
 
     def _missing(self, row: Row) -> RowResult:
@@ -248,11 +260,11 @@ class SsdMapper(EpisodeMapper):
         end = self._moment(result, row, "miss_mis_epi_end", "imported as still open")
         offered = self._yes_no(result, row, "miss_mis_epi_rhi_offered")
         accepted = self._yes_no(result, row, "miss_mis_epi_rhi_accepted")
+        if absence is None and child_id is not None and start is not None:
+            self.flag_absence(result, row, "miss_mis_epi_type", child_id, start.day, local_time(start))
         if child_id is None or absence is None or start is None:
             return result
         started, ended = local_time(start), local_time(end) if end is not None else None
-        if ended is not None and not self.end_after_start(result, row, "miss_mis_epi_end", started, ended):
-            ended = None
         steps: tuple[InterviewStep, ...] = ()
         if accepted:  # an interview accepted was offered, whatever the offered column says
             steps = ("offered", "accepted")
@@ -330,30 +342,29 @@ class SsdMapper(EpisodeMapper):
             self.reject(result, row, column, "missing", f"no {column}; {consequence}")
         return parsed
 
-    def _source(self, result: RowResult, row: Row, column: str) -> ContactSource | None:
+    def _source(self, result: RowResult, row: Row, column: str) -> tuple[ContactSource | None, list[Breach]]:
+        """The referral source, or `10` (unknown) with the 8866 breach of a code not in the list."""
         text = row.get(column)
         if text is None:
             self.reject(result, row, column, "missing", "no source: the row gives no event")
-            return None
+            return None, []
         parsed = parse_code(text, REFERRAL_SOURCES, "CIN referral source")
         if isinstance(parsed, Problem):
-            self.reject(result, row, column, parsed.code, f"{parsed.reason}: the row gives no event")
-            return None
-        return cast(ContactSource, parsed)
+            return "10", value_breaches({"event_type": "contact.received", "contact_source": text})
+        return cast(ContactSource, parsed), []
 
-    def _category(self, result: RowResult, row: Row, column: str) -> str | None:
+    def _category(self, row: Row, column: str, event_type: str) -> tuple[str | None, list[Breach]]:
+        """A category (code or the SSD's words), or the 8905/8910 breach of one not in the list."""
         text = row.get(column)
         if text is None:
-            return None
+            return None, []
         upper = text.upper()
         if upper in CATEGORIES:
-            return upper
+            return upper, []
         word = upper.replace(":", " ").split()[0] if upper.strip(" :") else ""
         if word in _CATEGORY_WORDS:
-            return _CATEGORY_WORDS[word]
-        reason = f"{shown(text)} is not a category of abuse (Neglect, Physical abuse, ... or NEG, PHY, SAB, EMO, MUL)"
-        self.reject(result, row, column, "unknown_code", reason)
-        return None
+            return _CATEGORY_WORDS[word], []
+        return None, value_breaches({"event_type": event_type, "category": text})
 
     def _flags(self, result: RowResult, row: Row, column: str) -> frozenset[str]:
         """The outcome flags set (Y) in an SSD outcome JSON object; none when absent or not read."""

@@ -29,12 +29,14 @@ from producers.history.codes import Problem
 from producers.history.emit import Mapped, checked
 from producers.history.errors import TableRefused
 from producers.history.ids import event_id
-from producers.history.report import FileReport, ImportSummary, Rejection
+from producers.history.quality import QualityGate, record_breaches
+from producers.history.report import FileReport, Flagged, ImportSummary, Rejection
 from producers.history.tables import Row, ShortRow, TableSpec, UnknownColumn, read_table
-from producers.history.targets import ImportTarget
+from producers.history.targets import ImportTarget, add_finding
 from producers.pseudonymise import Pseudonymiser
 from schemas.events import AgencyEvent
 from schemas.limits import DEFAULT_WINDOW, EventTimeWindow
+from schemas.quality import Breach, feeds, finding, finding_of_fields
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,8 @@ class RowResult:
     rejections: list[Rejection] = field(default_factory=list)
     notes: list[tuple[str, int]] = field(default_factory=list)
     unknown_codes: list[tuple[str, int]] = field(default_factory=list)
+    findings: list[Flagged] = field(default_factory=list)
+    """What the row shows by itself: a code not in the list, an end before the start (`producers.history.quality`)."""
     child_id: str | None = None
     counts: str | None = None
     """`contacts`, `referrals`, `plans` or `episodes`: the summary's count this row adds one to."""
@@ -131,6 +135,44 @@ class RowMapper:
         result.events.append(Mapped(event, self.path(row, column), row.line))
         return True
 
+    def held_back(
+        self, result: RowResult, row: Row, column: str, opening: dict[str, Any], closing: dict[str, Any]
+    ) -> bool:
+        """The checks the row's closing event breaks against its opening one (an end before the start: 8925, 567),
+        their findings noted. True when the closing event is held back (not imported; the row's opening event is)."""
+        made = [checked(f, reference=self.context.reference, window=self.context.window) for f in (opening, closing)]
+        first, second = made
+        if isinstance(first, Problem) or isinstance(second, Problem):
+            return False  # the closing event is added as usual, and rejected there if it is invalid
+        breaches = record_breaches(first, second)
+        fed = feeds(breaches)
+        for breach in breaches:
+            found = finding(breach, second, fed=fed, found_by="importer", found_at=self.context.reference)
+            result.findings.append(Flagged(self.context.file, self.path(row, column), row.line, found))
+        return not fed
+
+    def flag_event(self, result: RowResult, row: Row, column: str, breaches: list[Breach], event_type: str) -> None:
+        """Findings of the row's last event of `event_type` (made with a substitute for a code not in the list: fed);
+        none when that event could not be made (its rejection says why)."""
+        if not breaches:
+            return
+        made = next((m.event for m in reversed(result.events) if m.event.event_type == event_type), None)
+        if made is None:
+            return
+        for breach in breaches:
+            found = finding(breach, made, fed=True, found_by="importer", found_at=self.context.reference)
+            result.findings.append(Flagged(self.context.file, self.path(row, column), row.line, found))
+
+    def flag_fields(
+        self, result: RowResult, row: Row, column: str, breaches: list[Breach], fields: dict[str, Any], event_id: str
+    ) -> None:
+        """Findings of a value check (a code not in the list) whose event could not be made: not imported."""
+        for breach in breaches:
+            made = finding_of_fields(
+                breach, fields, event_id=event_id, fed=False, found_by="importer", found_at=self.context.reference
+            )
+            result.findings.append(Flagged(self.context.file, self.path(row, column), row.line, made))
+
 
 @dataclass(frozen=True)
 class TableFile:
@@ -163,7 +205,7 @@ class TableImport:
         reference = self.clock()
         seen: set[int] = set()
         children: set[str] = set()
-        kept: list[tuple[float, int, int, AgencyEvent]] = []
+        kept: list[tuple[float, int, int, AgencyEvent, str, str, int]] = []
         fold = _Fold(summary, seen, children, kept)
         for table in files:
             report = FileReport(table.path.name, la_code=self.la_code, table=table.spec.name)
@@ -180,8 +222,17 @@ class TableImport:
             log.info("read %s: %d rows%s", report.name, report.rows, " (refused)" if report.refused else "")
         summary.children = len(children)
         kept.sort(key=lambda item: item[:3])
-        for *_, event in kept:
-            summary.delivered(target.add(event))
+        gate = QualityGate(reference)
+        for flagged in fold.findings:
+            if summary.flag(flagged):
+                add_finding(target, flagged.finding)
+        for _, _, _, event, file, path, line in kept:
+            findings, fed = gate.check(event)
+            for found in findings:
+                if summary.flag(Flagged(file, path, line, found)):
+                    add_finding(target, found)
+            if fed:
+                summary.delivered(target.add(event))
         return summary
 
 
@@ -192,10 +243,12 @@ class _Fold:
     summary: ImportSummary
     seen: set[int]
     children: set[str]
-    kept: list[tuple[float, int, int, AgencyEvent]]
+    kept: list[tuple[float, int, int, AgencyEvent, str, str, int]]
+    findings: list[Flagged] = field(default_factory=list)
 
     def add(self, result: RowResult, file: str) -> None:
         summary = self.summary
+        self.findings += result.findings
         for rejection in result.rejections:
             summary.reject(rejection)
         for what, line in result.notes:
@@ -215,7 +268,10 @@ class _Fold:
                 summary.duplicates += 1
                 continue
             self.seen.add(key)
-            self.kept.append((event.occurred_at.timestamp(), _ORDER.get(event.event_type, 9), len(self.kept), event))
+            order = _ORDER.get(event.event_type, 9)
+            self.kept.append(
+                (event.occurred_at.timestamp(), order, len(self.kept), event, file, mapped.path, mapped.line)
+            )
 
 
 def _read(source: ByteCounter, table: TableFile, mapper: RowMapper, report: FileReport, fold: _Fold) -> None:

@@ -7,17 +7,33 @@ the worker and the sink drop a repeated `event_id` themselves).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Protocol, runtime_checkable
 
 from pydantic_core import from_json
 
 from producers.publisher import EventPublisher
 from schemas.codec import encode
 from schemas.events import AgencyEvent
+from schemas.quality import QualityFinding
+from schemas.topics import QUALITY_FINDINGS
 
 
 class ImportTarget(Protocol):
     def add(self, event: AgencyEvent) -> bool | None: ...
+
+
+@runtime_checkable
+class FindingTarget(Protocol):
+    """A target that also takes the import's data-quality findings (Kafka: `safeguarding.quality-findings.v1`)."""
+
+    def add_finding(self, finding: QualityFinding) -> None: ...
+
+
+def add_finding(target: ImportTarget, finding: QualityFinding) -> None:
+    """Hand a finding to the target when it takes findings (a dry run and a JSONL file of events do not: the
+    import's summary lists them)."""
+    if isinstance(target, FindingTarget):
+        target.add_finding(finding)
 
 
 class DryRun:
@@ -36,6 +52,9 @@ class PublisherTarget:
     def add(self, event: AgencyEvent) -> bool | None:
         self._publisher.publish(event)
         return None
+
+    def add_finding(self, finding: QualityFinding) -> None:
+        self._publisher.send(QUALITY_FINDINGS.name, finding.event_id.encode("utf-8"), encode(finding))
 
 
 class JsonlTarget:

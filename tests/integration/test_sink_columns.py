@@ -20,7 +20,7 @@ from schemas.codec import encode
 from schemas.topics import message_key, topic_for
 from sinks.columns import TableBatch
 from sinks.migrate import migrate
-from sinks.records import Message, MessageMapper, rows_for_message
+from sinks.records import PRINCIPAL_HEADER, Message, MessageMapper, rows_for_message
 from sinks.service import ClickHouseStore
 from sinks.store import connect, insert_rows
 
@@ -32,13 +32,17 @@ BOOKKEEPING = {"schema_migrations", "schema_retention"}
 def _messages() -> list[Message]:
     stamp = int((AT - timedelta(minutes=1)).timestamp() * 1000)
     events = generate(LEEDS_2019, seed=5, days=45)
+    # Most through the gateway (its header: two principals), the rest from direct producers (no header).
+    principals = ([(PRINCIPAL_HEADER, b"police-wyp")], [(PRINCIPAL_HEADER, b"council-cin")], [])
     out = [
-        Message(topic_for(e.event_type).name, i % 6, i, message_key(e).encode(), encode(e), stamp)
+        Message(topic_for(e.event_type).name, i % 6, i, message_key(e).encode(), encode(e), stamp, principals[i % 3])
         for i, e in enumerate(events)
     ]
     n = len(out)
     out.append(Message("safeguarding.contacts.v1", 0, n, b"not-the-key", out[0].value, stamp))  # stored and noted
     out.append(Message("safeguarding.contacts.v1", 0, n + 1, b"k", b"{not json", stamp))  # a finding only
+    unusable = [(PRINCIPAL_HEADER, b"\xff")]
+    out.append(out[1]._replace(offset=n + 2, headers=unusable))  # stored with NULL, and noted
     return out
 
 
@@ -84,4 +88,7 @@ def test_the_column_path_stores_exactly_what_the_row_path_stores(tmp_path: Path)
     assert {t: len(v) for t, v in columns.items()} == {t: len(v) for t, v in rows.items()}
     for table in columns:
         assert columns[table] == rows[table], table
-    assert len(columns["data_quality_findings"]) == 2 and len(columns["contacts"]) > 1000
+    assert len(columns["data_quality_findings"]) == 3 and len(columns["contacts"]) > 1000
+    for table in ("contacts", "domestic_incident_children", "cp_plans"):
+        principals = {row.rsplit(",", 1)[-1].strip(" ()'") for row in columns[table]}
+        assert principals == {"police-wyp", "council-cin", "NULL"}, table

@@ -5,11 +5,15 @@ subprocesses (the sink owns the store while it runs; the test opens it only afte
   `safeguard sink reconcile` agrees (and names the offset when a row is taken away);
 - SIGKILL of the sink's own pid mid-run, then a restart: nothing lost, nothing doubled (counts with FINAL);
 - the store refusing writes while the sink runs (its table directories made immutable, as a full or read-only
-  disk would): the sink retries, commits nothing meanwhile, and loses nothing once the store is back.
+  disk would): the sink retries, commits nothing meanwhile, and loses nothing once the store is back;
+- who published: events sent by the gateway's own publisher land with its `safeguard-principal` header in
+  `published_by`, events from a plain producer with NULL, an unusable header with NULL and a finding; a re-read
+  replaces the rows and keeps the principal.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -27,6 +31,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
+from gateway.kafka import Ack, GatewayPublisher, Outgoing
 from producers.simulate.generator import generate
 from producers.simulate.scenarios import LEEDS_2019
 from safeguard.settings import ClickHouseSettings, Settings
@@ -35,7 +40,7 @@ from schemas.codec import encode, validate_event
 from schemas.deadletter import dead_letter_from_kafka
 from schemas.topics import TOPICS, message_key, topic_for
 from sinks.mapping import KEY_COLUMNS, TABLE_COLUMNS
-from sinks.records import Message, rows_for_message
+from sinks.records import PRINCIPAL_HEADER, Message, rows_for_message
 from sinks.store import connect
 from tests.integration.kafka_reader import end_offsets, read_new
 from tests.unit.test_schemas import examples as ex
@@ -74,10 +79,19 @@ def _run(env: dict[str, str], *args: str, cwd: Path, timeout: float = 180) -> su
     return subprocess.run(_sink_cmd(*args), env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
-def _publish(bootstrap: str, items: list[tuple[str, bytes | None, bytes]]) -> None:
+Headers = list[tuple[str, bytes]]
+
+
+def _publish(
+    bootstrap: str, items: list[tuple[str, bytes | None, bytes]], headers: dict[bytes, Headers] | None = None
+) -> None:
+    """Publish with a plain producer; `headers` gives some values (by their bytes) Kafka headers."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, batch_size=256 * 1024)
+    headers = headers or {}
     try:
-        futures = [producer.send(topic, key=key, value=value) for topic, key, value in items]
+        futures = [
+            producer.send(topic, key=key, value=value, headers=headers.get(value)) for topic, key, value in items
+        ]
         producer.flush(timeout=120)
         for f in futures:
             f.get(timeout=60)
@@ -183,7 +197,18 @@ def test_rows_equal_messages_and_reconcile(kafka_bootstrap: str, tmp_path: Path,
         ("safeguarding.cp-plans.v1", ex.CHILD.encode(), bad_plan),  # invalid: a finding
         (DECISIONS, b"wrong-key", misplaced),  # stored, and noted as a finding
     ]
-    _publish(kafka_bootstrap, items)
+    # Who published: the gateway's header on two events; an unusable one (stored with NULL, and noted) on a third.
+    signed = [encode(validate_event({**ex.full(t), "event_id": str(uuid.uuid4())})) for t in
+              ("domestic_incident.recorded", "missing.reported", "cp_plan.started")]  # fmt: skip
+    headers: dict[bytes, Headers] = {
+        signed[0]: [(PRINCIPAL_HEADER, b"police-wyp")],
+        signed[1]: [(PRINCIPAL_HEADER, b"police-wyp")],
+        signed[2]: [(PRINCIPAL_HEADER, b"Not A Principal")],
+    }
+    for value in signed:
+        event = validate_event(json.loads(value))
+        items.append((topic_for(event.event_type).name, message_key(event).encode(), value))
+    _publish(kafka_bootstrap, items, headers)
 
     env = _env(kafka_bootstrap, tmp_path / "store", f"sink-{uuid.uuid4().hex[:8]}")
     result = _run(env, "run", "--until-caught-up", cwd=tmp_path)
@@ -191,7 +216,8 @@ def test_rows_equal_messages_and_reconcile(kafka_bootstrap: str, tmp_path: Path,
     assert "sink stopped" in result.stderr
 
     published = [
-        Message(r.topic, r.partition, r.offset, r.key, r.value, 0) for r in read_new(kafka_bootstrap, start, ALL_TOPICS)
+        Message(r.topic, r.partition, r.offset, r.key, r.value, 0, headers.get(r.value, []))
+        for r in read_new(kafka_bootstrap, start, ALL_TOPICS)
     ]
     assert len(published) == len(items)
     client = store_client()
@@ -221,6 +247,11 @@ def test_rows_equal_messages_and_reconcile(kafka_bootstrap: str, tmp_path: Path,
             assert got[key] == {c: _plain(row[c]) for c in columns}, (table, key)
     [finding] = [r for r in by_table["data_quality_findings"].values() if r["message_key"] == "junk"]
     assert finding["reason_code"] == "undecodable"
+    principals = [r["published_by"] for t, rows in by_table.items() if t != "data_quality_findings"
+                  for r in rows.values() if "published_by" in r]  # fmt: skip
+    assert [p for p in principals if p is not None] == ["police-wyp"] * 4  # the incident, its 2 children, the report
+    [bad_header] = [r for r in by_table["data_quality_findings"].values() if r["reason_code"] == "bad_principal_header"]
+    assert bad_header["row_stored"] is True
 
     client.close()  # chDB: one process per store; reconcile runs in its own process
     reconciled = _run(env, "reconcile", cwd=tmp_path)
@@ -395,6 +426,62 @@ def test_messages_arriving_while_a_batch_is_in_flight_are_committed_while_the_si
         "SELECT count() FROM safeguard.contact_decisions FINAL WHERE event_id IN {ids:Array(String)}",
         parameters={"ids": ids},
     ) == len(ids)
+
+
+def test_the_publishing_principal_travels_from_the_gateway_to_the_store(
+    kafka_bootstrap: str, tmp_path: Path, store_client: Any
+) -> None:
+    """Events published by the gateway's own publisher (`gateway.kafka`, which sets the header) land with the
+    principal in `published_by`; the same kinds of event from a plain producer (a direct agency producer, kcat) land
+    with NULL. Read twice (a second group from the same offsets into the same store): replaced, not added, and the
+    principal kept."""
+    first, again = f"sink-principal-{uuid.uuid4().hex[:8]}", f"sink-principal-again-{uuid.uuid4().hex[:8]}"
+    _start_group_at_end(kafka_bootstrap, first)
+    _start_group_at_end(kafka_bootstrap, again)
+    kinds = ("contact.received", "contact.decided", "missing.reported", "domestic_incident.recorded", "cp_plan.ended")
+
+    def fresh(event_type: str) -> Any:
+        return validate_event({**ex.full(event_type), "event_id": str(uuid.uuid4())})
+
+    via_gateway, direct = [fresh(k) for k in kinds], [fresh(k) for k in kinds]
+    publisher = GatewayPublisher.connect({"bootstrap_servers": kafka_bootstrap}, max_block_s=30)
+    try:
+        outgoing = [Outgoing(topic_for(e.event_type).name, message_key(e).encode(), encode(e), "police-wyp")
+                    for e in via_gateway]  # fmt: skip
+        outcomes = asyncio.run(publisher.publish(outgoing, timeout_s=60))
+    finally:
+        publisher.close()
+    assert all(isinstance(o, Ack) for o in outcomes), outcomes
+    _publish(kafka_bootstrap, [(topic_for(e.event_type).name, message_key(e).encode(), encode(e)) for e in direct])
+
+    for group in (first, again):
+        result = _run(_env(kafka_bootstrap, tmp_path / "store", group), "run", "--until-caught-up", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    client = store_client()
+    expected = {e.event_id: "police-wyp" for e in via_gateway} | {e.event_id: None for e in direct}
+    tables = ("contacts", "contact_decisions", "missing_episodes", "domestic_incidents", "domestic_incident_children",
+              "cp_plans")  # fmt: skip
+    stored: dict[str, set[str | None]] = {}
+    for table in tables:
+        where = "event_id IN {ids:Array(String)}"
+        rows = client.query(
+            f"SELECT event_id, published_by FROM safeguard.{table} FINAL WHERE {where}", parameters={"ids": [*expected]}
+        ).result_rows
+        for event_id, principal in rows:
+            stored.setdefault(event_id, set()).add(principal)
+        raw = client.command(f"SELECT count() FROM safeguard.{table} WHERE {where}", parameters={"ids": [*expected]})
+        assert raw >= len(rows) > 0, table
+        if table == "domestic_incident_children":
+            assert len(rows) == 4, "two children per incident, once each after FINAL"
+        else:
+            assert len(rows) == len({r[0] for r in rows}), f"{table}: each event once after FINAL"
+    assert stored == {event_id: {principal} for event_id, principal in expected.items()}
+    findings = client.command(
+        "SELECT count() FROM safeguard.data_quality_findings WHERE claimed_event_id IN {ids:Array(String)}",
+        parameters={"ids": [*expected]},
+    )
+    assert findings == 0
 
 
 def test_sink_waits_while_another_process_holds_the_chdb_store(

@@ -17,7 +17,7 @@ from schemas.alerts import AlertRaised
 from schemas.codec import validate_event
 from schemas.errors import StoreError
 from sinks.mapping import TABLE_COLUMNS, row_for_alert, rows_for_event
-from sinks.migrate import migrate, pending
+from sinks.migrate import load_migrations, migrate, pending
 from sinks.store import connect, insert_rows
 from sinks.summaries import summary_tables
 from tests.unit.test_schemas import examples as ex
@@ -46,7 +46,14 @@ def _count(client: Any, table: str) -> int:
 
 def test_migrate_creates_every_table_once(store: tuple[Any, Settings]) -> None:
     client, settings = store
-    assert migrate(client, settings) == ["0001_initial", "0002_dead_letter_originals", "0003_dashboard_summaries"]
+    applied = migrate(client, settings)
+    assert applied == [m.name for m in load_migrations()], "every migration, in order"
+    assert applied[:4] == [
+        "0001_initial",
+        "0002_dead_letter_originals",
+        "0003_dashboard_summaries",
+        "0004_quality_findings",
+    ]
     assert migrate(client, settings) == []
     tables = {r[0] for r in client.query("SELECT name FROM system.tables WHERE database = 'safeguard'").result_rows}
     views = {t for t in tables if t.endswith("_mv")}
@@ -73,6 +80,7 @@ def test_retention_change_is_applied_by_migrate(tmp_path: Path) -> None:
             "ttl:alerts",
             "ttl:data_quality_findings",
             "ttl:dead_letters",
+            "ttl:quality_findings",
         ]
         create = "SELECT create_table_query FROM system.tables WHERE database = 'safeguard' AND name = {t:String}"
         assert "toIntervalDay(30)" in client.command(create, parameters={"t": "dead_letters"})
@@ -173,10 +181,51 @@ def test_a_second_process_is_refused_with_a_clear_error(store: tuple[Any, Settin
 def test_pending_tells_what_migrate_would_apply_with_reads_only(store: tuple[Any, Settings]) -> None:
     """A sink on a server checks the schema instead of migrating it (its account only inserts)."""
     client, settings = store
-    assert pending(client, settings) == ["0001_initial", "0002_dead_letter_originals", "0003_dashboard_summaries"]
+    assert pending(client, settings) == [m.name for m in load_migrations()]
     migrate(client, settings)
     assert pending(client, settings) == []
     assert pending(client, _settings(Path("unused"), retention_events="P25Y"))[:2] == [
         "ttl:contacts",
         "ttl:contact_decisions",
     ]
+
+
+def test_a_store_from_before_0005_gains_published_by_and_its_summaries_keep_counting(
+    store: tuple[Any, Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migration 0005 on a store that already holds events (and 0006, numbered after it): old rows read NULL, new
+    rows carry their principal, and the dashboards' summaries (materialized views on the event tables) count both."""
+    client, settings = store
+    everything = load_migrations()
+    monkeypatch.setattr(
+        "sinks.migrate.load_migrations", lambda: [m for m in everything if m.name != "0005_published_by"]
+    )
+    assert "0005_published_by" not in migrate(client, settings)
+    monkeypatch.undo()
+
+    def fresh(event_type: str, n: int) -> Any:
+        return validate_event({**ex.full(event_type), "event_id": f"5e0a8d3c-1b2f-4c6d-9e7f-{n:012d}"})
+
+    before = [fresh("contact.received", 1), fresh("domestic_incident.recorded", 2)]
+    for table, row in (r for e in before for r in rows_for_event(e, ingested_at=AT)):
+        columns = [c for c in TABLE_COLUMNS[table] if c != "published_by"]  # the table as it was
+        client.insert(table, [[row[c] for c in columns]], database="safeguard", column_names=columns)
+
+    assert pending(client, settings) == ["0005_published_by"]
+    assert migrate(client, settings) == ["0005_published_by"]
+    after = [fresh("contact.received", 3), fresh("domestic_incident.recorded", 4)]
+    insert_rows(client, "safeguard", [r for e in after for r in rows_for_event(e, ingested_at=AT, published_by="wyp")])
+
+    def principals(table: str) -> list[tuple[str, str | None]]:
+        return client.query(f"SELECT event_id, published_by FROM safeguard.{table} FINAL ORDER BY event_id").result_rows
+
+    old, new = before[0].event_id, after[0].event_id
+    assert principals("contacts") == [(old, None), (new, "wyp")]
+    old, new = before[1].event_id, after[1].event_id
+    assert principals("domestic_incidents") == [(old, None), (new, "wyp")]
+    assert principals("domestic_incident_children") == [(old, None), (old, None), (new, "wyp"), (new, "wyp")]
+    for summary in ("contacts_by_month", "domestic_incidents_by_month"):
+        events = client.command(f"SELECT sum(length(event_ids)) FROM safeguard.{summary} FINAL")
+        assert events == 2, summary
+    incidents = client.command("SELECT sum(length(incidents.1)) FROM safeguard.household_incidents FINAL")
+    assert incidents == 2

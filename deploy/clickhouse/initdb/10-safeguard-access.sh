@@ -40,7 +40,8 @@ scopes="${CLICKHOUSE_ANALYST_SCOPES:-}"
 # The dashboards' summaries (0003) are scoped like the event tables, except the per-subject ones (households,
 # children, episodes, alerts): a subject's row gathers every agency's events, so they carry la_code but no agency,
 # and an agency scope cannot read them (its analysts get an access error on those panels, as on the alerts).
-LA_CODE_TABLES="contacts contact_decisions missing_episodes domestic_incidents domestic_incident_children cp_plans alerts alert_lifecycle contacts_by_month contact_decisions_by_month domestic_incidents_by_month household_incidents child_referrals child_missing_reports missing_episode_steps child_plans alert_acknowledgements"
+# The data-quality findings (0004) carry la_code (NULL for a record too broken to say) and no agency.
+LA_CODE_TABLES="contacts contact_decisions missing_episodes domestic_incidents domestic_incident_children cp_plans alerts alert_lifecycle contacts_by_month contact_decisions_by_month domestic_incidents_by_month household_incidents child_referrals child_missing_reports missing_episode_steps child_plans alert_acknowledgements quality_findings"
 AGENCY_TABLES="contacts contact_decisions missing_episodes domestic_incidents domestic_incident_children cp_plans contacts_by_month contact_decisions_by_month domestic_incidents_by_month"
 
 if ! [[ "$db" =~ ^[A-Za-z_][A-Za-z0-9_]{0,63}$ ]]; then

@@ -235,3 +235,26 @@ def acknowledgement_minutes(
             minutes = [*minutes, int((first_ack[a.alert_id] - a.raised_at).total_seconds()) / 60]
         out[a.severity] = (n + 1, minutes)
     return out
+
+
+def resolution_minutes(
+    alerts: list[AlertRaised], resolved: list[AlertLifecycle], lo: datetime, hi: datetime
+) -> tuple[dict[str, tuple[int, list[float]]], dict[str, Counter[str]]]:
+    """Per severity: alerts raised in range and the minutes from raising to resolution of those resolved; and per
+    rule: alerts raised in range by outcome (`open` when not resolved)."""
+    first: dict[str, AlertLifecycle] = {}
+    for r in resolved:
+        if r.alert_id not in first or r.occurred_at < first[r.alert_id].occurred_at:
+            first[r.alert_id] = r
+    times: dict[str, tuple[int, list[float]]] = {}
+    outcomes: dict[str, Counter[str]] = {}
+    for a in alerts:
+        if not inside(a.raised_at, lo, hi):
+            continue
+        n, minutes = times.get(a.severity, (0, []))
+        done = first.get(a.alert_id)
+        if done is not None:
+            minutes = [*minutes, int((done.occurred_at - a.raised_at).total_seconds()) / 60]
+        times[a.severity] = (n + 1, minutes)
+        outcomes.setdefault(a.rule_id, Counter())[(done.outcome or "") if done else "open"] += 1
+    return times, outcomes

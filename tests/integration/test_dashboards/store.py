@@ -7,6 +7,7 @@ Each scenario goes into its own database of one store, so both can be checked in
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,6 +17,8 @@ from safeguard.settings import ClickHouseSettings
 from schemas.alerts import AlertLifecycle, AlertRaised
 from schemas.deadletter import dead_letter_from_kafka
 from schemas.events import AgencyEvent, DomesticIncidentRecorded
+from schemas.quality import CHECKS_BY_ID, QualityFinding
+from schemas.quality import finding_id as quality_finding_id
 from sinks.mapping import (
     KafkaSource,
     TableRow,
@@ -23,6 +26,7 @@ from sinks.mapping import (
     row_for_dead_letter,
     row_for_finding,
     row_for_lifecycle,
+    row_for_quality_finding,
     rows_for_event,
 )
 from sinks.migrate import migrate
@@ -35,8 +39,13 @@ PROCESSING_DELAY = timedelta(seconds=2)
 DEADLINE_TOPICS = ("safeguarding.missing-episodes.v1", "safeguarding.contacts.v1")
 DEAD_LETTER_REASONS = {"invalid": 7, "undecodable": 3, "wrong_topic": 1}
 FINDING_REASONS = {"not_a_contract_model": 4, "wrong_key": 9}
+QUALITY_RULES = {"8925": 2, "8866": 3, "574": 1}
+"""Data-quality findings of national rules (schemas/quality.py) put in each year; 8925's are not fed."""
 ACK_MINUTES = (3, 8, 15, 42, 90, 240)
 """Acknowledgement delays given to the first alerts of each severity (cycled)."""
+RESOLVE_MINUTES = (45, 240, 1440, 20)
+"""Resolution delays after the acknowledgement (cycled; every fifth acknowledged alert stays unresolved)."""
+OUTCOMES = ("contact_made", "strategy_discussion", "no_further_action", "duplicate", "contact_made")
 
 
 @dataclass
@@ -48,8 +57,10 @@ class LoadedYear:
     events: list[AgencyEvent]
     alerts: list[AlertRaised]
     acknowledgements: list[AlertLifecycle] = field(default_factory=list)
+    resolutions: list[AlertLifecycle] = field(default_factory=list)
     dead_letter_reasons: dict[str, int] = field(default_factory=dict)
     finding_reasons: dict[str, int] = field(default_factory=dict)
+    quality_rules: dict[str, int] = field(default_factory=dict)
     extra_times: dict[str, datetime] = field(default_factory=dict)
 
 
@@ -105,6 +116,26 @@ def acknowledgements(alerts: list[AlertRaised], since: datetime) -> list[AlertLi
     return acks
 
 
+def resolutions(acks: list[AlertLifecycle]) -> list[AlertLifecycle]:
+    """Resolutions with an outcome of most acknowledged alerts, RESOLVE_MINUTES after their acknowledgement."""
+    resolved: list[AlertLifecycle] = []
+    for n, ack in enumerate(acks):
+        if n % 5 == 4:
+            continue
+        resolved.append(
+            ack.model_copy(
+                update={
+                    "event_id": f"resolved-{ack.alert_id}",
+                    "state": "resolved",
+                    "occurred_at": ack.occurred_at + timedelta(minutes=RESOLVE_MINUTES[n % len(RESOLVE_MINUTES)]),
+                    "outcome": OUTCOMES[n % len(OUTCOMES)],
+                    "note": "dealt with",
+                }
+            )
+        )
+    return resolved
+
+
 def pipeline_rows(at: datetime) -> list[TableRow]:
     """Dead letters and data-quality findings with known reasons, all at `at`."""
     rows: list[TableRow] = []
@@ -138,6 +169,21 @@ def pipeline_rows(at: datetime) -> list[TableRow]:
                     found_at=at,
                 )
             )
+    for rule_id, n in QUALITY_RULES.items():
+        for i in range(n):
+            event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"quality/{rule_id}/{i}"))
+            found = QualityFinding(
+                finding_id=quality_finding_id(rule_id, event_id),
+                rule_id=rule_id,
+                check_name=CHECKS_BY_ID[rule_id].name,
+                message=f"test {rule_id}",
+                event_id=event_id,
+                checked_event_type=sorted(CHECKS_BY_ID[rule_id].event_types)[0],
+                fed=CHECKS_BY_ID[rule_id].feeds,
+                found_by="importer" if i % 2 == 0 else "worker",
+                found_at=at,
+            )
+            rows.append(row_for_quality_finding(found))
     return rows
 
 
@@ -151,7 +197,9 @@ def load_year(client: Any, database: str, scenario: Scenario, seed: int = 7, day
     alerts = run_rules(events)
     first = scenario.first_day
     acks = acknowledgements(alerts, datetime(first.year, first.month, first.day, 12, tzinfo=UTC))
-    insert_rows(client, database, [row_for_alert(a) for a in alerts] + [row_for_lifecycle(a) for a in acks])
+    resolved = resolutions(acks)
+    lifecycle_rows = [row_for_lifecycle(a) for a in [*acks, *resolved]]
+    insert_rows(client, database, [row_for_alert(a) for a in alerts] + lifecycle_rows)
     middle = events[len(events) // 2].occurred_at.astimezone(UTC)
     insert_rows(client, database, pipeline_rows(middle))
     return LoadedYear(
@@ -160,7 +208,9 @@ def load_year(client: Any, database: str, scenario: Scenario, seed: int = 7, day
         events=events,
         alerts=alerts,
         acknowledgements=acks,
+        resolutions=resolved,
         dead_letter_reasons=dict(DEAD_LETTER_REASONS),
         finding_reasons=dict(FINDING_REASONS),
+        quality_rules=dict(QUALITY_RULES),
         extra_times={"pipeline": middle},
     )

@@ -451,6 +451,30 @@ def test_time_to_acknowledge(store_client: Any, dashboard_store: DashboardStore,
     assert sum(r["acknowledged"] for r in frame.records()) > 0
 
 
+@pytest.mark.parametrize("database", ["leeds", "leicester"])
+def test_time_to_resolve_and_outcomes_per_rule(
+    store_client: Any, dashboard_store: DashboardStore, database: str
+) -> None:
+    year = dashboard_store.years[database]
+    lo, hi = year_range(year.scenario)
+    times, outcomes = x.resolution_minutes(year.alerts, year.resolutions, lo, hi)
+    frame = run(store_client, year, c.TIME_TO_RESOLVE)
+    for r in frame.records():
+        n, minutes = times[r["severity"]]
+        assert (r["alerts"], r["resolved"]) == (n, len(minutes))
+        ordered = sorted(minutes)
+        assert ordered, f"no resolved {r['severity']} alert in the year"
+        assert r["median_minutes"] == round(ordered[int(0.5 * len(ordered))], 1)
+        assert r["p90_minutes"] == round(ordered[int(0.9 * len(ordered))], 1)
+    assert {r["severity"] for r in frame.records()} == set(times)
+    frame = run(store_client, year, c.OUTCOMES_BY_RULE)
+    columns = ("contact_made", "strategy_discussion", "no_further_action", "duplicate", "open")
+    got = {r["rule_id"]: {k: r[k] for k in columns if r[k]} for r in frame.records()}
+    assert got == {rule: dict(counts) for rule, counts in outcomes.items()}
+    assert all(r["alerts"] == sum(r[k] for k in columns) for r in frame.records())
+    assert sum(r["duplicate"] for r in frame.records()) > 0
+
+
 # --- Pipeline health ----------------------------------------------------------------------------------------------
 
 

@@ -62,7 +62,7 @@ def test_a_silenced_alert_is_recorded_and_shown_then_messaged_when_the_silence_e
     assert s.silence_id in (record.held_note or "")
     raised = rig.store.lifecycle_events(alert.alert_id)[0]
     assert raised.state == "raised" and raised.note and f"silenced by silence {s.silence_id}" in raised.note
-    assert rig.store.audit_trail()[0].action == "held_silence"
+    assert next(e.action for e in rig.store.audit_trail() if e.action != "coverage_checked") == "held_silence"
     rig.run(2 * 3600 - 60 - 1)  # one second before the end: still held, and no escalation meanwhile
     assert rig.email.sent == [] and rig.store.open_alerts("front-door")[0].level == 0
     rig.run(1)  # the end
@@ -243,7 +243,7 @@ def test_a_database_of_the_previous_version_is_migrated_and_keeps_its_alerts(tmp
     db.close()
     store = NotifyStore(path)
     try:
-        assert store.schema_version() == SCHEMA_VERSION == 1
+        assert store.schema_version() == SCHEMA_VERSION
         record = store.alert(alert.alert_id)
         assert record is not None and record.alert == alert and not record.held
         assert store.silences(alert.raised_at) == []

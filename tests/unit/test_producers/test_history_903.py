@@ -127,8 +127,13 @@ def test_bad_rows_are_reported_by_file_line_and_column_and_the_import_goes_on() 
     assert rejections == {
         ("missing-2018-19.csv", 6, "row[5]/MIS_START", "bad_date"),
         ("missing-2018-19.csv", 7, "row[6]/MISSING", "unknown_code"),
-        ("missing-2019-20.csv", 3, "row[2]/MIS_END", "end_before_start"),
     }
+    flagged = {(f.file, f.line, f.path, f.finding.rule_id, f.finding.fed) for f in summary.flagged}
+    assert flagged == {
+        ("missing-2018-19.csv", 7, "row[6]/MISSING", "1006", False),  # no event: rejected and flagged
+        ("missing-2019-20.csv", 3, "row[2]/MIS_END", "567", False),  # found before reported: imported as still open
+    }
+    assert (summary.flagged_by_rule, summary.held) == ({"1006": 1, "567": 1}, 2)
     bad = next(r for r in summary.rejections if r.code == "bad_date")
     assert str(bad) == (
         "missing-2018-19.csv:6: row 5, MIS_START: '31/02/2019' is not a day of the calendar; the row gives no event"

@@ -22,7 +22,8 @@ from safeguard.cli import cli
 from safeguard.settings import Settings
 from schemas.codec import decode_event, encode
 from schemas.events import AgencyEvent, ContactDecided, ContactReceived, CpPlanEnded, CpPlanStarted
-from schemas.topics import message_key, topic_for
+from schemas.quality import decode_quality_finding
+from schemas.topics import QUALITY_FINDINGS, message_key, topic_for
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cin"
 YEARS = [FIXTURES / "cin-2018-19.xml", FIXTURES / "cin-2019-20.xml"]
@@ -113,17 +114,20 @@ def test_files_are_read_oldest_year_first_whatever_the_order_given() -> None:
 def test_bad_date_and_plan_ending_before_it_starts_are_reported_and_the_import_goes_on() -> None:
     target = Remembering()
     summary = importer().run(YEARS, target)
-    assert summary.rejected == 2
-    assert summary.rejected_by_code == {"bad_date": 1, "end_before_start": 1}
+    assert summary.rejected == 1
+    assert summary.rejected_by_code == {"bad_date": 1}
     by_code = {r.code: r for r in summary.rejections}
     bad = by_code["bad_date"]
     assert bad.path == "Message/Children/Child[3]/CINdetails[1]/CINreferralDate"
     assert bad.file == "cin-2018-19.xml" and bad.line == 108
     assert str(bad).startswith("cin-2018-19.xml:108: child 3, CINdetails 1, CINreferralDate: ")
     assert "not a day of the calendar" in bad.reason
-    ends = by_code["end_before_start"]
+    # The plan ending before it starts is flagged (national rule 8925) and its end not imported: the plan stays open.
+    [ends] = summary.flagged
     assert ends.path == "Message/Children/Child[2]/CINdetails[2]/ChildProtectionPlans[1]/CPPendDate"
-    assert "ends (2019-02-15) before it starts (2019-03-01)" in ends.reason
+    assert (ends.finding.rule_id, ends.finding.fed, ends.finding.checked_event_type) == ("8925", False, "cp_plan.ended")
+    assert "ends (2019-02-15) before it starts (2019-03-01)" in ends.finding.message
+    assert (summary.flagged_by_rule, summary.held) == ({"8925": 1}, 1)
     # The import went on: child 3's plan is there although its referral was not, child 2's plan is open.
     third, second = child("LA-000519"), child("LA-000342")
     kinds = Counter((e.child_id, e.event_type) for e in target.events.values())
@@ -306,8 +310,13 @@ def test_the_command_publishes_to_the_contract_topics_with_the_contract_keys(mon
     monkeypatch.setattr(import_cli, "_connect", connect)
     result = CliRunner().invoke(cli, ["import", "cin", *map(str, YEARS)])
     assert result.exit_code == 1, result.output  # rejected elements, as `publish` exits for rejected lines
-    assert producer.closed and len(producer.sent) == 16
-    for topic, key, value in producer.sent:
+    events = [sent for sent in producer.sent if sent[0] != QUALITY_FINDINGS.name]
+    [(_, finding_key, finding_value)] = [sent for sent in producer.sent if sent[0] == QUALITY_FINDINGS.name]
+    finding = decode_quality_finding(finding_value)
+    assert (finding.rule_id, finding.event_id.encode()) == ("8925", finding_key)
+    assert "flagged by data-quality checks" in result.output
+    assert producer.closed and len(events) == 16
+    for topic, key, value in events:
         event = decode_event(value)
         assert topic == topic_for(event.event_type).name and key == message_key(event).encode()
     assert "duplicates within this import" in result.output and "delivered to Kafka" in result.output

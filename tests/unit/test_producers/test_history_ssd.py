@@ -155,8 +155,9 @@ def test_bad_cells_are_reported_by_file_line_and_column() -> None:
     assert {(r.file, r.line, r.path, r.code) for r in summary.rejections} == {
         ("ssd_contacts.csv", 5, "row[4]/cont_contact_date", "bad_date"),
         ("ssd_contacts.csv", 6, "row[5]/cont_contact_outcome_json", "bad_json"),
-        ("ssd_cp_plans.csv", 3, "row[2]/cppl_cp_plan_end_date", "end_before_start"),
     }
+    flagged = {(f.file, f.line, f.path, f.finding.rule_id, f.finding.fed) for f in summary.flagged}
+    assert flagged == {("ssd_cp_plans.csv", 3, "row[2]/cppl_cp_plan_end_date", "8925", False)}
     bad = next(r for r in summary.rejections if r.code == "bad_date")
     assert "'2022-13-01 11:00:00.000' is not a day of the calendar" in str(bad)
 

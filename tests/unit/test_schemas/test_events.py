@@ -112,6 +112,7 @@ CONTRACT_TOPICS: dict[str, tuple[str, str]] = {
     "cp_plan.started": ("safeguarding.cp-plans.v1", "child_id"),
     "cp_plan.ended": ("safeguarding.cp-plans.v1", "child_id"),
     "alert.raised": ("safeguarding.alerts.v1", "alert_id"),
+    "quality.finding": ("safeguarding.quality-findings.v1", "event_id"),
 }
 
 
@@ -380,6 +381,7 @@ def test_registry_lists_the_contracts_topics() -> None:
         "safeguarding.alerts.v1",
         "safeguarding.alert-lifecycle.v1",
         "safeguarding.dead-letter.v1",
+        "safeguarding.quality-findings.v1",
     ]
     assert EVENT_TOPICS == (CONTACTS, MISSING_EPISODES, DOMESTIC_INCIDENTS, CP_PLANS)
     assert sorted(t for spec in EVENT_TOPICS for t in spec.event_types) == sorted(CONTRACT_EVENT_TYPES)

@@ -62,6 +62,7 @@ def test_one_file_per_event_type_plus_alert_and_dead_letter() -> None:
         "alert.raised.schema.json",
         "alert.lifecycle.schema.json",
         "dead_letter.schema.json",
+        "quality.finding.schema.json",
     }
     assert set(render_all()) == expected == {f"{name}.schema.json" for name in SCHEMA_MODELS}
 

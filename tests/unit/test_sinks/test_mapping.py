@@ -33,7 +33,7 @@ from tests.unit.test_schemas import examples as ex
 AT = datetime(2025, 3, 2, 8, 0, tzinfo=UTC)
 SRC = KafkaSource("safeguarding.contacts.v1", 3, 41)
 MIGRATIONS = Path(__file__).parents[3] / "sinks" / "migrations"
-DDL = (MIGRATIONS / "0001_initial.sql").read_text()
+DDL = "".join(path.read_text() for path in sorted(MIGRATIONS.glob("*.sql")))
 
 
 def _ddl_columns(table: str) -> list[str]:

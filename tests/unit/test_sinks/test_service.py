@@ -20,7 +20,7 @@ from sinks.mapping import TableRow
 from sinks.service import SINK_TOPICS, SinkKafkaError, SinkService
 from tests.unit.test_schemas import examples as ex
 
-Record = namedtuple("Record", "topic partition offset key value timestamp")
+Record = namedtuple("Record", "topic partition offset key value timestamp headers", defaults=[()])
 TOPIC = "safeguarding.contacts.v1"
 
 
