@@ -263,6 +263,9 @@ class NotifierService:
                 max_poll_records=1000,
                 session_timeout_ms=settings.session_timeout_ms,
                 heartbeat_interval_ms=max(1000, settings.session_timeout_ms // 3),
+                # a group formed before the alerts topic's partitions were known assigns nothing until the next
+                # metadata refresh: 30 s, not kafka-python's 5 min, bounds how long alerts could wait for it
+                metadata_max_age_ms=30_000,
             )
             consumer.subscribe([self.topics.alerts])
             producer = KafkaProducer(**{**PRODUCER_DEFAULTS, "linger_ms": 5, **self._client_options})
@@ -310,7 +313,8 @@ class NotifierService:
 
         assert self._stop is not None
         while not self._stop.is_set():
-            polled = await asyncio.to_thread(consumer.poll, timeout_ms=200, max_records=1000)
+            # a poll returns as soon as records come; a longer wait gives the group join room on a loaded machine
+            polled = await asyncio.to_thread(consumer.poll, timeout_ms=1000, max_records=1000)
             alerts: list[AlertRaised] = []
             offsets: dict[Any, Any] = {}
             for tp, records in polled.items():
