@@ -267,6 +267,12 @@ class NotifierService:
                 # metadata refresh: 30 s, not kafka-python's 5 min, bounds how long alerts could wait for it
                 metadata_max_age_ms=30_000,
             )
+            # kafka-python joins the group with whatever metadata it holds and, for a topic list (not a pattern), does
+            # not refresh it first: a join made before the topic's partitions are known assigns nothing, and the
+            # update arriving during the join is lost (KAFKA-3949), so the notifier would wait with no partitions.
+            # Seen under CI load: no alert taken for minutes after a start. Know the partitions before the first join.
+            if not await asyncio.to_thread(consumer.partitions_for_topic, self.topics.alerts):
+                log.warning("topic %s has no partitions yet (not created?); alerts wait for it", self.topics.alerts)
             consumer.subscribe([self.topics.alerts])
             producer = KafkaProducer(**{**PRODUCER_DEFAULTS, "linger_ms": 5, **self._client_options})
             log.info(
