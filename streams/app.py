@@ -22,7 +22,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar, cast
@@ -122,9 +122,6 @@ class Worker:
         """Records are applied in offset order from the committed offset, none skipped (see `streams.fence`)."""
         self._unread: dict[TP, int] = {}
         """Partitions nothing came from since a rebalance, the consumer past the committed offset (`_seek_again`)."""
-        self._log_starts: dict[TP, int] = {}
-        """Where the group starts a partition it has never committed (its log start: `auto_offset_reset` earliest),
-        asked of the broker once per partition after each rebalance (`_starts`)."""
         self.clock = clock
         self.catalogue = catalogue or (
             load_catalogue(streams.rules_file) if streams.rules_file else Catalogue.default()
@@ -253,11 +250,10 @@ class Worker:
         """
         async with self._lane:
             step = Step()
-            starts = await self._starts({TP(m.topic, m.partition) for m in messages})
             now = asyncio.get_running_loop().time()
             for message in messages:
                 tp = TP(message.topic, message.partition)
-                if self.fence.admit(tp, message.offset, committed=starts.get(tp), now=now) is Verdict.HOLD:
+                if self.fence.admit(tp, message.offset, committed=self._committed(tp), now=now) is Verdict.HOLD:
                     # Not applied: marked acked so that Faust never counts it done (its commit cannot pass it); the
                     # partition is sought back and the record comes again, after the ones before it.
                     message.acked = True
@@ -278,46 +274,6 @@ class Worker:
         """The group's committed offset of `tp` as Faust's consumer knows it (set from the broker at assignment)."""
         committed = getattr(self.app.consumer, "_committed_offset", {}).get(tp)
         return committed if isinstance(committed, int) else None
-
-    async def _starts(self, tps: set[TP]) -> dict[TP, int]:
-        """Where each partition's records must be applied from: its committed offset, or, for a partition the group
-        has never committed, its log start. Not the first record delivered: Faust drops what it fetched during a
-        rebalance, and with no committed offset to seek back to, the consumer would go on past those records (seen
-        with two workers starting together: a child's first reports never applied)."""
-        starts: dict[TP, int] = {}
-        unknown: list[TP] = []
-        for tp in tps:
-            committed = self._committed(tp)
-            if committed is not None:
-                starts[tp] = committed
-            elif tp in self._log_starts:
-                starts[tp] = self._log_starts[tp]
-            elif not self.fence.seen(tp):  # once the fence follows a partition, its start no longer matters
-                unknown.append(tp)
-        if unknown:
-            found = await self._log_start_offsets(unknown)
-            for tp in unknown:
-                offset = found.get(tp)
-                if isinstance(offset, int):
-                    starts[tp] = self._log_starts[tp] = offset
-        return starts
-
-    async def _log_start_offsets(self, tps: list[TP]) -> Mapping[TP, int]:
-        """The broker's log start of each partition; after three failed asks, none (the fence then starts each at its
-        first record delivered, as it must when it cannot know better, and says so)."""
-        for attempt in range(3):
-            try:
-                return await asyncio.wait_for(self.app.consumer.earliest_offsets(*tps), timeout=5.0)
-            except Exception as exc:  # a broker hiccup must not stop the batch
-                error = exc
-                await asyncio.sleep(0.5 * (attempt + 1))
-        log.warning(
-            "could not ask the broker where %d never-committed partitions start (%s); applying each from its "
-            "first record delivered",
-            len(tps),
-            type(error).__name__,
-        )
-        return {}
 
     async def _rewind(self) -> None:
         """Carry out the fence's seeks (see `streams.fence`); say so when a partition stays stalled."""
@@ -371,10 +327,10 @@ class Worker:
         if self.app.rebalancing:
             return
         consumer = self.app.consumer
-        unseen = {tp for tp in consumer.assignment() if not tp.topic.endswith("-changelog") and not self.fence.seen(tp)}
-        starts = await self._starts(unseen) if unseen else {}
-        for tp in unseen:
-            committed, highwater = starts.get(tp), consumer.highwater(tp)
+        for tp in consumer.assignment():
+            if tp.topic.endswith("-changelog") or self.fence.seen(tp):
+                continue
+            committed, highwater = self._committed(tp), consumer.highwater(tp)
             if committed is None or highwater is None or committed >= highwater:
                 continue
             position = await asyncio.wait_for(consumer.position(tp), timeout=2.0)
@@ -390,7 +346,6 @@ class Worker:
         revoked = {TP(*tp) for tp in args[-1]} if args else None  # (sender, revoked)
         self.fence.forget(revoked)
         self._unread.clear()
-        self._log_starts.clear()
 
     async def _deliver(self, step: Step) -> None:
         """Publish and then write state; retry while the broker is unavailable, never for a message that cannot go.

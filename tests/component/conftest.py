@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust.tables.base
-import faust.transport.drivers.aiokafka
 import pytest
 from faust.types import TP
 from faust.types.tuples import FutureMessage, PendingMessage, RecordMetadata
@@ -82,18 +81,3 @@ def changelogs(monkeypatch: pytest.MonkeyPatch) -> Changelogs:
 
     monkeypatch.setattr(faust.tables.base.Collection, "send_changelog", send_changelog)
     return recorder
-
-
-@pytest.fixture(autouse=True)
-def log_starts(monkeypatch: pytest.MonkeyPatch) -> dict[TP, int]:
-    """Where each partition's log starts, as the broker would answer (this tier has none). The worker asks it for a
-    partition its group has never committed (`Worker._starts`). Only the partitions a test names are answered: Faust's
-    test agents number records across partitions (one counter), so a partition's first record is not at 0, and the
-    worker then starts an unanswered partition at its first record delivered."""
-    starts: dict[TP, int] = {}
-
-    async def earliest_offsets(consumer: Any, *partitions: TP) -> dict[TP, int]:
-        return {tp: starts[tp] for tp in partitions if tp in starts}
-
-    monkeypatch.setattr(faust.transport.drivers.aiokafka.Consumer, "earliest_offsets", earliest_offsets)
-    return starts

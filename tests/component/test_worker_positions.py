@@ -29,7 +29,6 @@ class Positions:
     highwaters: dict[TP, int] = field(default_factory=dict)
     _committed_offset: dict[TP, int] = field(default_factory=dict)
     positions: dict[TP, int] = field(default_factory=dict)
-    log_starts: dict[TP, int] = field(default_factory=dict)
     sought: list[dict[TP, int]] = field(default_factory=list)
 
     def assignment(self) -> set[TP]:
@@ -40,9 +39,6 @@ class Positions:
 
     async def position(self, tp: TP) -> int | None:
         return self.positions.get(tp)
-
-    async def earliest_offsets(self, *partitions: TP) -> dict[TP, int]:
-        return {tp: self.log_starts[tp] for tp in partitions if tp in self.log_starts}
 
     async def seek_wait(self, partitions: dict[TP, int]) -> None:
         self.sought.append(dict(partitions))
@@ -105,47 +101,3 @@ def test_a_partition_read_from_its_committed_offset_is_left_alone(worker: Worker
 
     asyncio.run(looks())
     assert given.sought == [] and not worker.fence.rewinding
-
-
-@dataclass
-class Record:
-    """What the worker reads of a Faust message."""
-
-    offset: int
-    topic: str = CONTACTS.name
-    partition: int = 0
-    acked: bool = False
-
-
-def test_a_never_committed_partition_is_applied_from_its_log_start_not_from_its_first_record_delivered(
-    worker: Worker,
-) -> None:
-    """Seen 2026-12-07 with two workers starting together: Faust dropped the records it fetched during the
-    rebalance, the group had no committed offset to seek back to, and a child's first two reports were never
-    applied (the fence had started the partition at the first record delivered after them)."""
-    given = _given(worker, Positions(highwaters={CONTACTS_0: 4}, log_starts={CONTACTS_0: 0}, positions={CONTACTS_0: 4}))
-    applied: list[int] = []
-
-    async def deliver(offsets: list[int]) -> list[Record]:
-        records = [Record(offset) for offset in offsets]
-        await worker._run_batch(records, lambda message, step: applied.append(message.offset))
-        return records
-
-    [late] = asyncio.run(deliver([3]))
-    assert applied == [] and late.acked, "held back (acked so that Faust never commits past it), not applied"
-    assert given.sought == [{CONTACTS_0: 0}], "sought back to the log start"
-    asyncio.run(deliver([0, 1, 2, 3]))
-    assert applied == [0, 1, 2, 3]
-
-
-def test_a_never_committed_partition_nothing_came_from_with_the_consumer_past_its_log_start_is_sought_back(
-    worker: Worker,
-) -> None:
-    given = _given(worker, Positions(highwaters={CONTACTS_0: 2}, log_starts={CONTACTS_0: 0}, positions={CONTACTS_0: 2}))
-
-    async def two_looks() -> None:
-        await worker._seek_again()
-        await worker._seek_again()
-
-    asyncio.run(two_looks())
-    assert given.sought == [{CONTACTS_0: 0}]
