@@ -28,6 +28,7 @@ from functools import partial
 from typing import Any, TypeVar, cast
 
 import faust
+from aiokafka import TopicPartition
 from faust.transport.drivers.aiokafka import Consumer as AiokafkaConsumer
 from faust.types import TP
 
@@ -121,6 +122,8 @@ class Worker:
         self.fence: OffsetFence[TP] = OffsetFence()
         """Records are applied in offset order from the committed offset, none skipped (see `streams.fence`)."""
         self._unread: dict[TP, int] = {}
+        self._starts: dict[TP, int] = {}
+        """Where each partition's fence starts after a rebalance, as the broker has it (`_learn_start`)."""
         """Partitions nothing came from since a rebalance, the consumer past the committed offset (`_seek_again`)."""
         self.clock = clock
         self.catalogue = catalogue or (
@@ -253,7 +256,10 @@ class Worker:
             now = asyncio.get_running_loop().time()
             for message in messages:
                 tp = TP(message.topic, message.partition)
-                if self.fence.admit(tp, message.offset, committed=self._committed(tp), now=now) is Verdict.HOLD:
+                if tp not in self._starts and not self.fence.seen(tp):
+                    await self._learn_start(tp)
+                start = self._starts.get(tp)
+                if self.fence.admit(tp, message.offset, committed=start, now=now) is Verdict.HOLD:
                     # Not applied: marked acked so that Faust never counts it done (its commit cannot pass it); the
                     # partition is sought back and the record comes again, after the ones before it.
                     message.acked = True
@@ -269,6 +275,36 @@ class Worker:
                 await self._rewind()
             except Exception:  # the batch is done; a seek not made is made again by `_seek_again`
                 log.exception("seeking back a partition failed; tried again in a few seconds")
+
+    async def _learn_start(self, tp: TP) -> None:
+        """Ask the broker where the group reads `tp` from, at the first record of `tp` since a rebalance.
+
+        Faust's own map of committed offsets is not enough: it can lack a partition the group has committed (seen
+        after a SIGKILL restart: the fence then waited at 0 while the consumer read from the committed offset), and a
+        partition the group never committed has no entry at all, so the fence used to start it at the first record
+        delivered; records Faust fetched and dropped around a rebalance (two workers starting together, the kcat
+        scale-out test) were skipped. The broker's committed offset, else the log start, is where reading must start.
+        If the broker cannot say, the fence falls back to Faust's map (the behaviour before 2026-12-07) and says so.
+        """
+        try:
+            consumer = cast(FencedConsumer, self.app.consumer)
+            starts = await asyncio.wait_for(consumer.group_starts({tp}), timeout=START_LOOKUP_TIMEOUT_S)
+        except Exception as exc:
+            fallback = self._committed(tp)
+            log.warning(
+                "%s[%d]: %s (%s); starting from %s",
+                tp.topic,
+                tp.partition,
+                START_UNKNOWN,
+                safe_error(f"{type(exc).__name__}: {exc}"),
+                "the first record delivered" if fallback is None else f"offset {fallback} (Faust's view)",
+            )
+            if fallback is not None:
+                self._starts[tp] = fallback
+            return
+        self._starts.update(starts)
+        for known, offset in starts.items():
+            log.info("%s[%d]: %s %d", known.topic, known.partition, STARTS_AT, offset)
 
     def _committed(self, tp: TP) -> int | None:
         """The group's committed offset of `tp` as Faust's consumer knows it (set from the broker at assignment)."""
@@ -345,6 +381,8 @@ class Worker:
     async def _forget_offsets(self, *args: Any, **kwargs: Any) -> None:
         revoked = {TP(*tp) for tp in args[-1]} if args else None  # (sender, revoked)
         self.fence.forget(revoked)
+        for tp in list(self._starts) if revoked is None else revoked:
+            self._starts.pop(tp, None)
         self._unread.clear()
 
     async def _deliver(self, step: Step) -> None:
@@ -855,6 +893,28 @@ class FencedConsumer(AiokafkaConsumer):
 
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
         return None
+
+    async def group_starts(self, partitions: set[TP]) -> dict[TP, int]:
+        """Where the group reads each of `partitions` from, asked of the broker: the group's committed offset, or the
+        log start for a partition it never committed (the worker reads from the earliest), and never before the log
+        start (records removed by retention are not waited for)."""
+        thread = self._thread
+        consumer = thread._ensure_consumer()
+        committed = await thread.call_thread(_group_committed, consumer, sorted(partitions))
+        earliest = await self.earliest_offsets(*partitions)
+        return {tp: max(committed.get(tp) or 0, earliest.get(tp) or 0) for tp in partitions}
+
+
+async def _group_committed(consumer: Any, partitions: list[TP]) -> dict[TP, int | None]:
+    """In the consumer's thread: the group's committed offset of each partition (None: never committed)."""
+    offsets = await asyncio.gather(*(consumer.committed(TopicPartition(tp.topic, tp.partition)) for tp in partitions))
+    return dict(zip(partitions, offsets, strict=True))
+
+
+STARTS_AT = "applied in offset order from the group's committed offset (else the log start):"
+START_UNKNOWN = "could not ask the broker where the group reads it from"
+START_LOOKUP_TIMEOUT_S = 10.0
+"""How long a worker waits for the broker to say where a partition starts (`Worker._learn_start`)."""
 
 
 STALLED_AFTER_SEEKS = 12

@@ -30,6 +30,9 @@ class Positions:
     _committed_offset: dict[TP, int] = field(default_factory=dict)
     positions: dict[TP, int] = field(default_factory=dict)
     sought: list[dict[TP, int]] = field(default_factory=list)
+    starts: dict[TP, int] = field(default_factory=dict)
+    """Where the broker says the group reads each partition from (its committed offset, else the log start)."""
+    asked: list[set[TP]] = field(default_factory=list)
 
     def assignment(self) -> set[TP]:
         return self.assigned
@@ -39,6 +42,12 @@ class Positions:
 
     async def position(self, tp: TP) -> int | None:
         return self.positions.get(tp)
+
+    async def group_starts(self, partitions: set[TP]) -> dict[TP, int]:
+        self.asked.append(set(partitions))
+        if not self.starts:
+            raise ConnectionError("the broker is away")
+        return {tp: self.starts[tp] for tp in partitions}
 
     async def seek_wait(self, partitions: dict[TP, int]) -> None:
         self.sought.append(dict(partitions))
@@ -101,3 +110,60 @@ def test_a_partition_read_from_its_committed_offset_is_left_alone(worker: Worker
 
     asyncio.run(looks())
     assert given.sought == [] and not worker.fence.rewinding
+
+
+@dataclass
+class Record:
+    """What the fence looks at of a delivered record."""
+
+    offset: int
+    topic: str = CONTACTS.name
+    partition: int = 0
+    acked: bool = False
+
+
+def _deliver(worker: Worker, offsets: list[int]) -> list[int]:
+    """Run one batch of records at `offsets` of contacts[0]; the offsets applied, in order."""
+    applied: list[int] = []
+    asyncio.run(
+        worker._run_batch([Record(offset) for offset in offsets], lambda record, _step: applied.append(record.offset))
+    )
+    return applied
+
+
+def test_a_partition_the_group_never_committed_starts_at_the_log_start_not_at_the_first_record_delivered(
+    worker: Worker,
+) -> None:
+    """Seen 2026-12-07 (kcat scale-out test): two workers starting together, Faust dropped the records it had fetched
+    during the rebalance, and the fence, knowing no committed offset, started the partition at the first record
+    delivered after them: a child's first two reports were never applied."""
+    given = _given(worker, Positions(starts={CONTACTS_0: 0}))  # never committed: the broker's log starts at 0
+    assert _deliver(worker, [2, 3]) == [], "records past the log start come first: held back"
+    assert given.sought == [{CONTACTS_0: 0}], "read again from the log start"
+    assert _deliver(worker, [0, 1, 2, 3]) == [0, 1, 2, 3]
+    assert given.asked == [{CONTACTS_0}], "the broker is asked once per partition per assignment"
+
+
+def test_a_committed_partition_starts_at_the_brokers_committed_offset_when_fausts_map_lacks_it(worker: Worker) -> None:
+    """Seen 2026-12-07 after a SIGKILL restart: Faust's map had no entry for a partition the group had committed."""
+    given = _given(worker, Positions(starts={CONTACTS_0: 30}))  # Faust's `_committed_offset` is empty
+    assert _deliver(worker, [32]) == [], "30 and 31 are the group's to read first"
+    assert given.sought == [{CONTACTS_0: 30}]
+    assert _deliver(worker, [30, 31, 32]) == [30, 31, 32]
+    assert not worker.fence.rewinding
+
+
+def test_after_a_rebalance_the_broker_is_asked_again(worker: Worker) -> None:
+    given = _given(worker, Positions(starts={CONTACTS_0: 30}))
+    assert _deliver(worker, [30]) == [30]
+    asyncio.run(worker._forget_offsets(None, {CONTACTS_0}))  # revoked
+    given.starts[CONTACTS_0] = 31  # committed meanwhile, by the worker or the partition's next owner
+    assert _deliver(worker, [32]) == []
+    assert given.sought == [{CONTACTS_0: 31}]
+    assert given.asked == [{CONTACTS_0}, {CONTACTS_0}]
+
+
+def test_when_the_broker_cannot_say_the_fence_starts_from_fausts_view(worker: Worker) -> None:
+    given = _given(worker, Positions(_committed_offset={CONTACTS_0: 30}))  # no `starts`: the lookup fails
+    assert _deliver(worker, [31]) == [], "Faust's committed offset is used: 30 must come first"
+    assert given.sought == [{CONTACTS_0: 30}]

@@ -85,6 +85,7 @@ def test_the_simulated_year_raises_the_reference_alerts_once_each(
         records = _run_until_done(worker, broker_with_year, alerts_from, len(expected))
     finally:
         worker.stop()
+    worker.assert_fenced_from_the_broker()
     raised = _alerts(records)
     per_rule = Counter(alerts[0].rule_id for alerts in raised.values())
     assert per_rule == Counter(a.rule_id for a in expected.values())
@@ -115,6 +116,7 @@ def test_killed_and_restarted_worker_raises_every_alert_exactly_once(
         records = _run_until_done(worker, broker_with_year, alerts_from, len(expected))
     finally:
         worker.stop()
+    worker.assert_fenced_from_the_broker()
     raised = _alerts(records)
     missing = set(expected) - set(raised)
     extra = set(raised) - set(expected)

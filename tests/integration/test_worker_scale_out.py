@@ -160,6 +160,8 @@ def test_records_kcat_put_on_the_wrong_partition_meet_their_history_with_two_wor
     finally:
         for worker in workers:
             worker.stop()
+    for worker in workers:
+        worker.assert_fenced_from_the_broker()
 
     for child, copies in alerts.items():
         [alert] = copies  # exactly once: no crash here, so no republication either
@@ -302,6 +304,8 @@ def test_workers_in_one_group_one_killed_raise_the_single_worker_alerts(
     finally:
         for worker in workers:
             worker.stop()
+    for worker in workers:
+        worker.assert_fenced_from_the_broker()
     elapsed = time.monotonic() - started
 
     raised: dict[str, list[AlertRaised]] = {}

@@ -18,6 +18,7 @@ from kafka.structs import TopicPartition
 from schemas.alerts import AlertRaised
 from schemas.events import AgencyEvent
 from schemas.topics import EVENT_TOPICS
+from streams.app import START_UNKNOWN, STARTS_AT
 from streams.replay import Replay, kafka_partitions
 from streams.rules import Catalogue
 from tests.integration.kafka_reader import end_offsets
@@ -112,6 +113,15 @@ class WorkerProcess:
     def log_tail(self) -> str:
         path = self.workdir / f"worker-{self.app_id}.log"
         return path.read_text()[-4000:] if path.exists() else ""
+
+    def logged(self, text: str) -> bool:
+        path = self.workdir / f"worker-{self.app_id}.log"
+        return path.exists() and text in path.read_text()
+
+    def assert_fenced_from_the_broker(self) -> None:
+        """The worker's offset fence started its partitions where the broker said (never its fallback)."""
+        assert self.logged(STARTS_AT), f"the fence never asked the broker where to start:\n{self.log_tail()}"
+        assert not self.logged(START_UNKNOWN), f"the fence fell back to Faust's view:\n{self.log_tail()}"
 
     def kill(self) -> None:
         """SIGKILL: no flush, no commit, no goodbye."""
