@@ -217,7 +217,7 @@ class SinkService:
                 log.info("assigned %d partitions", len(assigned))
 
         self._listener = _Listener()
-        self._consumer.subscribe(list(SINK_TOPICS), listener=self._listener)
+        self._join()
         last_progress = self._monotonic()
         failure: SinkKafkaError | None = None
         try:
@@ -323,8 +323,21 @@ class SinkService:
             log.warning("closing the stalled Kafka consumer failed: %s", exc)
         self._ever_assigned = False
         self._coordinator_lost_at = None
-        self._consumer.subscribe(list(SINK_TOPICS), listener=self._listener)
+        self._join()
         log.info("a new Kafka consumer joins the group; %d messages not committed will be read again", forgotten)
+
+    def _join(self) -> None:
+        """Subscribe, knowing every sink topic's partitions first.
+
+        kafka-python joins the group with whatever metadata it holds and, for a topic list (not a pattern), does not
+        refresh it first: a join made before the topics' partitions are known assigns nothing, and an update arriving
+        during the join is lost (KAFKA-3949). The notifier was seen waiting so under CI load; the sink's stall detector
+        would replace such a consumer, but only after minutes.
+        """
+        unknown = [topic for topic in SINK_TOPICS if not self._consumer.partitions_for_topic(topic)]
+        if unknown:
+            log.warning("no partitions known yet for %s (not created?); the sink reads them once they are", unknown)
+        self._consumer.subscribe(list(SINK_TOPICS), listener=self._listener)
 
     def _poll(self, timeout_ms: int, max_records: int | None = None) -> dict[Any, list[Any]]:
         """Poll. A Kafka error that may pass (a broker restarting, a coordinator moving) is logged and gives
@@ -638,4 +651,7 @@ def kafka_consumer(client_options: dict[str, Any], settings: ClickHouseSettings)
         session_timeout_ms=settings.session_timeout_ms,
         heartbeat_interval_ms=max(1000, settings.session_timeout_ms // 4),
         group_instance_id=settings.instance_id,
+        # a group formed before a topic's partitions were known assigns them at the next metadata refresh: 30 s, not
+        # kafka-python's 5 min
+        metadata_max_age_ms=30_000,
     )

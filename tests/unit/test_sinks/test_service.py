@@ -572,3 +572,43 @@ def test_a_consumer_whose_join_never_completes_is_replaced_too() -> None:
     assert stuck.closed and fresh.listener is not None, "the consumer that never rejoined was replaced"
     assert _stored_offsets(store) == [(0, 0), (0, 1), (0, 2)] and stats.committed == {(TOPIC, 0): 3}
     assert not stuck.commits
+
+
+class MetadataTrackingConsumer(MemoryConsumer):
+    """Records whether each topic's partitions were asked for before the group join (the subscribe)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.asked: list[str] = []
+        self.asked_before_join: set[str] | None = None
+
+    def partitions_for_topic(self, topic: str) -> set[int] | None:
+        self.asked.append(topic)
+        return super().partitions_for_topic(topic)
+
+    def subscribe(self, topics: Any = (), pattern: Any = None, listener: Any = None) -> None:
+        self.asked_before_join = set(self.asked)
+        super().subscribe(topics, pattern, listener)
+
+
+def test_every_sink_topics_partitions_are_known_before_the_group_join(caplog: Any) -> None:
+    """kafka-python joins with the metadata it holds (KAFKA-3949): a join before a topic's partitions are known
+    assigns nothing from it. The sink asks for them first, and says which topics have none yet."""
+    tp = TopicPartition(TOPIC, 0)
+    clock = FakeClock()
+    consumer = MetadataTrackingConsumer({tp: _records(2)}, clock)
+    store = FlakyStore(consumer)
+    service = SinkService(
+        consumer,
+        store,
+        ClickHouseSettings(batch_rows=4, batch_seconds=1.0),
+        clock=lambda: datetime(2025, 3, 2, tzinfo=UTC),
+        monotonic=clock,
+        sleep=lambda seconds: None,
+    )
+    with caplog.at_level("WARNING"):
+        service.run(until_caught_up=True)
+    assert consumer.asked_before_join == set(SINK_TOPICS)
+    assert _stored_offsets(store) == [(0, 0), (0, 1)]
+    others = sorted(set(SINK_TOPICS) - {TOPIC})
+    assert any("no partitions known yet" in r.getMessage() and others[0] in r.getMessage() for r in caplog.records)
