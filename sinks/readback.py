@@ -17,47 +17,22 @@ from pydantic import ValidationError
 
 from schemas.errors import StoreError
 from schemas.events import EVENT_MODELS, AgencyEvent
+from sinks.mapping import TABLE_COLUMNS
 
 Client = Any
 """A clickhouse-connect client (the library ships no type hints)."""
 
-_ENVELOPE = ("event_id", "event_type", "schema_version", "la_code", "agency_type", "agency_code", "occurred_at",
-             "recorded_at")  # fmt: skip
+NOT_OF_THE_EVENT = frozenset(
+    {"purge", "is_referral", "children_count", "children_present", "kafka_topic", "kafka_partition", "kafka_offset",
+     "ingested_at", "published_by"}
+)  # fmt: skip
+"""Columns the sink adds to an event's row: derived from the event (`is_referral`, the children counts), or where,
+when and from whom it was stored, and the erasure flag."""
 EVENT_COLUMNS: dict[str, tuple[str, ...]] = {
-    "contacts": (
-        *_ENVELOPE,
-        "contact_id",
-        "child_id",
-        "household_id",
-        "contact_source",
-        "concerns",
-        "route",
-        "linked_incident_id",
-    ),
-    "contact_decisions": (*_ENVELOPE, "contact_id", "child_id", "outcome", "primary_need"),
-    "missing_episodes": (
-        *_ENVELOPE,
-        "episode_id",
-        "child_id",
-        "looked_after",
-        "absence_type",
-        "risk_level",
-        "interview",
-    ),
-    "domestic_incidents": (
-        *_ENVELOPE,
-        "incident_id",
-        "household_id",
-        "victim_id",
-        "perpetrator_id",
-        "dash_risk",
-        "dash_score",
-        "is_crime",
-        "marac_referral",
-    ),
-    "cp_plans": (*_ENVELOPE, "plan_id", "child_id", "category", "previous_plans", "previous_plan_ended_at"),
+    table: tuple(column for column in TABLE_COLUMNS[table] if column not in NOT_OF_THE_EVENT)
+    for table in ("contacts", "contact_decisions", "missing_episodes", "domestic_incidents", "cp_plans")
 }
-"""The columns of each event table that make up its events (the rest say where and when the sink stored it)."""
+"""The columns of each event table that make up its events (`sinks.mapping.TABLE_COLUMNS` without the sink's own)."""
 
 _TIMES = ("occurred_at", "recorded_at")
 
