@@ -245,11 +245,17 @@ def raw_consumers(bootstrap: str, ends: dict[Any, int]) -> dict[str, dict]:
 
 
 def run_worker(
-    bootstrap: str, offsets: Offsets, app_id: str, workdir: Path, timeout_s: float, module: str = "streams"
+    bootstrap: str,
+    offsets: Offsets,
+    app_id: str,
+    workdir: Path,
+    timeout_s: float,
+    module: str = "streams",
+    extra_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     ends = offsets.ends()
     total = sum(ends.values())
-    worker = WorkerProcess(bootstrap, app_id, workdir, module=module)
+    worker = WorkerProcess(bootstrap, app_id, workdir, module=module, extra_env=extra_env or {})
     spawned = time.monotonic()
     worker.start()
     samples: list[tuple[float, int, float]] = []

@@ -75,6 +75,7 @@ def faust_options(settings: Settings, bootstrap: str) -> dict[str, Any]:
         "processing_guarantee": "at_least_once",
         "table_standby_replicas": 0,
         "producer_acks": -1,
+        "producer_linger": settings.streams.producer_linger_s,
         # A send the broker does not acknowledge fails after this (Faust's default is 20 minutes), so an outage
         # shows in the log and in the lane's own back-off instead of a silent wait.
         "producer_request_timeout": 30.0,

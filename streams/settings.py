@@ -41,6 +41,13 @@ class StreamsSettings(BaseModel):
     web_port: int | None = Field(default=None, description="Faust web port; unset = no web server")
     batch_size: int = Field(default=1000, ge=1, description="records applied per batch before acks and state writes")
     batch_within_s: float = Field(default=0.05, gt=0, description="longest wait to fill a batch, in seconds")
+    producer_linger_s: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="how long the worker's producer waits to fill a request (alerts, obligations, changelogs): fewer, "
+        "fuller requests for a few ms per batch (bench/results/worker_throughput.json)",
+    )
 
     @property
     def table_dir(self) -> Path:
