@@ -42,7 +42,17 @@ class Replay:
     def __init__(self, catalogue: Catalogue, *, partition_of: PartitionOf, raised_at: datetime) -> None:
         self.catalogue = catalogue
         self.raised_at = raised_at
-        self._partition_of = partition_of
+        # A subject's partition is worked out once (Kafka's murmur2 in Python costs more than the lookup): the replay
+        # holds every subject's state anyway, so one more entry per subject is little beside it.
+        partitions: dict[str, int] = {}
+
+        def remembered_partition_of(key: str) -> int:
+            found = partitions.get(key)
+            if found is None:
+                found = partitions[key] = partition_of(key)
+            return found
+
+        self._partition_of = remembered_partition_of
         # States are never flushed: the processor keeps every changed state in memory, which is all a replay needs.
         self._processor = RuleProcessor(catalogue, children={}, households={}, partition_of=partition_of)
 

@@ -329,14 +329,15 @@ class _Deadline(Generic[P]):
 
     def pending(self, state: SubjectState, params: P) -> list[tuple[str, datetime]]:
         span: Duration = params.deadline  # type: ignore[attr-defined]
+        after, duty, entity = span.after, self.duty, self.entity  # asked for every duty held, at every change
         found = []
         for record in self.records_of(state):
-            opened_at, answered_at, _, _ = self.duty(record)
+            opened_at, answered_at, _, _ = duty(record)
             if opened_at is None:
                 continue
-            deadline = span.after(opened_at)
+            deadline = after(opened_at)
             if answered_at is None or answered_at > deadline:
-                found.append((self.entity(record), deadline))
+                found.append((entity(record), deadline))
         return found
 
     def due(self, state: SubjectState, clock: datetime, params: P) -> list[Finding]:

@@ -137,8 +137,8 @@ def encode_state(state: SubjectState) -> bytes:
     layout = (
         STATE_VERSION,
         t(state.newest_event_at),
-        [((known(s.event_id) or u(s.event_id)), (s.occurred_at - epoch) // us) for s in state.seen]
-        if state.seen
+        [((known(e) or u(e)), at) for e, at in zip(state.seen_ids, state.seen_micros, strict=True)]
+        if state.seen_ids
         else none,
         sorted(state.erased) if state.erased else none,
         [
@@ -295,7 +295,7 @@ def _from_v2(subject_type: SubjectType, subject_id: str, layout: list[Any]) -> S
     _, newest, seen, erased, missing, interviews, plans, referrals, contacts, da, incidents, marks = layout
     state = SubjectState(subject_type, subject_id, newest_event_at=t(newest), erased=erased)
     # Stored in order: the lists are taken as they are, without sorting again.
-    state.keep_seen([SeenEvent(u(e), _at(at)) for e, at in seen])  # type: ignore[arg-type]
+    state.set_seen([u(e) for e, _ in seen], [at for _, at in seen])  # type: ignore[misc]
     state.missing_reports = [MissingReport(u(e), _at(at), *rest) for e, at, *rest in missing]  # type: ignore[arg-type]
     state.return_interviews = [
         ReturnInterviewDuty(episode, la, u(found_id), t(found_at), looked_after, t(interviewed))

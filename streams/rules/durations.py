@@ -51,6 +51,7 @@ class Duration:
         exact = timedelta(days=self.days, hours=self.hours, minutes=self.minutes, seconds=self.seconds)
         object.__setattr__(self, "_exact", exact)
         object.__setattr__(self, "_calendar_months", 12 * self.years + self.months)
+        object.__setattr__(self, "_shift_by_day", {})
 
     @classmethod
     def parse(cls, text: str) -> Duration:
@@ -82,11 +83,21 @@ class Duration:
         """`moment` plus this duration: calendar months first (clamped to month end), then the exact part."""
         utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
         d = self.__dict__
-        months: int = d["_calendar_months"]
-        if months:
-            year, month, day = _shifted_day(utc.year, utc.month, utc.day, months)
-            utc = utc.replace(year=year, month=month, day=day)
-        shifted: datetime = utc + d["_exact"]
+        if not d["_calendar_months"]:
+            exact: datetime = utc + d["_exact"]
+            return exact
+        # Months move the date only (the time of day stays), so the whole shift is a number of days that depends
+        # on the date alone: remembered per day (a few thousand distinct days), one addition instead of `replace`.
+        day = utc.toordinal()
+        shifts: dict[int, timedelta] = d["_shift_by_day"]
+        shift = shifts.get(day)
+        if shift is None:
+            year, month, dom = _shifted_day(utc.year, utc.month, utc.day, d["_calendar_months"])
+            shift = timedelta(days=date(year, month, dom).toordinal() - day) + d["_exact"]
+            if len(shifts) >= _SHIFTS_HELD:
+                shifts.clear()
+            shifts[day] = shift
+        shifted: datetime = utc + shift
         return shifted
 
     def dominates(self, other: Duration) -> bool:
@@ -176,6 +187,8 @@ def longest(spans: tuple[Duration, ...]) -> tuple[Duration, ...]:
 
 
 _SHIFTED: dict[tuple[int, int, int, int], tuple[int, int, int]] = {}
+_SHIFTS_HELD = 100_000
+"""Days whose shift one `Duration` remembers (about 270 years of days): bounded, forgotten all at once when full."""
 
 
 def _shifted_day(year: int, month: int, day: int, months: int) -> tuple[int, int, int]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from schemas.events import (
@@ -33,6 +33,8 @@ from streams.rules.definition import RuleInput
 from streams.rules.durations import Duration
 from streams.rules.obligations import DaObligation
 from streams.rules.state import (
+    EPOCH,
+    MICROSECOND,
     NEVER,
     NO_RECORDS,
     ContactRecord,
@@ -45,6 +47,7 @@ from streams.rules.state import (
     ReferralRecord,
     ReturnInterviewDuty,
     SubjectState,
+    from_micros,
     insert_in_time_order,
     time_key,
 )
@@ -360,6 +363,28 @@ def _expiry(moment: datetime, spans: tuple[Duration, ...]) -> datetime:
     return latest
 
 
+_MONTH_AT_LEAST = timedelta(days=27)
+"""Shorter than any calendar month, clamping to the month's end included (`Catalogue.earliest_expiry` uses it too)."""
+_DAY = timedelta(days=1)
+_FLOORS: dict[int, tuple[tuple[Duration, ...], timedelta]] = {}
+
+
+def _floor(spans: tuple[Duration, ...]) -> timedelta:
+    """No less than this separates a moment from its `_expiry`, whatever the moment: a record at or after
+    `newest - _floor(spans)` is kept without computing its expiry.
+
+    Remembered per spans object (the catalogue's own tuples, a few per catalogue), by identity: hashing the
+    durations would cost more than the arithmetic it saves.
+    """
+    found = _FLOORS.get(id(spans))
+    if found is None or found[0] is not spans:
+        floor = max((span.exact + _MONTH_AT_LEAST * span.calendar_months for span in spans), default=timedelta())
+        if len(_FLOORS) >= 4096:
+            _FLOORS.clear()
+        found = _FLOORS[id(spans)] = (spans, floor)
+    return found[1]
+
+
 def prune(
     state: SubjectState,
     *,
@@ -372,9 +397,13 @@ def prune(
 
     Seen ids and resolved deadline duties go after the subject's horizon, window histories after
     their own retention, alert marks after their rule's horizon plus cooldown. Deadline duties still
-    pending (`pending_entities()`, asked only when a duty is held) and plans are kept whatever their age.
-    Sets `prune_after`: the newest event time up to which nothing kept can expire, so the engine skips
-    pruning until then.
+    pending (`pending_entities()`, asked only when a duty may have expired) and plans are kept whatever their age.
+    Sets `prune_after`: a newest event time up to which nothing kept can expire, so the engine skips pruning until
+    then (a lower bound: pruning earlier finds nothing to drop).
+
+    Cheap on long histories: a record younger than its spans' `_floor` is kept without any date arithmetic, so a
+    prune computes expiries only for the records near the end of their retention (and for one record per list, to
+    bound the next expiry); time-ordered lists lose their oldest records in place.
     """
     newest = state.newest_event_at
     if newest is None:
@@ -382,52 +411,138 @@ def prune(
     next_expiry = NEVER
     pending: frozenset[str] | None = None
 
-    def kept_suffix(records: list[Any], spans: tuple[Duration, ...] | None) -> list[Any]:
-        """Keeping is monotone in time, so time-ordered records keep a suffix, found from the oldest."""
+    def kept_from(records: list[Any], spans: tuple[Duration, ...]) -> int:
+        """How many of the oldest records expired. Keeping is monotone in time, so they are a prefix: exactly the
+        records before the first kept one, as found by walking from the oldest.
+        """
         nonlocal next_expiry
-        if spans is None or not records:
-            return records
+        cut = newest - _floor(spans)
         start = 0
-        while start < len(records) and _expiry(records[start].occurred_at, spans) < newest:
+        count = len(records)
+        while start < count:
+            moment = records[start].occurred_at
+            if moment >= cut:
+                break  # kept, without computing its expiry
+            if _expiry(moment, spans) >= newest:
+                break
             start += 1
-        if start < len(records):
-            next_expiry = min(next_expiry, _expiry(records[start].occurred_at, spans))
-        return records if start == 0 else records[start:]
+        if start < count:
+            expiry = _expiry(records[start].occurred_at, spans)
+            if expiry < next_expiry:
+                next_expiry = expiry
+        return start
 
-    kept_seen = kept_suffix(state.seen, horizon)
-    if kept_seen is not state.seen:
-        state.keep_seen(kept_seen)
+    seen = state.seen_micros
+    if seen:
+        # The same walk over the seen ids' event times, held as epoch microseconds.
+        cut_micros = (newest - _floor(horizon) - EPOCH) // MICROSECOND
+        dropped = 0
+        while dropped < len(seen):
+            micros = seen[dropped]
+            if micros >= cut_micros or _expiry(from_micros(micros), horizon) >= newest:
+                break
+            dropped += 1
+        if dropped < len(seen):
+            expiry = _expiry(from_micros(seen[dropped]), horizon)
+            if expiry < next_expiry:
+                next_expiry = expiry
+        if dropped:
+            state.forget_oldest_seen(dropped)
     for spec in HISTORY:
         records: list[Any] = getattr(state, spec.kind)
         if spec.retention == "forever" or not records:
             continue
         if spec.retention == "window":
-            setattr(state, spec.kind, kept_suffix(records, kind_retention(spec.kind)) or NO_RECORDS)
+            spans = kind_retention(spec.kind)
+            if spans is None:
+                continue
+            dropped = kept_from(records, spans)
+            if dropped:
+                if dropped == len(records):
+                    setattr(state, spec.kind, NO_RECORDS)
+                else:
+                    del records[:dropped]  # the state's own list (the shared empty one is never pruned)
             continue
-        if pending is None:
-            pending = pending_entities()
-        kept = []
-        for r in records:
-            moment = spec.moment(r)
-            if moment is None or spec.entity(r) in pending:
-                kept.append(r)
+        # until_resolved: in entity order, each kept while its deadline is pending, else for the horizon.
+        cut = newest - _floor(horizon)
+        moment_of = spec.moment
+        oldest_young: datetime | None = None  # the earliest moment of a record kept without computing its expiry
+        expired: list[int] | None = None
+        for at, r in enumerate(records):
+            moment = moment_of(r)
+            if moment is None:
+                continue
+            if moment >= cut:
+                if oldest_young is None or moment < oldest_young:
+                    oldest_young = moment
                 continue
             expiry = _expiry(moment, horizon)
             if expiry >= newest:
-                kept.append(r)
-                next_expiry = min(next_expiry, expiry)
-        if len(kept) != len(records):
+                if expiry < next_expiry:
+                    next_expiry = expiry  # a pending duty's too: a lower bound, as it must be
+                continue
+            if pending is None:
+                pending = pending_entities()
+            if spec.entity(r) in pending:
+                continue
+            if expired is None:
+                expired = [at]
+            else:
+                expired.append(at)
+        if oldest_young is not None:
+            # Expiry is monotone in a moment's date and the time of day moves it by less than a day, so no record
+            # at or after `oldest_young` expires before this.
+            bound = _expiry(oldest_young, horizon) - _DAY
+            if bound < next_expiry:
+                next_expiry = bound
+        if expired is not None:
+            gone = set(expired)
+            kept = [r for at, r in enumerate(records) if at not in gone]
             setattr(state, spec.kind, kept or NO_RECORDS)
-    marks = []
-    for mark in state.alerts:
-        spans = mark_retention.get(mark.rule_id, horizon)
-        if spans is None:
-            marks.append(mark)
-            continue
-        expiry = _expiry(mark.triggered_at, spans)
-        if expiry >= newest:
-            marks.append(mark)
-            next_expiry = min(next_expiry, expiry)
-    if len(marks) != len(state.alerts):
-        state.alerts = marks or NO_RECORDS
+    marks = state.alerts
+    if marks:
+        cuts: dict[str, datetime | None] = {}
+        oldest: dict[str, datetime] = {}
+        expired_marks = False
+        for mark in marks:
+            rule_id = mark.rule_id
+            if rule_id in cuts:
+                cut_of_rule = cuts[rule_id]
+            else:
+                spans_of_rule = mark_retention.get(rule_id, horizon)
+                cut_of_rule = cuts[rule_id] = None if spans_of_rule is None else newest - _floor(spans_of_rule)
+            if cut_of_rule is None:
+                continue  # kept for ever
+            moment = mark.triggered_at
+            if moment >= cut_of_rule:
+                held = oldest.get(rule_id)
+                if held is None or moment < held:
+                    oldest[rule_id] = moment
+                continue
+            spans_of_mark = mark_retention.get(rule_id, horizon)
+            assert spans_of_mark is not None
+            expiry = _expiry(moment, spans_of_mark)
+            if expiry >= newest:
+                if expiry < next_expiry:
+                    next_expiry = expiry
+            else:
+                expired_marks = True
+        for rule_id, moment in oldest.items():
+            spans_of_mark = mark_retention.get(rule_id, horizon)
+            assert spans_of_mark is not None
+            bound = _expiry(moment, spans_of_mark) - _DAY
+            if bound < next_expiry:
+                next_expiry = bound
+        if expired_marks:
+            kept_marks = []
+            for mark in marks:
+                cut_of_rule = cuts[mark.rule_id]
+                if cut_of_rule is None or mark.triggered_at >= cut_of_rule:
+                    kept_marks.append(mark)
+                    continue
+                spans_of_mark = mark_retention.get(mark.rule_id, horizon)
+                assert spans_of_mark is not None
+                if _expiry(mark.triggered_at, spans_of_mark) >= newest:
+                    kept_marks.append(mark)
+            state.alerts = kept_marks or NO_RECORDS
     state.prune_after = next_expiry

@@ -40,16 +40,23 @@ _CHECKED = frozenset({"cp_plan.started", "cp_plan.ended", "missing.reported", "m
 class StateHistory:
     """A child's `SubjectState` as the history the checks read."""
 
-    __slots__ = ("_state",)
+    __slots__ = ("_episodes", "_state")
 
     def __init__(self, state: SubjectState) -> None:
         self._state = state
+        self._episodes: list[EpisodeSpan] | None = None
 
     def plans(self) -> Iterator[PlanSpan]:
         for plan in self._state.plans:
             yield PlanSpan(plan.plan_id, plan.started_at, plan.ended_at)
 
     def episodes(self) -> Iterator[EpisodeSpan]:
+        """Worked out once per view: the checks of one event ask several times, and the state does not change."""
+        if self._episodes is None:
+            self._episodes = list(self._episode_spans())
+        return iter(self._episodes)
+
+    def _episode_spans(self) -> Iterator[EpisodeSpan]:
         found = {duty.episode_id: duty.found_at for duty in self._state.return_interviews}
         reported: dict[str, datetime] = {}
         for report in self._state.missing_reports:

@@ -9,16 +9,24 @@ times (`occurred_at`) in UTC.
 
 from __future__ import annotations
 
-from bisect import insort
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
-from operator import attrgetter
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 
 from schemas.types import AbsenceType, AgencyType, DashRisk, Outcome, RiskLevel, SubjectType
 
 NEVER = datetime.max.replace(tzinfo=UTC)
 """`SubjectState.prune_after` when nothing held can ever expire (an empty state, or only plans)."""
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+
+
+def from_micros(micros: int) -> datetime:
+    """An event time held as integer epoch microseconds (UTC), as a datetime."""
+    return EPOCH + timedelta(microseconds=micros)
+
 
 STATE_VERSION = 2
 """The layout `streams.rules.codec` writes. 1: the pydantic JSON of releases up to 83c166b (read and upgraded)."""
@@ -184,15 +192,16 @@ NO_RECORDS: list[Any] = _NoRecords()
 _SCANNED = 16
 """Up to this many seen ids `has_seen` scans the list; beyond it a set beside the list answers."""
 
+_NO_ERASURES: frozenset[str] = frozenset()
+"""The empty tombstone set every state starts with, shared (each state's own would be one more object to collect)."""
 
-_event_id = attrgetter("event_id")
 
-
-def _ids_of(seen: list[SeenEvent]) -> set[str] | None:
-    return {event.event_id for event in seen} if len(seen) > _SCANNED else None
+def _set_of(ids: list[str]) -> set[str] | None:
+    return set(ids) if len(ids) > _SCANNED else None
 
 
 _FIELDS = ("subject_type", "subject_id", "newest_event_at", "seen", "erased", *HISTORY_KINDS, "alerts")
+"""What a state holds, in the order `content` compares it (`seen` is read from `seen_ids` and `seen_micros`)."""
 
 
 def time_key(record: Timed) -> tuple[datetime, str]:
@@ -204,7 +213,10 @@ class SubjectState:
     """Everything the rules remember about one child or one household. Mutable: the engine changes it in place.
 
     `newest_event_at` is the subject's own event-time clock: pruning is relative to it, never to the
-    wall clock. `seen` dedupes by event id (beyond a few ids a set beside it answers `has_seen`); `erased` holds
+    wall clock. `seen` dedupes by event id (beyond a few ids a set beside it answers `has_seen`); it is held as two
+    parallel lists, `seen_ids` and `seen_micros` (event times as integer epoch microseconds, as the stored form has
+    them): one seen event costs no object of its own for the memory or the cyclic collector (the worker holds one per
+    event of the last two years), and storing it converts nothing; `erased` holds
     purge tombstones (`episode:<id>`, `contact:<id>`, `plan:<id>`, `incident:<id>`) so an erased entity's
     events stay out whatever order they arrive in. Time-ordered lists (`seen`, missing reports, referrals,
     contacts, incidents) are in `time_key` order; duties and plans in entity-id order; marks as raised.
@@ -216,14 +228,22 @@ class SubjectState:
     `touched` before it decides whether to prune. Neither is stored or takes part in equality.
     """
 
-    __slots__ = (*_FIELDS, "_seen_ids", "prune_after", "touched")
+    __slots__ = (
+        *(name for name in _FIELDS if name != "seen"),
+        "seen_ids",
+        "seen_micros",
+        "_seen_set",
+        "prune_after",
+        "touched",
+    )
 
-    _seen_ids: set[str] | None
+    _seen_set: set[str] | None
 
     subject_type: SubjectType
     subject_id: str
     newest_event_at: datetime | None
-    seen: list[SeenEvent]
+    seen_ids: list[str]
+    seen_micros: list[int]
     erased: frozenset[str]
     missing_reports: list[MissingReport]
     return_interviews: list[ReturnInterviewDuty]
@@ -256,9 +276,8 @@ class SubjectState:
         self.subject_type = subject_type
         self.subject_id = subject_id
         self.newest_event_at = newest_event_at
-        self.seen = sorted(seen, key=time_key) or NO_RECORDS
-        self._seen_ids = _ids_of(self.seen)
-        self.erased = frozenset(erased)
+        self.keep_seen(sorted(seen, key=time_key))
+        self.erased = frozenset(erased) or _NO_ERASURES
         self.missing_reports = sorted(missing_reports, key=time_key) or NO_RECORDS
         self.return_interviews = sorted(return_interviews, key=lambda duty: duty.episode_id) or NO_RECORDS
         self.plans = sorted(plans, key=lambda plan: plan.plan_id) or NO_RECORDS
@@ -277,9 +296,10 @@ class SubjectState:
         state.subject_type = subject_type
         state.subject_id = subject_id
         state.newest_event_at = None
-        state.seen = NO_RECORDS
-        state._seen_ids = None
-        state.erased = frozenset()
+        state.seen_ids = NO_RECORDS
+        state.seen_micros = NO_RECORDS
+        state._seen_set = None
+        state.erased = _NO_ERASURES
         state.missing_reports = NO_RECORDS
         state.return_interviews = NO_RECORDS
         state.plans = NO_RECORDS
@@ -301,8 +321,9 @@ class SubjectState:
     def copy(self) -> SubjectState:
         """An independent copy (the records are immutable, so the lists are copied, not the records)."""
         twin = SubjectState(self.subject_type, self.subject_id, newest_event_at=self.newest_event_at)
-        twin.seen = list(self.seen) or NO_RECORDS
-        twin._seen_ids = None if self._seen_ids is None else set(self._seen_ids)
+        twin.seen_ids = list(self.seen_ids) or NO_RECORDS
+        twin.seen_micros = list(self.seen_micros) or NO_RECORDS
+        twin._seen_set = None if self._seen_set is None else set(self._seen_set)
         twin.erased = self.erased
         for kind in HISTORY_KINDS:
             setattr(twin, kind, list(getattr(self, kind)) or NO_RECORDS)
@@ -328,38 +349,75 @@ class SubjectState:
 
     def __repr__(self) -> str:
         held = ", ".join(f"{kind}={len(getattr(self, kind))}" for kind in HISTORY_KINDS if getattr(self, kind))
-        return f"SubjectState({self.subject_type} {self.subject_id[:8]}…, seen={len(self.seen)}, {held})"
+        return f"SubjectState({self.subject_type} {self.subject_id[:8]}…, seen={len(self.seen_ids)}, {held})"
 
     # --- the seen set -------------------------------------------------------------------------------
 
+    @property
+    def seen(self) -> list[SeenEvent]:
+        """The seen event ids with their event times, in `time_key` order (a new list: change it with the methods)."""
+        return [
+            SeenEvent(event_id, from_micros(at)) for event_id, at in zip(self.seen_ids, self.seen_micros, strict=True)
+        ]
+
     def has_seen(self, event_id: str) -> bool:
-        ids = self._seen_ids
+        ids = self._seen_set
         if ids is not None:
             return event_id in ids
-        return event_id in map(_event_id, self.seen)  # a few ids: scanned (a set each would cost more than it saves)
+        return event_id in self.seen_ids  # a few ids: scanned (a set each would cost more than it saves)
 
     def add_seen(self, event_id: str, occurred_at: datetime) -> None:
-        """Remember an applied event id, in event-time order."""
-        seen = SeenEvent(event_id, occurred_at)
-        records = self.seen
-        if not records:
-            self.seen = [seen]
+        """Remember an applied event id, in event-time order (ties by event id, as `time_key`)."""
+        ids = self.seen_ids
+        micros = (occurred_at - EPOCH) // MICROSECOND
+        if not ids:
+            self.seen_ids = [event_id]
+            self.seen_micros = [micros]
             self.touch(occurred_at)
-        elif occurred_at > records[-1].occurred_at:
-            records.append(seen)  # the common case: the subject's newest event
+            return
+        times = self.seen_micros
+        if micros > times[-1] or (micros == times[-1] and event_id >= ids[-1]):
+            ids.append(event_id)  # the common case: the subject's newest event
+            times.append(micros)
         else:
-            if (occurred_at, event_id) < (records[0].occurred_at, records[0].event_id):
+            if (micros, event_id) < (times[0], ids[0]):
                 self.touch(occurred_at)  # the new oldest id may expire sooner than what was held
-            insert_in_time_order(records, seen)
-        if self._seen_ids is not None:
-            self._seen_ids.add(event_id)
-        elif len(self.seen) > _SCANNED:
-            self._seen_ids = _ids_of(self.seen)
+            low = bisect_left(times, micros)
+            at = bisect_right(ids, event_id, low, bisect_right(times, micros, low))
+            ids.insert(at, event_id)
+            times.insert(at, micros)
+        if self._seen_set is not None:
+            self._seen_set.add(event_id)
+        elif len(ids) > _SCANNED:
+            self._seen_set = set(ids)
 
     def keep_seen(self, kept: list[SeenEvent]) -> None:
-        """Replace the seen list by the part of it pruning kept."""
-        self.seen = kept or NO_RECORDS
-        self._seen_ids = _ids_of(kept)
+        """Replace the seen ids by these, already in `time_key` order."""
+        self.set_seen(
+            [event.event_id for event in kept], [(event.occurred_at - EPOCH) // MICROSECOND for event in kept]
+        )
+
+    def set_seen(self, ids: list[str], times: list[int]) -> None:
+        """Replace the seen ids by these, with their event times in epoch microseconds (parallel lists, already in
+        `time_key` order; the state takes them)."""
+        self.seen_ids = ids or NO_RECORDS
+        self.seen_micros = times or NO_RECORDS
+        self._seen_set = _set_of(ids)
+
+    def forget_oldest_seen(self, count: int) -> None:
+        """Drop the `count` oldest seen ids (pruning), in place: the set beside the lists loses just those."""
+        ids = self.seen_ids
+        if count >= len(ids):
+            self.set_seen([], [])
+            return
+        held = self._seen_set
+        if held is not None:
+            if len(ids) - count > _SCANNED:
+                held.difference_update(ids[:count])
+            else:
+                self._seen_set = None
+        del ids[:count]
+        del self.seen_micros[:count]
 
     def marks_for(self, rule_id: str) -> list[AlertMark]:
         return [mark for mark in self.alerts if mark.rule_id == rule_id]
