@@ -158,10 +158,10 @@ def test_the_workers_producer_linger_comes_from_settings() -> None:
     from streams.settings import StreamsSettings
 
     default = faust.App("t", **faust_options(Settings(_env_file=None), "127.0.0.1:9092"))  # type: ignore[call-arg]
-    assert default.conf.producer_linger == 0.01
-    streams = StreamsSettings(producer_linger_s=0.0)
-    eager = faust.App("t", **faust_options(Settings(_env_file=None, streams=streams), "127.0.0.1:9092"))  # type: ignore[call-arg]
-    assert eager.conf.producer_linger == 0.0
+    assert default.conf.producer_linger == 0.0, "alerts are sent at once by default"
+    streams = StreamsSettings(producer_linger_s=0.01)
+    lingering = faust.App("t", **faust_options(Settings(_env_file=None, streams=streams), "127.0.0.1:9092"))  # type: ignore[call-arg]
+    assert lingering.conf.producer_linger == 0.01
 
 
 def test_stray_faust_environment_does_not_override_the_broker(monkeypatch: pytest.MonkeyPatch) -> None:
