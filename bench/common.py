@@ -437,11 +437,15 @@ class WorkerProcess:
             "BENCH_CHANGELOG_METADATA_WORKAROUND": "1" if self.workaround else "0",
             **self.extra_env,
         }
-        profile = ["-m", "cProfile", "-o", str(self.profile_to)] if self.profile_to else []
         module = "bench.run_worker" if self.workaround else self.module
+        if self.profile_to:  # the dump is written however the worker stops (see bench.profiled_worker)
+            assert module == "streams", "only the project's worker is profiled"
+            command = ["-m", "bench.profiled_worker", str(self.profile_to)]
+        else:
+            command = ["-m", module]
         self._log = self.log_path.open("a")
         self.process = subprocess.Popen(
-            [sys.executable, *profile, "-m", module, "worker", "-l", "info"],
+            [sys.executable, *command, "worker", "-l", "info"],
             cwd=ROOT,
             env=env,
             stdout=self._log,

@@ -394,6 +394,7 @@ def run_group(bootstrap: str, offsets: Offsets, workers: int, workdir: Path, tim
 
 
 def profile_worker(bootstrap: str, app_id: str, workdir: Path, seconds: float, out: Path) -> dict[str, Any]:
+    out.unlink(missing_ok=True)  # a dump left by an earlier run must never be summarised as this one's
     worker = WorkerProcess(bootstrap, app_id, workdir, profile_to=out)
     worker.start()
     try:
