@@ -6,7 +6,7 @@ import logging
 from collections import namedtuple
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, NodeNotReadyError
@@ -164,10 +164,13 @@ def _records(n: int, partition: int = 0) -> list[Record]:
 
 
 def _service(
-    records: dict[TopicPartition, list[Record]], failures: int = 0, **settings: Any
+    records: dict[TopicPartition, list[Record]],
+    failures: int = 0,
+    consumer_type: type[MemoryConsumer] = MemoryConsumer,
+    **settings: Any,
 ) -> tuple[SinkService, MemoryConsumer, FlakyStore]:
     clock = FakeClock()
-    consumer = MemoryConsumer(records, clock)
+    consumer = consumer_type(records, clock)
     store = FlakyStore(consumer, failures)
     section = ClickHouseSettings(**{"batch_rows": 4, "batch_seconds": 1.0, "retry_initial_s": 0.5, **settings})
     service = SinkService(
@@ -595,17 +598,8 @@ def test_every_sink_topics_partitions_are_known_before_the_group_join(caplog: An
     """kafka-python joins with the metadata it holds (KAFKA-3949): a join before a topic's partitions are known
     assigns nothing from it. The sink asks for them first, and says which topics have none yet."""
     tp = TopicPartition(TOPIC, 0)
-    clock = FakeClock()
-    consumer = MetadataTrackingConsumer({tp: _records(2)}, clock)
-    store = FlakyStore(consumer)
-    service = SinkService(
-        consumer,
-        store,
-        ClickHouseSettings(batch_rows=4, batch_seconds=1.0),
-        clock=lambda: datetime(2025, 3, 2, tzinfo=UTC),
-        monotonic=clock,
-        sleep=lambda seconds: None,
-    )
+    service, tracked, store = _service({tp: _records(2)}, consumer_type=MetadataTrackingConsumer)
+    consumer = cast(MetadataTrackingConsumer, tracked)
     with caplog.at_level("WARNING"):
         service.run(until_caught_up=True)
     assert consumer.asked_before_join == set(SINK_TOPICS)
