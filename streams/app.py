@@ -29,6 +29,7 @@ from typing import Any, TypeVar, cast
 
 import faust
 from aiokafka import TopicPartition
+from faust.exceptions import ConsumerNotStarted
 from faust.transport.drivers.aiokafka import Consumer as AiokafkaConsumer
 from faust.types import TP
 
@@ -159,6 +160,8 @@ class Worker:
         # tables, and one rebuilt meanwhile (by the timer) saw the old assignment's partitions (RocksDB iterates the
         # active partitions' databases only) or a partly recovered table.
         self.app.on_rebalance_complete.connect(self._forget_cached_states)
+        # The saved clocks of the partitions a rebalance brought are merged in once their tables are recovered.
+        self.app.on_rebalance_complete.connect(self._restore_clocks_again)
         self.processor = RuleProcessor(
             self.catalogue,
             children=Utf8Keys(self.children),
@@ -832,14 +835,32 @@ class Worker:
         committed = self._committed(tp)
         return committed is not None and committed >= highwater and not self.fence.rewinding
 
+    async def _restore_clocks_again(self, *args: Any, **kwargs: Any) -> None:
+        self._clocks_restored = False
+
     def _restore_clocks(self) -> None:
+        """Merge in the saved clocks of the partitions this worker reads, once per assignment (after its recovery).
+
+        Not only at start: a partition another worker held (moved by a rebalance) brings its clocks in the clocks
+        table, and a quiet one (its records all committed) brings nothing else to move them, so its deadlines would
+        never fire (fifteen `da_contact_overdue` of the scale-out test, 2026-12-07). A saved clock is written only
+        once the states of the records that moved it are acknowledged, so it is never ahead of the states recovered
+        with it. Skipped: a clock set aside across a rebalance (`_stash_revoked_clocks` merges it back in its time)
+        and a partition not assigned here (the table may still hold it).
+        """
         if self._clocks_restored:
             return
         self._clocks_restored = True
-        saved = [
-            (_parse_clock_key(key.decode("utf-8")), _clock_from_json(value))
-            for key, value in list(self.saved_clocks.items())
-        ]
+        try:
+            assigned: set[TP] | None = self.app.consumer.assignment()
+        except ConsumerNotStarted:  # Faust's test context: no consumer, no rebalance; the table holds only its own
+            assigned = None
+        saved = []
+        for key, value in list(self.saved_clocks.items()):
+            topic, partition = _parse_clock_key(key.decode("utf-8"))
+            mine = assigned is None or TP(topic, partition) in assigned
+            if mine and (topic, partition) not in self._stashed_clocks:
+                saved.append(((topic, partition), _clock_from_json(value)))
         reset = self.processor.restore_clocks(saved, wall_clock=self.clock())
         self._clocks_saved.update(saved)
         if saved:

@@ -13,12 +13,15 @@ import pytest
 from faust.types import TP
 
 from safeguard.settings import KafkaSettings, Settings
-from schemas.topics import CONTACTS
-from streams.app import Worker
+from schemas.topics import CONTACTS, MISSING_EPISODES
+from streams.app import Worker, _clock_to_json
+from streams.rules import PartitionClock
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 CONTACTS_0 = TP(CONTACTS.name, 0)
+CONTACTS_1 = TP(CONTACTS.name, 1)
+MISSING_0 = TP(MISSING_EPISODES.name, 0)
 
 
 @dataclass
@@ -167,3 +170,27 @@ def test_when_the_broker_cannot_say_the_fence_starts_from_fausts_view(worker: Wo
     given = _given(worker, Positions(_committed_offset={CONTACTS_0: 30}))  # no `starts`: the lookup fails
     assert _deliver(worker, [31]) == [], "Faust's committed offset is used: 30 must come first"
     assert given.sought == [{CONTACTS_0: 30}]
+
+
+def test_the_saved_clocks_of_the_partitions_a_rebalance_brings_are_restored_once_their_tables_are(
+    worker: Worker,
+) -> None:
+    """Seen 2026-12-07 (scale-out test, one of two workers killed): saved clocks were restored once per process, so a
+    partition moved from the killed worker with nothing left to read there had no clock at all, and its deadlines
+    (fifteen `da_contact_overdue`) never fired. Now after every recovery; never a partition assigned elsewhere, nor
+    one whose own clock waits on the side until its records are read again (`_stash_revoked_clocks`)."""
+    given = _given(worker, Positions(assigned={CONTACTS_1}))
+    worker._restore_clocks()  # at start: contacts[0] is another worker's
+    assert worker.processor.clocks == {}
+
+    late, later = datetime(2019, 3, 29, tzinfo=UTC), datetime(2019, 3, 30, tzinfo=UTC)
+    saved, stashed = PartitionClock(later, later), PartitionClock(late, late)
+    for tp in (CONTACTS_0, CONTACTS_1, MISSING_0):  # recovered with their partitions of the clocks table
+        worker.saved_clocks.data[f"{tp.topic}#{tp.partition}".encode()] = _clock_to_json(saved)
+    worker._stashed_clocks[(MISSING_0.topic, 0)] = (stashed, 12, 0)
+    given.assigned = {CONTACTS_0, MISSING_0}  # the other worker was killed: its partitions came here
+
+    asyncio.run(worker.app.on_rebalance_complete.send())  # Faust: the new assignment's tables are recovered
+    worker._restore_clocks()
+    assert worker.processor.clocks == {(CONTACTS.name, 0): saved}
+    assert worker._stashed_clocks[(MISSING_EPISODES.name, 0)][0] == stashed, "merged back in its own time"
