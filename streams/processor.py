@@ -21,12 +21,14 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from schemas.alerts import AlertRaised
 from schemas.deadletter import DeadLetter
 from schemas.events import AgencyEvent, DomesticIncidentRecorded
 from schemas.quality import QualityFinding
+from schemas.topics import topic_for
 from schemas.types import SubjectType
 from streams.rules import (
     Catalogue,
@@ -42,7 +44,9 @@ from streams.rules import (
     subject_of,
 )
 from streams.rules.codec import decode_state, encode_state, holds_any
+from streams.rules.history import HISTORY
 from streams.rules.quality import PASSED, check_input
+from streams.rules.state import HistoryKind
 
 StateTable = MutableMapping[str, Any]
 """A table of subject id → `encode_state(state)` bytes (a Faust table, or a dict in tests); older
@@ -96,6 +100,9 @@ class RuleProcessor:
             subject: catalogue.clock_topics(subject) for subject in ("child", "household")
         }
         self._all_clock_topics = frozenset(self._clock_topics["child"] + self._clock_topics["household"])
+        self._kind_topics: dict[SubjectType, dict[HistoryKind, tuple[str, ...]]] = {
+            subject: _window_kind_topics(self._clock_topics[subject]) for subject in ("child", "household")
+        }
 
     # --- inputs -------------------------------------------------------------------------------------
 
@@ -110,8 +117,17 @@ class RuleProcessor:
         checked = PASSED if isinstance(item, DaObligation) else check_input(state, item, raised_at)
         if not checked.feeds:
             return Step(None, [], [], findings=checked.findings, held=True)
+        if topic in self._all_clock_topics and not isinstance(item, DaObligation):
+            # Before the rules: the clock is also how far this stream has been applied (`_progress`).
+            key = (topic, partition)
+            clock = self.clocks.get(key)
+            self.clocks[key] = (clock or PartitionClock()).observe(
+                item.occurred_at, wall_clock=raised_at, settings=self.catalogue.deadlines
+            )
         try:
-            result = evaluate(state, rule_input, raised_at, self.catalogue)
+            result = evaluate(
+                state, rule_input, raised_at, self.catalogue, progress=partial(self._progress, subject_type, partition)
+            )
         except BaseException:
             self._evict(subject_type, subject_id)
             raise
@@ -120,12 +136,6 @@ class RuleProcessor:
             # Pruning never drops a duty still waiting: unless a duty was opened, answered, alerted or purged,
             # the subject's next deadline is still the one indexed.
             self._store(result.state, partition, index=result.deadlines_changed)
-        if topic in self._all_clock_topics and not isinstance(item, DaObligation):
-            key = (topic, partition)
-            clock = self.clocks.get(key)
-            self.clocks[key] = (clock or PartitionClock()).observe(
-                item.occurred_at, wall_clock=raised_at, settings=self.catalogue.deadlines
-            )
         for clock_topic in self._clock_topics[subject_type]:
             key = (clock_topic, partition)
             queue = self._queues.get(key)
@@ -193,13 +203,39 @@ class RuleProcessor:
             subject_type = self._subject_type_for(topic)
             state = self._load(subject_type, subject_id)
             try:
-                result = advance(state, reading, raised_at, self.catalogue, clock_topic=topic)
+                result = advance(
+                    state,
+                    reading,
+                    raised_at,
+                    self.catalogue,
+                    clock_topic=topic,
+                    progress=partial(self._progress, subject_type, partition),
+                )
             except BaseException:
                 self._evict(subject_type, subject_id)
                 raise
             alerts += result.alerts
             self._store(result.state, partition)
         return alerts
+
+    def _progress(self, subject_type: SubjectType, partition: int, kind: HistoryKind) -> datetime | None:
+        """How far the streams that feed `kind` have been applied on `partition`: the earliest of their partition
+        clocks' readings (None when one has no clock here: not a clock topic, or nothing read since a rebalance).
+
+        The engine prunes the kind's records from no later than this (`streams.rules.history.prune`): topics are read
+        at their own speeds, and a subject's newest event may come from a topic far ahead of this kind's.
+        """
+        topics = self._kind_topics[subject_type].get(kind)
+        if not topics:
+            return None
+        earliest: datetime | None = None
+        for topic in topics:
+            clock = self.clocks.get((topic, partition))
+            if clock is None or clock.reading is None:
+                return None
+            if earliest is None or clock.reading < earliest:
+                earliest = clock.reading
+        return earliest
 
     def _subject_type_for(self, clock_topic: str) -> SubjectType:
         return "child" if clock_topic in self._clock_topics["child"] else "household"
@@ -286,6 +322,19 @@ class RuleProcessor:
         for state in self._dirty.values():  # changed since the last flush: newer than what the tables hold
             if self._clock_topics[state.subject_type]:
                 self._index(state, self.partition_of(state.subject_id))
+
+
+def _window_kind_topics(clock_topics: tuple[str, ...]) -> dict[HistoryKind, tuple[str, ...]]:
+    """Per window history kind fed only from these clock topics: the topics that feed it (their clocks are its
+    progress). A kind fed from any other topic has no progress here and is pruned from the subject's newest event."""
+    kinds: dict[HistoryKind, tuple[str, ...]] = {}
+    for spec in HISTORY:
+        if spec.retention != "window":
+            continue
+        topics = tuple(sorted({topic_for(event_type).name for event_type in spec.inputs}))
+        if topics and all(topic in clock_topics for topic in topics):
+            kinds[spec.kind] = topics
+    return kinds
 
 
 def _merge(a: PartitionClock, b: PartitionClock) -> PartitionClock:

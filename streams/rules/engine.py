@@ -22,7 +22,8 @@ raised. What holds, precisely (tests/unit/test_streams/test_arrival_order.py che
    deadline does not cancel the alert (rules.md).
 4. Window rules (`repeat_missing`, `re_referral`, `multi_agency_concern`, `repeat_domestic_abuse`,
    `marac_repeat`), for events arriving at most the longer of the rule's window and cooldown (by
-   default: the window) after the subject's newest event time, and one threshold per subject (no
+   default: the window) after the newest event time of their own stream (`progress`: without it, of
+   the subject's newest event, whichever stream that came from), and one threshold per subject (no
    looked-after override, or a child whose looked-after status does not change):
    a. every alert is true of the final history (its evidence meets the threshold in one window
       ending at `triggered_at`);
@@ -56,6 +57,7 @@ purges (an erasure is always applied).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
 
@@ -67,7 +69,7 @@ from streams.rules.definition import Finding, RuleDefinition, RuleInput, alert_i
 from streams.rules.durations import Duration, reaches, within
 from streams.rules.history import erase, erasure_key, holds_event, prune
 from streams.rules.obligations import DaObligation
-from streams.rules.state import AlertMark, SubjectState
+from streams.rules.state import AlertMark, HistoryKind, SubjectState
 
 Outcome = Literal["applied", "duplicate", "too_late", "purged", "erased", "advanced"]
 """What happened to the input: applied; ignored as a duplicate, as too late, or because its entity
@@ -105,7 +107,20 @@ def input_id(item: RuleInput) -> str:
     return item.source_event_id if isinstance(item, DaObligation) else item.event_id
 
 
-def evaluate(state: SubjectState | None, item: RuleInput, raised_at: datetime, catalogue: Catalogue) -> Evaluation:
+Progress = Callable[[HistoryKind], datetime | None]
+"""How far the stream that feeds a history kind has been applied on the subject's partition (the worker's partition
+clock of its topic), None when not known. Window histories are pruned from the earlier of it and the subject's newest
+event, so a stream read behind the subject's others still finds what its late events count with (`history.prune`)."""
+
+
+def evaluate(
+    state: SubjectState | None,
+    item: RuleInput,
+    raised_at: datetime,
+    catalogue: Catalogue,
+    *,
+    progress: Progress | None = None,
+) -> Evaluation:
     """Apply one input to its subject's state (None: a subject not seen before) and run its rules.
 
     The state passed in is changed in place (take `state.copy()` first to keep the old one).
@@ -124,7 +139,7 @@ def evaluate(state: SubjectState | None, item: RuleInput, raised_at: datetime, c
             )
     if item.purge:
         erase(current, erasure_key(item))
-        _tidy(current, catalogue)
+        _tidy(current, catalogue, progress)
         return Evaluation(current, [], "purged")
     event_id = input_id(item)
     if current.has_seen(event_id) or (current.plans and holds_event(current, event_id)):
@@ -141,7 +156,7 @@ def evaluate(state: SubjectState | None, item: RuleInput, raised_at: datetime, c
         return Evaluation(current, [], "too_late", False, False)
     current.add_seen(event_id, occurred_at)
     if current.erased and erasure_key(item) in current.erased:
-        _tidy(current, catalogue)
+        _tidy(current, catalogue, progress)
         return Evaluation(current, [], "erased", True, False)
     plan = catalogue.input_plan(item.event_type, subject_type)
     deadlines_changed = False
@@ -157,14 +172,20 @@ def evaluate(state: SubjectState | None, item: RuleInput, raised_at: datetime, c
                 alerts += raised
                 deadlines_changed = deadlines_changed or rule.deadline is not None
     if current.touched is not None or current.prune_after is None or newest > current.prune_after:
-        _tidy(current, catalogue)
+        _tidy(current, catalogue, progress)
     if len(alerts) > 1:
         alerts.sort(key=_alert_order)
     return Evaluation(current, alerts, "applied", True, deadlines_changed)
 
 
 def advance(
-    state: SubjectState, clock: datetime, raised_at: datetime, catalogue: Catalogue, *, clock_topic: str
+    state: SubjectState,
+    clock: datetime,
+    raised_at: datetime,
+    catalogue: Catalogue,
+    *,
+    clock_topic: str,
+    progress: Progress | None = None,
 ) -> Evaluation:
     """Fire the deadline rules driven by `clock_topic` whose deadline is at or before `clock`. Changes `state`.
 
@@ -182,7 +203,7 @@ def advance(
         findings = rule.deadline.due(state, at, params)
         if findings:
             alerts += _raise(state, rule, params, rule.cooldown(params), findings, raised_at)
-    _tidy(state, catalogue)
+    _tidy(state, catalogue, progress)
     if len(alerts) > 1:
         alerts.sort(key=_alert_order)
     return Evaluation(state, alerts, "advanced")
@@ -299,7 +320,7 @@ def _alert(state: SubjectState, rule: RuleDefinition[Any], finding: Finding, rai
     )
 
 
-def _tidy(state: SubjectState, catalogue: Catalogue) -> None:
+def _tidy(state: SubjectState, catalogue: Catalogue, progress: Progress | None = None) -> None:
     """Prune with the catalogue's retentions; duties still open are kept whatever their age.
 
     Skipped while nothing held can have expired: `prune_after` (set by the last prune), lowered by the
@@ -324,6 +345,7 @@ def _tidy(state: SubjectState, catalogue: Catalogue) -> None:
         kind_retention=catalogue.kind_retention,
         pending_entities=lambda: frozenset(entity for entity, _ in _open_duties(state, catalogue, None)),
         mark_retention=catalogue.mark_retention(state.subject_type),
+        progress=progress,
     )
 
 

@@ -392,11 +392,19 @@ def prune(
     kind_retention: Callable[[HistoryKind], tuple[Duration, ...] | None],
     pending_entities: Callable[[], frozenset[str]],
     mark_retention: Mapping[str, tuple[Duration, ...] | None],
+    progress: Callable[[HistoryKind], datetime | None] | None = None,
 ) -> None:
     """Drop what no rule can need any more, relative to the subject's newest event time (never the wall clock).
 
     Seen ids and resolved deadline duties go after the subject's horizon, window histories after
-    their own retention, alert marks after their rule's horizon plus cooldown. Deadline duties still
+    their own retention, alert marks after their rule's horizon plus cooldown. A window history is measured from
+    the earlier of the newest event time and `progress(kind)`: how far the stream that feeds the kind has been
+    applied on the subject's partition (None: not known). Streams are read at their own speeds, so a subject's
+    newest event can come from a stream months ahead of another (a worker catching up after a stop: the domestic
+    incidents read to February while the contacts are still in September); measured from that newest event, the
+    September contacts a late contact counts with would already be gone (seen 2026-12-07: a `multi_agency_concern`
+    lost after a restart). The window histories' retentions are the shortest; the horizon (seen ids, duties, marks)
+    is the longest window plus cooldown, which no such lag reaches. Deadline duties still
     pending (`pending_entities()`, asked only when a duty may have expired) and plans are kept whatever their age.
     Sets `prune_after`: a newest event time up to which nothing kept can expire, so the engine skips pruning until
     then (a lower bound: pruning earlier finds nothing to drop).
@@ -411,19 +419,19 @@ def prune(
     next_expiry = NEVER
     pending: frozenset[str] | None = None
 
-    def kept_from(records: list[Any], spans: tuple[Duration, ...]) -> int:
-        """How many of the oldest records expired. Keeping is monotone in time, so they are a prefix: exactly the
-        records before the first kept one, as found by walking from the oldest.
+    def kept_from(records: list[Any], spans: tuple[Duration, ...], reference: datetime) -> int:
+        """How many of the oldest records expired, measured from `reference`. Keeping is monotone in time, so they are
+        a prefix: exactly the records before the first kept one, as found by walking from the oldest.
         """
         nonlocal next_expiry
-        cut = newest - _floor(spans)
+        cut = reference - _floor(spans)
         start = 0
         count = len(records)
         while start < count:
             moment = records[start].occurred_at
             if moment >= cut:
                 break  # kept, without computing its expiry
-            if _expiry(moment, spans) >= newest:
+            if _expiry(moment, spans) >= reference:
                 break
             start += 1
         if start < count:
@@ -456,7 +464,12 @@ def prune(
             spans = kind_retention(spec.kind)
             if spans is None:
                 continue
-            dropped = kept_from(records, spans)
+            reference = newest
+            if progress is not None:
+                applied_to = progress(spec.kind)
+                if applied_to is not None and applied_to < newest:
+                    reference = applied_to  # its stream lags: its late events may still come
+            dropped = kept_from(records, spans, reference)
             if dropped:
                 if dropped == len(records):
                     setattr(state, spec.kind, NO_RECORDS)

@@ -120,7 +120,9 @@ def test_killed_and_restarted_worker_raises_every_alert_exactly_once(
     raised = _alerts(records)
     missing = set(expected) - set(raised)
     extra = set(raised) - set(expected)
-    assert not missing, f"{len(missing)} expected alerts never raised, e.g. {sorted(missing)[:3]}"
+    assert not missing, (
+        f"{len(missing)} expected alerts never raised, e.g. {[expected[i] for i in sorted(missing)[:3]]}"
+    )
     assert not extra, f"{len(extra)} alerts not in the reference, e.g. {[raised[i][0] for i in sorted(extra)[:3]]}"
     for alert_id, copies in raised.items():
         assert all(_same_alert(copy, expected[alert_id]) for copy in copies), f"{alert_id} differs between copies"

@@ -8,7 +8,15 @@ from typing import Any
 from schemas.topics import CONTACTS, MISSING_EPISODES
 from streams.processor import RuleProcessor
 from streams.rules import Catalogue, decode_state
-from tests.unit.test_streams.factories import CHILD, OTHER_CHILD, RAISED_AT, day, missing_found, missing_reported
+from tests.unit.test_streams.factories import (
+    CHILD,
+    OTHER_CHILD,
+    RAISED_AT,
+    contact_received,
+    day,
+    missing_found,
+    missing_reported,
+)
 
 MISSING = MISSING_EPISODES.name
 
@@ -56,8 +64,6 @@ def test_a_deadline_fires_when_the_partition_clock_passes_it_on_that_partition_o
 def test_contacts_time_does_not_move_the_missing_clock() -> None:
     processor = _processor()
     _found_without_interview(processor)
-    from tests.unit.test_streams.factories import contact_received
-
     step = processor.apply(
         contact_received(day(30), child=OTHER_CHILD), topic=CONTACTS.name, partition=0, raised_at=RAISED_AT
     )
@@ -86,3 +92,40 @@ def test_after_a_restart_the_deadline_index_is_rebuilt_from_the_tables() -> None
     step = after.apply(missing_reported(day(5), child=OTHER_CHILD), topic=MISSING, partition=0, raised_at=RAISED_AT)
     assert [a.rule_id for a in step.alerts] == ["return_interview_overdue"]
     assert after.pending_deadlines == 0
+
+
+def test_a_stream_read_months_behind_the_childs_others_still_raises_its_window_alerts() -> None:
+    """Topics are read at their own speeds: a worker catching up after a stop read a child's missing reports (or an
+    incident's obligation) five months ahead of its contacts. Pruned from that newest event, the first contact was
+    gone when the third came, and `multi_agency_concern` was never raised (the SIGKILL year test, 2026-12-07). The
+    contacts are pruned from how far the contacts were read instead."""
+    processor = _processor()
+
+    def contact(at: int, agency: Any) -> list[str]:
+        step = processor.apply(
+            contact_received(day(at), agency_type=agency), topic=CONTACTS.name, partition=0, raised_at=RAISED_AT
+        )
+        return [alert.rule_id for alert in step.alerts]
+
+    assert contact(0, "local_authority") == []
+    # The missing-episodes topic, read ahead: a report 150 days on. The contacts stream is still at day 0.
+    processor.apply(missing_reported(day(150)), topic=MISSING, partition=0, raised_at=RAISED_AT)
+    assert contact(15, "police") == []
+    assert contact(28, "health") == ["multi_agency_concern"]
+
+
+def test_a_window_history_is_pruned_once_its_own_stream_has_moved_on() -> None:
+    """Kept for a lagging stream, not for ever: once the contacts are read past their retention, they go."""
+    children: dict[str, Any] = {}
+    processor = _processor(children)
+    processor.apply(contact_received(day(0)), topic=CONTACTS.name, partition=0, raised_at=RAISED_AT)
+    processor.apply(missing_reported(day(150)), topic=MISSING, partition=0, raised_at=RAISED_AT)
+    processor.flush()
+    assert len(decode_state("child", CHILD, children[CHILD]).contacts) == 1, "the contacts stream is at day 0"
+    # Another child's contact moves the contacts stream on; the next input of this child prunes.
+    processor.apply(
+        contact_received(day(149), child=OTHER_CHILD), topic=CONTACTS.name, partition=0, raised_at=RAISED_AT
+    )
+    processor.apply(missing_reported(day(151)), topic=MISSING, partition=0, raised_at=RAISED_AT)
+    processor.flush()
+    assert decode_state("child", CHILD, children[CHILD]).contacts == []
