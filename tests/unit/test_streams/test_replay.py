@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+from producers.simulate import LEEDS_2019, generate
+from schemas.events import AgencyEvent
+from schemas.topics import CONTACTS, DEFAULT_PARTITIONS, MISSING_EPISODES, topic_for
 from streams.replay import Replay, kafka_partitions, replay_alerts
 from streams.rules import Catalogue
 from tests.unit.test_streams.factories import CHILD, OTHER_CHILD, day, missing_found, missing_reported
@@ -52,3 +56,24 @@ def test_keys_are_placed_as_kafka_places_them() -> None:
     place = kafka_partitions(6)
     for key in (CHILD, OTHER_CHILD):
         assert place(key) == (murmur2(key.encode()) & 0x7FFFFFFF) % 6
+
+
+def test_a_topic_read_months_behind_the_others_raises_the_in_order_alerts() -> None:
+    """A worker catching up reads each topic at its own pace (the SIGKILL year test, 2026-12-07): here 240 simulated
+    days with the missing episodes read 180 days of event time behind every other topic. Histories pruned from each
+    child's newest event lost five `repeat_missing` and raised two others; pruned from how far their own topic was
+    read, the alerts are those of reading everything in event-time order."""
+    events = generate(LEEDS_2019, seed=7, days=240)
+
+    def alerts(behind: str | None) -> dict[str, str]:
+        def read_at(event: AgencyEvent) -> datetime:
+            lag = timedelta(days=180) if topic_for(event.event_type).name == behind else timedelta()
+            return event.occurred_at + lag
+
+        replay = Replay(Catalogue.default(), partition_of=kafka_partitions(DEFAULT_PARTITIONS), raised_at=RAISED_AT)
+        return {alert.alert_id: alert.rule_id for event in sorted(events, key=read_at) for alert in replay.apply(event)}
+
+    in_order = alerts(None)
+    assert Counter(in_order.values())["repeat_missing"] > 50
+    assert alerts(MISSING_EPISODES.name) == in_order
+    assert alerts(CONTACTS.name) == in_order
