@@ -99,10 +99,13 @@ class RuleProcessor:
         self._clock_topics: dict[SubjectType, tuple[str, ...]] = {
             subject: catalogue.clock_topics(subject) for subject in ("child", "household")
         }
-        self._all_clock_topics = frozenset(self._clock_topics["child"] + self._clock_topics["household"])
-        self._kind_topics: dict[SubjectType, dict[HistoryKind, tuple[str, ...]]] = {
-            subject: _window_kind_topics(self._clock_topics[subject]) for subject in ("child", "household")
-        }
+        self._kind_topics = _window_kind_topics()
+        # Clocks are kept for the deadline rules' topics and for the topics that feed window histories: a clock is
+        # also how far its topic has been applied on its partition (`_progress`), whichever rules are enabled.
+        self._all_clock_topics = frozenset(
+            [*self._clock_topics["child"], *self._clock_topics["household"]]
+            + [topic for topics in self._kind_topics.values() for topic in topics]
+        )
 
     # --- inputs -------------------------------------------------------------------------------------
 
@@ -125,9 +128,7 @@ class RuleProcessor:
                 item.occurred_at, wall_clock=raised_at, settings=self.catalogue.deadlines
             )
         try:
-            result = evaluate(
-                state, rule_input, raised_at, self.catalogue, progress=partial(self._progress, subject_type, partition)
-            )
+            result = evaluate(state, rule_input, raised_at, self.catalogue, progress=partial(self._progress, partition))
         except BaseException:
             self._evict(subject_type, subject_id)
             raise
@@ -209,7 +210,7 @@ class RuleProcessor:
                     raised_at,
                     self.catalogue,
                     clock_topic=topic,
-                    progress=partial(self._progress, subject_type, partition),
+                    progress=partial(self._progress, partition),
                 )
             except BaseException:
                 self._evict(subject_type, subject_id)
@@ -218,15 +219,15 @@ class RuleProcessor:
             self._store(result.state, partition)
         return alerts
 
-    def _progress(self, subject_type: SubjectType, partition: int, kind: HistoryKind) -> datetime | None:
-        """How far the streams that feed `kind` have been applied on `partition`: the earliest of their partition
-        clocks' readings (None when one has no clock here: not a clock topic, or nothing read since a rebalance).
+    def _progress(self, partition: int, kind: HistoryKind) -> datetime | None:
+        """How far the topics that feed `kind` have been applied on `partition`: the earliest of their partition
+        clocks' readings (None when one has no clock here yet: nothing read from it, or nothing since a rebalance).
 
         The engine prunes the kind's records from no later than this (`streams.rules.history.prune`): topics are read
         at their own speeds, and a subject's newest event may come from a topic far ahead of this kind's.
         """
-        topics = self._kind_topics[subject_type].get(kind)
-        if not topics:
+        topics = self._kind_topics.get(kind)
+        if topics is None:
             return None
         earliest: datetime | None = None
         for topic in topics:
@@ -324,17 +325,13 @@ class RuleProcessor:
                 self._index(state, self.partition_of(state.subject_id))
 
 
-def _window_kind_topics(clock_topics: tuple[str, ...]) -> dict[HistoryKind, tuple[str, ...]]:
-    """Per window history kind fed only from these clock topics: the topics that feed it (their clocks are its
-    progress). A kind fed from any other topic has no progress here and is pruned from the subject's newest event."""
-    kinds: dict[HistoryKind, tuple[str, ...]] = {}
-    for spec in HISTORY:
-        if spec.retention != "window":
-            continue
-        topics = tuple(sorted({topic_for(event_type).name for event_type in spec.inputs}))
-        if topics and all(topic in clock_topics for topic in topics):
-            kinds[spec.kind] = topics
-    return kinds
+def _window_kind_topics() -> dict[HistoryKind, tuple[str, ...]]:
+    """Per window history kind, the contract topics whose events feed it (their clocks are its progress)."""
+    return {
+        spec.kind: tuple(sorted({topic_for(event_type).name for event_type in spec.inputs}))
+        for spec in HISTORY
+        if spec.retention == "window"
+    }
 
 
 def _merge(a: PartitionClock, b: PartitionClock) -> PartitionClock:

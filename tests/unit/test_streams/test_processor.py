@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from schemas.topics import CONTACTS, MISSING_EPISODES
 from streams.processor import RuleProcessor
 from streams.rules import Catalogue, decode_state
@@ -94,12 +96,19 @@ def test_after_a_restart_the_deadline_index_is_rebuilt_from_the_tables() -> None
     assert after.pending_deadlines == 0
 
 
-def test_a_stream_read_months_behind_the_childs_others_still_raises_its_window_alerts() -> None:
+@pytest.mark.parametrize("deadline_rules", ["enabled", "disabled"])
+def test_a_stream_read_months_behind_the_childs_others_still_raises_its_window_alerts(deadline_rules: str) -> None:
     """Topics are read at their own speeds: a worker catching up after a stop read a child's missing reports (or an
     incident's obligation) five months ahead of its contacts. Pruned from that newest event, the first contact was
     gone when the third came, and `multi_agency_concern` was never raised (the SIGKILL year test, 2026-12-07). The
-    contacts are pruned from how far the contacts were read instead."""
-    processor = _processor()
+    contacts are pruned from how far the contacts were read instead, whether or not a deadline rule has a clock on
+    the contacts topic."""
+    catalogue = Catalogue.default()
+    if deadline_rules == "disabled":
+        for rule_id in ("da_contact_overdue", "return_interview_overdue"):
+            catalogue = catalogue.with_params(rule_id, catalogue.params[rule_id].model_copy(update={"enabled": False}))
+        assert catalogue.clock_topics("child") == ()
+    processor = RuleProcessor(catalogue, children={}, households={}, partition_of=lambda _: 0)
 
     def contact(at: int, agency: Any) -> list[str]:
         step = processor.apply(
