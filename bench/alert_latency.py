@@ -280,16 +280,24 @@ def consume(bootstrap: str, probes: Probes, ready: threading.Event, stop: thread
 
 
 def run_at(
-    background: list[AgencyEvent], *, rate: float, probes_per_s: float, seconds: float, warmup: float
+    background: list[AgencyEvent],
+    *,
+    rate: float,
+    probes_per_s: float,
+    seconds: float,
+    warmup: float,
+    worker_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """One measurement on a broker and a worker of its own: latencies of the probes sent after the warm-up."""
+    """One measurement on a broker and a worker of its own: latencies of the probes sent after the warm-up.
+
+    `worker_env`: settings for the worker other than its defaults (`SAFEGUARD_STREAMS__...`)."""
     probes = Probes()
     producer_stats: dict[str, Any] = {}
     worker_stats: dict[str, Any] = {}
     workdir = Path(tempfile.mkdtemp(prefix="bench-latency-"))
     try:
         with local_broker() as bootstrap:
-            worker = WorkerProcess(bootstrap, "bench-latency", workdir)
+            worker = WorkerProcess(bootstrap, "bench-latency", workdir, extra_env=dict(worker_env or {}))
             offsets = Offsets(bootstrap)
             spawned = time.monotonic()
             worker.start()
@@ -402,6 +410,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--extra-rates", default="5000", help="comma-separated other rates also measured (60 s each), for the curve"
     )
+    parser.add_argument(
+        "--also-batch-within",
+        default="",
+        help="comma-separated batch_within_s values also measured at --rate, each on a fresh broker and worker",
+    )
     args = parser.parse_args(argv)
 
     load_before = load_average()
@@ -419,6 +432,21 @@ def main(argv: Sequence[str] | None = None) -> None:
             key: other[key]
             for key in ("probe_to_alert_received", "baseline_probe_to_probe_read_back", "probes_without_alert")
         } | {"worker_cpu_share": other["worker"].get("cpu_share_of_one_core")}
+    details["batch_within"] = {}
+    for within in [float(w) for w in args.also_batch_within.split(",") if w.strip()]:
+        say(f"also with batch_within_s {within:g} at {args.rate:,.0f} events/s")
+        other = run_at(
+            background,
+            rate=args.rate,
+            probes_per_s=args.probes_per_s,
+            seconds=args.seconds,
+            warmup=args.warmup,
+            worker_env={"SAFEGUARD_STREAMS__BATCH_WITHIN_S": str(within)},
+        )
+        details["batch_within"][f"{within:g}"] = {
+            key: other[key]
+            for key in ("probe_to_alert_received", "baseline_probe_to_probe_read_back", "probes_without_alert")
+        } | {"worker": other["worker"], "load_average_after": load_average()}
     latency = details["probe_to_alert_received"]
     hop = details["baseline_probe_to_probe_read_back"]
     missing = details["probes_without_alert"]
@@ -461,6 +489,15 @@ def main(argv: Sequence[str] | None = None) -> None:
                 for rate, o in details["other_rates"].items()
             )
             + ". When the offered rate nears the worker's capacity, latency is queueing (the worker's lag).",
+            *[
+                f"With batch_within_s {within} (fresh broker and worker, same rate, after the main run): p50 "
+                f"{o['probe_to_alert_received'].get('p50_ms')} ms, p99 {o['probe_to_alert_received'].get('p99_ms')} "
+                f"ms, {o['probes_without_alert']} probes without an alert; worker "
+                f"{o['worker'].get('cpu_share_of_one_core')} of a core, waiting for a CPU "
+                f"{o['worker'].get('share_of_time_waiting_for_a_cpu')} of the time; load after "
+                f"{o['load_average_after']}."
+                for within, o in details["batch_within"].items()
+            ],
             "Background: the simulated Leeds year (88k events) replayed at the rate with fresh pseudonyms and "
             "current timestamps, so a year of each child's history is compressed into the run; window rules raise "
             f"alerts along the way ({background_alerts:,} background alerts seen).",

@@ -43,6 +43,7 @@ from schemas.quality import QualityFinding
 from schemas.topics import ALERTS, DEAD_LETTER, EVENT_TOPICS, QUALITY_FINDINGS, TopicSpec
 from streams.fence import OffsetFence, Verdict
 from streams.intake import Misplaced, Origin, check_record, check_rerouted
+from streams.lane import Lane
 from streams.processor import RuleProcessor, Step
 from streams.rules import Catalogue, DaObligation, PartitionClock, load_catalogue
 from streams.rules.quality import check_dead_lettered
@@ -207,7 +208,8 @@ class Worker:
         self.app.timer(interval=1.0)(self._seek_again)
         self.app.timer(interval=1.0)(self._tick)
         self.app.timer(interval=30.0)(self._log_counts)
-        self._lane = asyncio.Lock()
+        self.app.timer(interval=15.0)(self._watch_lane)
+        self._lane = Lane()
         """One lane for state: batches of both agents and the timer never interleave (see `_run_batch`)."""
 
     def _table(
@@ -873,6 +875,13 @@ class Worker:
                 self.catalogue.deadlines.max_lead,
             )
 
+    async def _watch_lane(self) -> None:
+        """Every 15 s: say so when one holder has kept the lane for over a minute, and what it is waiting for."""
+        stall = self._lane.stall(LANE_STALL_S)
+        if stall is not None:
+            held, chain = stall
+            log.warning("%s %.0f s, waiting in: %s", LANE_HELD, held, chain)
+
     async def _log_counts(self) -> None:
         log.info(
             "accepted %s; outcomes %s; alerts %s; dead-lettered %s; quality findings %s",
@@ -933,6 +942,8 @@ async def _group_committed(consumer: Any, partitions: list[TP]) -> dict[TP, int 
     return dict(zip(partitions, offsets, strict=True))
 
 
+LANE_STALL_S = 60.0
+LANE_HELD = "the state lane (batches, deadline timer, seeks) has been held by one holder for"
 STARTS_AT = "applied in offset order from the group's committed offset (else the log start):"
 START_UNKNOWN = "could not ask the broker where the group reads it from"
 START_LOOKUP_TIMEOUT_S = 10.0
