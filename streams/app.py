@@ -312,6 +312,21 @@ class Worker:
         for known, offset in starts.items():
             log.info("%s[%d]: %s %d", known.topic, known.partition, STARTS_AT, offset)
 
+    async def _group_start(self, tp: TP) -> int | None:
+        """Where the group reads `tp` from: Faust's committed offset, else the broker's answer (`_learn_start`).
+
+        Faust's map has no entry for a partition the group never committed. Such a partition, kept across a
+        rebalance with Faust's position past records it had fetched and then dropped, was never sought back, and
+        nothing of it was applied again (a survivor of the scale-out test, its other member killed before any commit,
+        2026-12-07: 1,506 records of two topics never applied).
+        """
+        committed = self._committed(tp)
+        if committed is not None:
+            return committed
+        if tp not in self._starts:
+            await self._learn_start(tp)
+        return self._starts.get(tp)
+
     def _committed(self, tp: TP) -> int | None:
         """The group's committed offset of `tp` as Faust's consumer knows it (set from the broker at assignment)."""
         committed = getattr(self.app.consumer, "_committed_offset", {}).get(tp)
@@ -372,8 +387,11 @@ class Worker:
         for tp in consumer.assignment():
             if tp.topic.endswith("-changelog") or self.fence.seen(tp):
                 continue
-            committed, highwater = self._committed(tp), consumer.highwater(tp)
-            if committed is None or highwater is None or committed >= highwater:
+            highwater = consumer.highwater(tp)
+            if not highwater:
+                continue  # unknown, or nothing in the log
+            committed = await self._group_start(tp)
+            if committed is None or committed >= highwater:
                 continue
             position = await asyncio.wait_for(consumer.position(tp), timeout=2.0)
             if position is None or position <= committed:
@@ -835,6 +853,8 @@ class Worker:
         if read is not None:
             return read + 1 >= highwater
         committed = self._committed(tp)
+        if committed is None:
+            committed = self._starts.get(tp)  # never committed: where the broker says the group reads it from
         return committed is not None and committed >= highwater and not self.fence.rewinding
 
     async def _restore_clocks_again(self, *args: Any, **kwargs: Any) -> None:

@@ -101,6 +101,24 @@ def test_a_partition_nothing_came_from_with_the_consumer_past_its_committed_offs
     assert not worker._caught_up(CONTACTS.name, 0), "not caught up while records are read again"
 
 
+def test_a_partition_the_group_never_committed_nothing_came_from_is_sought_back_to_the_log_start(
+    worker: Worker,
+) -> None:
+    """Seen 2026-12-07 (scale-out test, a member killed before any commit): Faust's map has no committed offset for
+    such a partition, so it was never sought back, and the records Faust had fetched and dropped in the rebalance
+    (1,506 of them) were never applied. The broker says where the group reads it from: the log start."""
+    given = _given(worker, Positions(highwaters={CONTACTS_0: 50}, positions={CONTACTS_0: 50}, starts={CONTACTS_0: 0}))
+
+    async def two_looks() -> None:
+        await worker._seek_again()
+        await worker._seek_again()
+
+    asyncio.run(two_looks())
+    assert given.sought == [{CONTACTS_0: 0}]
+    assert given.asked == [{CONTACTS_0}], "asked once, then remembered until the next rebalance"
+    assert not worker._caught_up(CONTACTS.name, 0), "not caught up while records are read again"
+
+
 def test_a_partition_read_from_its_committed_offset_is_left_alone(worker: Worker) -> None:
     given = _given(
         worker,
