@@ -169,9 +169,11 @@ def test_records_kcat_put_on_the_wrong_partition_meet_their_history_with_two_wor
         assert alert.rule_id == "repeat_missing"
         mine = [e.event_id for e in [*placed, *misplaced] if e.child_id == child]
         assert sorted(alert.evidence_event_ids) == sorted(mine), "the alert needs the misplaced report too"
-    # The copies are on the key's partition of the re-route topic; nothing of these children was dead-lettered.
+    # The copies are on the key's partition of the re-route topic; nothing of these children was dead-lettered. A
+    # record read again (a rebalance while workers start: CI, 2026-12-07) is re-routed again: the same event id,
+    # applied once (the alert above is raised once), so each misplaced report has at least one copy, and only they.
     rerouted = read_new(kafka_bootstrap, {}, [reroute_topic])
-    assert sorted(json.loads(r.value)["event_id"] for r in rerouted) == sorted(e.event_id for e in misplaced)
+    assert {json.loads(r.value)["event_id"] for r in rerouted} == {e.event_id for e in misplaced}
     assert all(r.partition == murmur2_partition(r.key or b"", partitions) for r in rerouted)
     letters = [decode_dead_letter(r.value) for r in read_new(kafka_bootstrap, before, [DEAD_LETTER.name])]
     assert not [letter for letter in letters if letter.source_key in children]
