@@ -125,9 +125,6 @@ class Worker:
         self.fence: OffsetFence[TP] = OffsetFence()
         """Records are applied in offset order from the committed offset, none skipped (see `streams.fence`)."""
         self._unread: dict[TP, int] = {}
-        self._held_before: set[TP] = set()
-        """Every partition this worker held before a rebalance (Faust may have dropped records it fetched, or kept a
-        position from then)."""
         self._starts: dict[TP, int] = {}
         """Where each partition's fence starts after a rebalance, as the broker has it (`_learn_start`)."""
         """Partitions nothing came from since a rebalance, the consumer past the committed offset (`_seek_again`)."""
@@ -321,15 +318,13 @@ class Worker:
         Faust's map has no entry for a partition the group never committed. Such a partition, kept across a
         rebalance with Faust's position past records it had fetched and then dropped, was never sought back, and
         nothing of it was applied again (a survivor of the scale-out test, its other member killed before any commit,
-        2026-12-07: 1,506 records of two topics never applied). Asked only for a partition this worker held before a
-        rebalance: one new to it has nothing dropped, and a busy lane would make its records on their way look like
-        nothing coming (sought back, they were read twice).
+        2026-12-07: 1,506 records of two topics never applied). Also for a partition new to this worker: limited to
+        the partitions it held before, a survivor still stalled (the partitions moved to it, 2026-12-07). The cost: a
+        busy lane can make records on their way look like nothing coming, and they are read twice (applied once).
         """
         committed = self._committed(tp)
         if committed is not None:
             return committed
-        if tp not in self._held_before:
-            return None  # new here: Faust has dropped nothing of it, what it fetched is on its way to the agent
         if tp not in self._starts:
             await self._learn_start(tp)
         return self._starts.get(tp)
@@ -411,7 +406,6 @@ class Worker:
 
     async def _forget_offsets(self, *args: Any, **kwargs: Any) -> None:
         revoked = {TP(*tp) for tp in args[-1]} if args else None  # (sender, revoked)
-        self._held_before |= set(revoked or ())
         self.fence.forget(revoked)
         for tp in list(self._starts) if revoked is None else revoked:
             self._starts.pop(tp, None)
