@@ -350,11 +350,6 @@ def _missing_alerts(
     return f"{len(missing)} expected alerts missing {dict(by_rule)}, e.g. {missing[:2]}; {done}/{total} committed"
 
 
-def _share_done(bootstrap: str, group: str) -> float:
-    processed, total = progress(bootstrap, group)
-    return processed / total if total else 1.0
-
-
 def _alert_ids(records: list[Record]) -> set[str]:
     return {decode_alert(record.value).alert_id for record in records}
 
