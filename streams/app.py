@@ -202,6 +202,10 @@ class Worker:
             self.reroute_topics[spec.name] = reroute_topic
             self._rerouted_from[reroute_topic.get_topic_name()] = spec.name
             self.app.agent(reroute_topic, name=f"rerouted-{spec.name}", concurrency=1)(self._rerouted)
+        self._applied_topics = frozenset(
+            [*(spec.name for spec in EVENT_TOPICS), self.obligations_topic.get_topic_name(), *self._rerouted_from]
+        )
+        """The topics whose records the agents apply (the fence's), not the tables' changelogs or Faust's own."""
         # Partition clocks across rebalances: see `_stash_revoked_clocks`.
         self._stashed_clocks: dict[tuple[str, int], tuple[PartitionClock, int, int]] = {}
         self.app.on_partitions_revoked.connect(self._stash_revoked_clocks)
@@ -306,7 +310,7 @@ class Worker:
         wanted = {tp} | {
             other
             for other in assigned
-            if other not in self._starts and not other.topic.endswith("-changelog") and not self.fence.seen(other)
+            if other.topic in self._applied_topics and other not in self._starts and not self.fence.seen(other)
         }
         try:
             asked_at = self._revocations
