@@ -128,8 +128,6 @@ class Worker:
         """Partitions nothing came from since a rebalance, the consumer past the committed offset (`_seek_again`)."""
         self._starts: dict[TP, int] = {}
         """Where each partition's fence starts after a rebalance, as the broker has it (`_learn_start`)."""
-        self._revocations = 0
-        """Partitions revoked so far: an answer about starts asked before a revocation may be out of date."""
         self.clock = clock
         self.catalogue = catalogue or (
             load_catalogue(streams.rules_file) if streams.rules_file else Catalogue.default()
@@ -202,10 +200,6 @@ class Worker:
             self.reroute_topics[spec.name] = reroute_topic
             self._rerouted_from[reroute_topic.get_topic_name()] = spec.name
             self.app.agent(reroute_topic, name=f"rerouted-{spec.name}", concurrency=1)(self._rerouted)
-        self._applied_topics = frozenset(
-            [*(spec.name for spec in EVENT_TOPICS), self.obligations_topic.get_topic_name(), *self._rerouted_from]
-        )
-        """The topics whose records the agents apply (the fence's), not the tables' changelogs or Faust's own."""
         # Partition clocks across rebalances: see `_stash_revoked_clocks`.
         self._stashed_clocks: dict[tuple[str, int], tuple[PartitionClock, int, int]] = {}
         self.app.on_partitions_revoked.connect(self._stash_revoked_clocks)
@@ -297,26 +291,10 @@ class Worker:
         delivered; records Faust fetched and dropped around a rebalance (two workers starting together, the kcat
         scale-out test) were skipped. The broker's committed offset, else the log start, is where reading must start.
         If the broker cannot say, the fence falls back to Faust's map (the behaviour before 2026-12-07) and says so.
-
-        One question for every assigned partition not yet known, not one per partition: each answer comes back
-        through the consumer's thread, and while the lane waits on it nothing is applied (one at a time, 24
-        partitions held a starting worker for 18 s of a 67 s run, 2026-12-07).
         """
-        consumer = cast(FencedConsumer, self.app.consumer)
         try:
-            assigned = consumer.assignment()
-        except ConsumerNotStarted:
-            assigned = set()
-        wanted = {tp} | {
-            other
-            for other in assigned
-            if other.topic in self._applied_topics and other not in self._starts and not self.fence.seen(other)
-        }
-        try:
-            asked_at = self._revocations
-            starts = await asyncio.wait_for(consumer.group_starts(wanted), timeout=START_LOOKUP_TIMEOUT_S)
-            if self._revocations != asked_at:  # a rebalance meanwhile: another member may have committed since
-                starts = await asyncio.wait_for(consumer.group_starts({tp}), timeout=START_LOOKUP_TIMEOUT_S)
+            consumer = cast(FencedConsumer, self.app.consumer)
+            starts = await asyncio.wait_for(consumer.group_starts({tp}), timeout=START_LOOKUP_TIMEOUT_S)
         except Exception as exc:
             fallback = self._committed(tp)
             log.warning(
@@ -331,7 +309,7 @@ class Worker:
                 self._starts[tp] = fallback
             return
         self._starts.update(starts)
-        for known, offset in sorted(starts.items()):
+        for known, offset in starts.items():
             log.info("%s[%d]: %s %d", known.topic, known.partition, STARTS_AT, offset)
 
     async def _group_start(self, tp: TP) -> int | None:
@@ -431,7 +409,6 @@ class Worker:
         self.fence.forget(revoked)
         for tp in list(self._starts) if revoked is None else revoked:
             self._starts.pop(tp, None)
-        self._revocations += 1
         self._unread.clear()
 
     async def _deliver(self, step: Step) -> None:
@@ -976,16 +953,15 @@ class FencedConsumer(AiokafkaConsumer):
         start (records removed by retention are not waited for)."""
         thread = self._thread
         consumer = thread._ensure_consumer()
-        committed, earliest = await thread.call_thread(_group_positions, consumer, sorted(partitions))
+        committed = await thread.call_thread(_group_committed, consumer, sorted(partitions))
+        earliest = await self.earliest_offsets(*partitions)
         return {tp: max(committed.get(tp) or 0, earliest.get(tp) or 0) for tp in partitions}
 
 
-async def _group_positions(consumer: Any, partitions: list[TP]) -> tuple[dict[TP, int | None], dict[TP, int]]:
-    """In the consumer's thread, one call for both: the group's committed offset of each partition (None: never
-    committed) and its log start."""
+async def _group_committed(consumer: Any, partitions: list[TP]) -> dict[TP, int | None]:
+    """In the consumer's thread: the group's committed offset of each partition (None: never committed)."""
     offsets = await asyncio.gather(*(consumer.committed(TopicPartition(tp.topic, tp.partition)) for tp in partitions))
-    earliest = await consumer.beginning_offsets([TopicPartition(tp.topic, tp.partition) for tp in partitions])
-    return dict(zip(partitions, offsets, strict=True)), {TP(tp.topic, tp.partition): at for tp, at in earliest.items()}
+    return dict(zip(partitions, offsets, strict=True))
 
 
 LANE_STALL_S = 60.0

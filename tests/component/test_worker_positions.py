@@ -184,45 +184,6 @@ def test_after_a_rebalance_the_broker_is_asked_again(worker: Worker) -> None:
     assert given.asked == [{CONTACTS_0}, {CONTACTS_0}]
 
 
-def test_one_question_learns_where_every_assigned_partition_starts(worker: Worker) -> None:
-    """Asked one partition at a time, each answer waited on with the lane held, a starting worker applied nothing for
-    18 s of a 67 s benchmark run (24 partitions, about 1.5 s an answer, 2026-12-07)."""
-    changelog = TP("app-child-state-changelog", 0)
-    leader = TP("app-__assignor-__leader", 0)
-    given = _given(
-        worker,
-        Positions(
-            assigned={CONTACTS_0, CONTACTS_1, MISSING_0, changelog, leader},
-            starts={CONTACTS_0: 0, CONTACTS_1: 5, MISSING_0: 7},
-        ),
-    )
-    assert _deliver(worker, [0, 1]) == [0, 1]
-    assert given.asked == [{CONTACTS_0, CONTACTS_1, MISSING_0}], "one question, not the changelogs nor Faust's"
-
-    async def later_records() -> int | None:
-        return await worker._group_start(MISSING_0)
-
-    assert asyncio.run(later_records()) == 7
-    assert len(given.asked) == 1, "the others' answers are remembered until the next rebalance"
-
-
-def test_an_answer_asked_before_a_rebalance_is_asked_again(worker: Worker) -> None:
-    """A partition may have changed hands meanwhile: its next owner's commits are not in the first answer."""
-
-    class Rebalanced(Positions):
-        async def group_starts(self, partitions: set[TP]) -> dict[TP, int]:
-            answer = await super().group_starts(partitions)
-            if len(self.asked) == 1:
-                await worker._forget_offsets(None, set(self.assigned))  # revoked while the question was out
-                self.starts[CONTACTS_0] = 31  # committed meanwhile by the partition's next owner
-            return answer
-
-    given = _given(worker, Rebalanced(assigned={CONTACTS_0, CONTACTS_1}, starts={CONTACTS_0: 30, CONTACTS_1: 0}))
-    assert _deliver(worker, [32]) == []
-    assert given.asked == [{CONTACTS_0, CONTACTS_1}, {CONTACTS_0}]
-    assert given.sought == [{CONTACTS_0: 31}], "not 30: that answer was out of date"
-
-
 def test_when_the_broker_cannot_say_the_fence_starts_from_fausts_view(worker: Worker) -> None:
     given = _given(worker, Positions(_committed_offset={CONTACTS_0: 30}))  # no `starts`: the lookup fails
     assert _deliver(worker, [31]) == [], "Faust's committed offset is used: 30 must come first"
