@@ -24,7 +24,7 @@ from schemas.alerts import AlertRaised
 from schemas.codec import decode_alert
 from schemas.events import AgencyEvent
 from schemas.topics import ALERTS, DEFAULT_PARTITIONS
-from streams.app import TABLES
+from streams.app import TABLES, obligations_topic_name
 from streams.tables import murmur2_partition
 from tests.integration.kafka_reader import Record, end_offsets, read_new
 from tests.integration.worker_runs import (
@@ -72,8 +72,19 @@ def _share_done(bootstrap: str, group: str, share: float) -> bool:
     return processed >= share * total
 
 
+def _obligations_done(bootstrap: str, group: str) -> bool:
+    """The group has committed its whole obligations repartition topic: every duty the incidents opened is applied."""
+    topic = obligations_topic_name(group)
+    ends = end_offsets(bootstrap, [topic])
+    done = committed(bootstrap, group, [topic])
+    return all(done.get(tp, 0) >= end for tp, end in ends.items())
+
+
 def _wait_until_done(worker: WorkerProcess, bootstrap: str, alerts_from: dict) -> list[Record]:
     wait_for(worker, "every event processed", lambda: _share_done(bootstrap, worker.app_id, 1.0), PROCESS_TIMEOUT_S)
+    # Not done before the obligations are: a partition that moved reads its obligations' tail after its events (seen
+    # 2026-12-07: B stopped 4 s after taking partitions back, before their last obligations; 5 da_contact_overdue).
+    wait_for(worker, "every obligation applied", lambda: _obligations_done(bootstrap, worker.app_id), PROCESS_TIMEOUT_S)
     seen, quiet_since = -1, time.monotonic()
     while time.monotonic() - quiet_since < QUIET_S:  # alerts from the obligations repartition, clocks merged back
         records = read_new(bootstrap, alerts_from, [ALERTS.name])
