@@ -322,12 +322,16 @@ class Worker:
         the partitions it held before, a survivor still stalled (the partitions moved to it, 2026-12-07). The cost: a
         busy lane can make records on their way look like nothing coming, and they are read twice (applied once).
         """
-        committed = self._committed(tp)
-        if committed is not None:
-            return committed
-        if tp not in self._starts:
+        known = self._known_start(tp)
+        if known is None and tp not in self._starts:
             await self._learn_start(tp)
-        return self._starts.get(tp)
+            known = self._starts.get(tp)
+        return known
+
+    def _known_start(self, tp: TP) -> int | None:
+        """`_group_start` without asking the broker: Faust's committed offset, else an answer already had."""
+        committed = self._committed(tp)
+        return committed if committed is not None else self._starts.get(tp)
 
     def _committed(self, tp: TP) -> int | None:
         """The group's committed offset of `tp` as Faust's consumer knows it (set from the broker at assignment)."""
@@ -854,9 +858,7 @@ class Worker:
         read = self._read_offsets.get((topic, partition))
         if read is not None:
             return read + 1 >= highwater
-        committed = self._committed(tp)
-        if committed is None:
-            committed = self._starts.get(tp)  # never committed: where the broker says the group reads it from
+        committed = self._known_start(tp)  # never committed: where the broker says the group reads it from
         return committed is not None and committed >= highwater and not self.fence.rewinding
 
     async def _restore_clocks_again(self, *args: Any, **kwargs: Any) -> None:

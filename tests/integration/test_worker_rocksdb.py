@@ -74,10 +74,8 @@ def _share_done(bootstrap: str, group: str, share: float) -> bool:
 
 def _obligations_done(bootstrap: str, group: str) -> bool:
     """The group has committed its whole obligations repartition topic: every duty the incidents opened is applied."""
-    topic = obligations_topic_name(group)
-    ends = end_offsets(bootstrap, [topic])
-    done = committed(bootstrap, group, [topic])
-    return all(done.get(tp, 0) >= end for tp, end in ends.items())
+    processed, total = progress(bootstrap, group, [obligations_topic_name(group)])
+    return processed >= total
 
 
 def _wait_until_done(worker: WorkerProcess, bootstrap: str, alerts_from: dict) -> list[Record]:

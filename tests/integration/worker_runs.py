@@ -152,10 +152,11 @@ def committed(bootstrap: str, group: str, topics: list[str]) -> dict[TopicPartit
         consumer.close()
 
 
-def progress(bootstrap: str, group: str) -> tuple[int, int]:
-    """(records committed by the worker's group, records on the event topics)."""
-    ends = end_offsets(bootstrap, EVENT_TOPIC_NAMES)
-    done = committed(bootstrap, group, EVENT_TOPIC_NAMES)
+def progress(bootstrap: str, group: str, topics: list[str] | None = None) -> tuple[int, int]:
+    """(records committed by the worker's group, records on `topics`: the event topics unless given)."""
+    topics = EVENT_TOPIC_NAMES if topics is None else topics
+    ends = end_offsets(bootstrap, topics)
+    done = committed(bootstrap, group, topics)
     return sum(min(done.get(tp, 0), end) for tp, end in ends.items()), sum(ends.values())
 
 
