@@ -124,8 +124,9 @@ class Worker:
         self.app.transport.Consumer = FencedConsumer  # type: ignore[misc]  # the consumer is created after this
         self.fence: OffsetFence[TP] = OffsetFence()
         """Records are applied in offset order from the committed offset, none skipped (see `streams.fence`)."""
-        self._unread: dict[TP, int] = {}
-        """Partitions nothing came from since a rebalance, the consumer past the committed offset (`_seek_again`)."""
+        self._stalled_looks: dict[TP, tuple[int, int | None, int]] = {}
+        """Per partition with records left to apply, what the last look saw: its next offset, the consumer's position
+        (None: not asked) and how many looks in a row saw both the same (`_rewind_stalled`)."""
         self._starts: dict[TP, int] = {}
         """Where each partition's fence starts after a rebalance, as the broker has it (`_learn_start`)."""
         self.clock = clock
@@ -338,8 +339,9 @@ class Worker:
         committed = getattr(self.app.consumer, "_committed_offset", {}).get(tp)
         return committed if isinstance(committed, int) else None
 
-    async def _rewind(self) -> None:
-        """Carry out the fence's seeks (see `streams.fence`); say so when a partition stays stalled."""
+    async def _rewind(self, explained: set[TP] | frozenset[TP] = frozenset()) -> None:
+        """Carry out the fence's seeks (see `streams.fence`); say so when a partition stays stalled (`explained`:
+        partitions whose seek was already said in the log)."""
         seeks = self.fence.take_seeks()
         if not seeks:
             return
@@ -359,7 +361,7 @@ class Worker:
                     offset,
                     STALLED_AFTER_SEEKS,
                 )
-            else:
+            elif tp not in explained:
                 log.warning(
                     "%s[%d]: a record past offset %d was delivered before it (Faust's fetcher, after a rebalance); "
                     "held back, reading again from %d",
@@ -373,47 +375,82 @@ class Worker:
 
     async def _seek_again(self) -> None:
         """Every second: seek again where the fence's seek brought nothing (no record arrives to ask it), and seek
-        back a partition nothing came from since the rebalance although the consumer is past its committed offset:
-        Faust kept its position from before the rebalance instead of reading again from the committed offset, so
-        the records in between (read, never committed) would wait for the next record to show the jump."""
+        back a partition whose records stopped coming short of the consumer's position (`_rewind_stalled`)."""
         try:
             async with self._lane:
                 now = asyncio.get_running_loop().time()
                 if self.fence.rewinding:
                     self.fence.overdue(now)
-                await self._rewind_unread(now)
-                await self._rewind()
+                stalled = await self._rewind_stalled(now)
+                await self._rewind(explained=stalled)
         except Exception:
             log.exception("seeking back a partition failed; tried again in a second")
 
-    async def _rewind_unread(self, now: float) -> None:
+    async def _rewind_stalled(self, now: float) -> set[TP]:
+        """Seek back a partition whose next record to apply lies behind the consumer's position while nothing of it
+        comes: the records in between were fetched and never delivered, and no later record arrives to show the gap
+        to the fence.
+
+        Two ways it happens. Faust keeps its position from before a rebalance instead of reading again from the
+        committed offset (nothing comes at all since the rebalance). And Faust drops the rest of a fetch when the
+        generation changes or flow stops mid-way, after the consumer has moved past it: seen 2026-12-07 (the
+        scale-out test, one of two workers killed), the survivor applied offsets 0-10 of six partitions it took over
+        and nothing more, 1,536 records never applied, because the dropped fetch had reached their end.
+
+        Looked at once a second, in the lane, so every agent has had its turn in between. A partition whose next
+        offset moved since the last look is making progress: the consumer is not even asked where it is (that costs
+        a call into its thread). One with the same next offset and the same position at two looks in a row is sought
+        back: three looks, three seconds, for a partition records came from (its first look only notes its next
+        offset); two for one nothing came from since the rebalance. Records that were merely slow are then read
+        twice and applied once (deduped by event id). Returns the partitions sought back (each said in the log here).
+        """
+        rewound: set[TP] = set()
         if self.app.rebalancing:
-            return
+            return rewound
         consumer = self.app.consumer
         for tp in consumer.assignment():
-            if tp.topic.endswith("-changelog") or self.fence.seen(tp):
+            if tp.topic.endswith("-changelog"):
                 continue
             highwater = consumer.highwater(tp)
             if not highwater:
                 continue  # unknown, or nothing in the log
-            committed = await self._group_start(tp)
-            if committed is None or committed >= highwater:
+            seen = self.fence.seen(tp)
+            expected = self.fence.waiting_for(tp) if seen else await self._group_start(tp)
+            if expected is None or expected >= highwater:
+                self._stalled_looks.pop(tp, None)
+                continue
+            last = self._stalled_looks.get(tp)
+            if seen and (last is None or last[0] != expected):
+                self._stalled_looks[tp] = (expected, None, 0)  # moving, or its first look
                 continue
             position = await asyncio.wait_for(consumer.position(tp), timeout=2.0)
-            if position is None or position <= committed:
-                self._unread.pop(tp, None)
-            elif self._unread.get(tp) == position:  # a second look, a second later: nothing delivered meanwhile
-                del self._unread[tp]
-                self.fence.rewind(tp, committed, now=now)
-            else:  # may be records on their way to the agent: look again
-                self._unread[tp] = position
+            if position is None or position <= expected:
+                self._stalled_looks.pop(tp, None)
+                continue
+            same = last[2] + 1 if last is not None and last[:2] == (expected, position) else 1
+            if same < 2:
+                self._stalled_looks[tp] = (expected, position, same)
+                continue
+            del self._stalled_looks[tp]
+            self.fence.rewind(tp, expected, now=now)
+            rewound.add(tp)
+            log.warning(
+                "%s[%d]: nothing delivered from offset %d on although the consumer has read to %d (Faust did not read "
+                "it again after a rebalance, or dropped what it fetched); reading again from %d",
+                tp.topic,
+                tp.partition,
+                expected,
+                position,
+                expected,
+            )
+        return rewound
 
     async def _forget_offsets(self, *args: Any, **kwargs: Any) -> None:
         revoked = {TP(*tp) for tp in args[-1]} if args else None  # (sender, revoked)
         self.fence.forget(revoked)
         for tp in list(self._starts) if revoked is None else revoked:
             self._starts.pop(tp, None)
-        self._unread.clear()
+        self._stalled_looks.clear()
 
     async def _deliver(self, step: Step) -> None:
         """Publish and then write state; retry while the broker is unavailable, never for a message that cannot go.

@@ -80,9 +80,15 @@ class OffsetFence(Generic[P]):
         """A record of `tp` has been asked about since the fence last forgot it (the last rebalance)."""
         return tp in self._partitions
 
+    def waiting_for(self, tp: P) -> int | None:
+        """The next offset of `tp` to apply; None when `tp` is not seen yet or a seek back is under way (`overdue`
+        repeats that one's seeks)."""
+        partition = self._partitions.get(tp)
+        return None if partition is None or partition.rewind is not None else partition.next
+
     def rewind(self, tp: P, to: int, *, now: float) -> None:
-        """Seek `tp` back to `to`, a partition nothing was delivered from since the rebalance although the consumer's
-        position is past its committed offset `to` (Faust did not read it again from there)."""
+        """Seek `tp` back to `to`: the consumer's position is past `to` and nothing comes, because Faust did not read
+        the partition again from its committed offset after a rebalance, or dropped the records it had fetched."""
         partition = self._partitions.setdefault(tp, _Partition(next=to))
         partition.next = to
         partition.rewind = _Rewind(to=to, sought_at=now)

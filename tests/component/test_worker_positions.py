@@ -133,6 +133,46 @@ def test_a_partition_read_from_its_committed_offset_is_left_alone(worker: Worker
     assert given.sought == [] and not worker.fence.rewinding
 
 
+def test_a_partition_whose_records_stopped_coming_short_of_the_consumers_position_is_sought_back(
+    worker: Worker,
+) -> None:
+    """Seen 2026-12-07 (scale-out test, one of two workers killed): the survivor applied offsets 0-10 of partitions it
+    took over and nothing more. Faust had dropped the rest of a fetch that reached their end, so no later record came
+    to show the gap to the fence, and 1,536 records were never applied."""
+    given = _given(worker, Positions(highwaters={CONTACTS_0: 320}, starts={CONTACTS_0: 0}))
+    assert _deliver(worker, list(range(11))) == list(range(11))
+    given.positions[CONTACTS_0] = 320  # fetched to the end; 11-319 never delivered
+
+    async def looks(n: int) -> None:
+        for _ in range(n):
+            await worker._seek_again()
+
+    asyncio.run(looks(2))
+    assert given.sought == [], "records may still be waiting behind other agents' batches"
+    asyncio.run(looks(1))
+    assert given.sought == [{CONTACTS_0: 11}]
+    assert not worker._caught_up(CONTACTS.name, 0)
+    assert _deliver(worker, list(range(11, 320))) == list(range(11, 320))
+    assert not worker.fence.rewinding
+    assert worker._caught_up(CONTACTS.name, 0)
+
+
+def test_a_partition_still_being_applied_is_not_sought_back_nor_its_position_asked(worker: Worker) -> None:
+    asked: list[TP] = []
+
+    class Counting(Positions):
+        async def position(self, tp: TP) -> int | None:
+            asked.append(tp)
+            return await super().position(tp)
+
+    given = _given(worker, Counting(highwaters={CONTACTS_0: 320}, starts={CONTACTS_0: 0}, positions={CONTACTS_0: 320}))
+    for first in range(0, 100, 10):  # a batch of it applied between every two looks
+        _deliver(worker, list(range(first, first + 10)))
+        asyncio.run(worker._seek_again())
+    assert given.sought == []
+    assert asked == [], "a partition making progress costs no call into the consumer's thread"
+
+
 @dataclass
 class Record:
     """What the fence looks at of a delivered record."""
