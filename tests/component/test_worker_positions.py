@@ -205,6 +205,18 @@ def test_a_partition_the_group_never_committed_starts_at_the_log_start_not_at_th
     assert given.asked == [{CONTACTS_0}], "the broker is asked once per partition per assignment"
 
 
+def test_the_partitions_new_in_a_batch_are_asked_about_in_one_question(worker: Worker) -> None:
+    """Each question waits for the broker (1.5 s each while it was asked behind a long-polling fetch, 2026-12-07),
+    with the state lane held: one per batch, not one per partition."""
+    contacts = [TP(CONTACTS.name, p) for p in range(3)]
+    given = _given(worker, Positions(starts=dict.fromkeys(contacts, 0)))
+    batch = [Record(offset, partition=tp.partition) for offset in (0, 1) for tp in contacts]
+    applied: list[tuple[int, int]] = []
+    asyncio.run(worker._run_batch(batch, lambda r, _step: applied.append((r.partition, r.offset))))
+    assert sorted(applied) == [(p, o) for p in range(3) for o in (0, 1)]
+    assert given.asked == [set(contacts)]
+
+
 def test_a_committed_partition_starts_at_the_brokers_committed_offset_when_fausts_map_lacks_it(worker: Worker) -> None:
     """Seen 2026-12-07 after a SIGKILL restart: Faust's map had no entry for a partition the group had committed."""
     given = _given(worker, Positions(starts={CONTACTS_0: 30}))  # Faust's `_committed_offset` is empty
