@@ -217,6 +217,22 @@ def test_the_partitions_new_in_a_batch_are_asked_about_in_one_question(worker: W
     assert given.asked == [set(contacts)]
 
 
+def test_records_delivered_before_the_rebalance_finished_are_read_again_not_applied(worker: Worker) -> None:
+    """Seen 2026-12-08 (the SIGKILL restart test): records applied and committed while Faust was still seeking back to
+    the committed offsets had their commit undone in Faust's map, and its commits of the partition stopped for good."""
+    given = _given(worker, Positions(starts={CONTACTS_0: 30}))
+    worker.app.rebalancing = True
+    delivered = [Record(offset) for offset in (30, 31)]
+    applied: list[int] = []
+    asyncio.run(worker._run_batch(delivered, lambda record, _step: applied.append(record.offset)))
+    assert applied == []
+    assert all(record.acked for record in delivered), "never counted done by Faust"
+    assert not worker.fence.seen(CONTACTS_0) and given.asked == []
+    worker.app.rebalancing = False  # Faust has sought back: the records come again
+    assert _deliver(worker, [30, 31]) == [30, 31]
+    assert worker.set_aside_in_rebalance == 2
+
+
 def test_a_committed_partition_starts_at_the_brokers_committed_offset_when_fausts_map_lacks_it(worker: Worker) -> None:
     """Seen 2026-12-07 after a SIGKILL restart: Faust's map had no entry for a partition the group had committed."""
     given = _given(worker, Positions(starts={CONTACTS_0: 30}))  # Faust's `_committed_offset` is empty
