@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from safeguard.logs import configure as configure_logging
 from safeguard.settings import Settings, load_settings
 from schemas.errors import SafeguardError
 
@@ -34,12 +34,7 @@ pass_settings = click.make_pass_decorator(Settings)
 def cli(ctx: click.Context) -> None:
     """Safeguarding events pipeline: agency events to Kafka, alerts to managers, measures to ClickHouse."""
     settings = load_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if settings.log_level != "DEBUG":
-        # The Kafka clients log every connection at INFO; that would bury the lines a user needs.
-        for noisy in ("kafka", "aiokafka"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
-        logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)  # kafka-python's own loop-timing notes
+    configure_logging(settings.log_level)
     ctx.obj = settings
 
 
