@@ -63,6 +63,7 @@ def faust_options(settings: Settings, bootstrap: str) -> dict[str, Any]:
     kafka = settings.kafka
     options: dict[str, Any] = {
         "env": {},
+        "Topic": BatchingTopic,
         "broker": [f"kafka://{host}" for host in bootstrap.split(",")],
         "store": settings.streams.store_url,
         "datadir": str(settings.streams.table_dir),  # this worker's own: <data_dir>/<app_id>[/<group_instance_id>]
@@ -1002,6 +1003,23 @@ class Worker:
             error=f"{type(exc).__name__}: {exc}",
             at=self.clock(),
         )
+
+
+class BatchingTopic(faust.Topic):
+    """Faust's topic, except that a send does not give the event loop a turn before it reaches the producer.
+
+    Faust asks for the producer through a `stampede` wrapper that starts with `asyncio.sleep(0)`, so every message
+    published gave aiokafka's sender a turn before the next one was queued: with `linger` 0 each changelog write
+    and alert went to the broker in a request of its own (about 46,000 produce requests for 62,000 messages in a
+    40 s profile). Once the producer is started it is returned as is, and the messages a batch publishes at once
+    reach the producer's queue together and share requests. Nothing waits longer: `linger` is still 0.
+    """
+
+    async def _get_producer(self) -> Any:
+        producer = self.app.producer
+        if producer.started and not self.app.in_transaction:
+            return producer
+        return await super()._get_producer()
 
 
 class FencedConsumer(AiokafkaConsumer):
