@@ -811,18 +811,27 @@ class Worker:
                 if not refused_for_itself(result):
                     raise result
                 refused.append((item, result))
+        # One line per batch at INFO (issue 14: no per-event logging on the hot path); each message at DEBUG.
+        published_alerts: Counter[str] = Counter()
         for alert in step.alerts:
             if any(item is alert for item, _ in refused):
                 continue
             self.alerts_sent[alert.rule_id] += 1
-            log.info("alert %s %s %s: %s", alert.alert_id, alert.rule_id, alert.severity, alert.summary)
+            published_alerts[alert.rule_id] += 1
+            log.debug("alert %s %s %s: %s", alert.alert_id, alert.rule_id, alert.severity, alert.summary)
             if self._on_alert is not None:
                 self._on_alert(alert)
+        published_findings: Counter[str] = Counter()
         for found in step.findings:
             if any(item is found for item, _ in refused):
                 continue
             self.quality_findings[found.rule_id] += 1
-            log.info("quality finding %s (rule %s) on event %s", found.check_name, found.rule_id, found.event_id)
+            published_findings[f"{found.check_name} (rule {found.rule_id})"] += 1
+            log.debug("quality finding %s (rule %s) on event %s", found.check_name, found.rule_id, found.event_id)
+        if published_alerts:
+            log.info("alerts published: %d (%s)", published_alerts.total(), _tally(published_alerts))
+        if published_findings:
+            log.info("quality findings published: %d (%s)", published_findings.total(), _tally(published_findings))
         for letter in step.dead_letters:
             if any(item is letter for item, _ in refused):
                 continue
@@ -1108,6 +1117,11 @@ class FencedConsumer(AiokafkaConsumer):
         committed = await thread.call_thread(_group_committed, consumer, sorted(partitions))
         earliest = await thread.call_thread(_log_starts, consumer, sorted(partitions))
         return {tp: max(committed.get(tp) or 0, earliest.get(tp) or 0) for tp in partitions}
+
+
+def _tally(counts: Counter[str]) -> str:
+    """`a 2, b 1`: each name with its count, in name order."""
+    return ", ".join(f"{name} {count}" for name, count in sorted(counts.items()))
 
 
 _DONE = object()

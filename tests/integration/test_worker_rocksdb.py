@@ -170,8 +170,8 @@ def _recoveries(log: str, app_id: str) -> list[Recovery]:
 
 
 def _raised_any(log: Path) -> bool:
-    """The worker has logged an alert: it applies events (an alert line is logged once the broker has it)."""
-    return log.exists() and "[INFO] alert " in log.read_text()
+    """The worker has logged alerts published: it applies events (the line is logged once the broker has them)."""
+    return log.exists() and "[INFO] alerts published: " in log.read_text()
 
 
 def _first_progress_after(worker: WorkerProcess, bootstrap: str, at_kill: int, started: float) -> float:
