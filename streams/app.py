@@ -1044,7 +1044,7 @@ class FencedConsumer(AiokafkaConsumer):
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
         return None
 
-    async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover (run by the integration tier)
+    async def _drain_messages(self, fetcher: Any) -> None:
         """Faust's loop from fetched records to the agents, except that a record is handed over without a task.
 
         Faust races each record's hand-over (`callback`: into the stream buffers of the agents) against a flow stop,
